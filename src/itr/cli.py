@@ -1,0 +1,347 @@
+"""The ``itr`` command line: one subcommand per workflow stage, each a thin shell over the library.
+
+Snakemake rules call these; tests call ``main([...])`` directly. Each stage takes its config
+section as a JSON object (``--config '{"lr": 5e-5, ...}'``) so hyperparameters reach the code
+only through Snakemake's params, and writes its outputs atomically.
+
+    itr params check params.yaml
+    itr data shapes --config JSON --out data/shapes
+    itr detector train --data data/shapes --config JSON --out models/detector/shapes.pt --metrics M.json
+    itr features extract --data data/shapes --detector D.pt --config JSON --out features/shapes
+    itr train be --data data/shapes --features features/shapes --config JSON --text-encoder JSON --out M.pt
+    itr index build --model M.pt --data data/shapes --features features/shapes --split test --config JSON --out DIR
+    itr evaluate --index DIR --config JSON --protocol folds --out results/metrics/....json
+    itr table rfrs1 --metrics a.json b.json --out results/tables/rfrs_table1
+    itr runs compare
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+log = logging.getLogger("itr")
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _write_json(path: str | Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def _tracking(args):
+    from itr.config import TrackingConfig, parse_section
+
+    return parse_section(TrackingConfig, args.tracking) if args.tracking else None
+
+
+def _tracker(args, run_name: str, params: dict, tags: dict):
+    """An MLflow Tracker, or a do-nothing context when --tracking is not given."""
+    import contextlib
+
+    from itr.tracking import Tracker
+
+    cfg = _tracking(args)
+    return Tracker(cfg, run_name, params, tags) if cfg else contextlib.nullcontext(None)
+
+
+# ----------------------------------------------------------------------------- stages
+
+def cmd_params_check(args) -> int:
+    from itr.config import load_params
+
+    load_params(args.params)
+    print(f"{args.params}: ok")
+    return 0
+
+
+def cmd_data_shapes(args) -> int:
+    from itr.config import ShapesConfig, parse_section
+    from itr.data.shapes import build
+
+    summary = build(parse_section(ShapesConfig, args.config), args.out)
+    _write_json(Path(args.out) / "manifest.json", summary)
+    log.info("ShapeCaptions: %s", {k: v for k, v in summary.items() if k != "config"})
+    return 0
+
+
+def cmd_detector_train(args) -> int:
+    import torch
+
+    from itr.checkpoint import save_checkpoint
+    from itr.config import DetectorConfig, parse_section
+    from itr.data import shapes
+    from itr.data.tables import read_dataset
+    from itr.features.detector import targets_from_scenes, train_detector
+
+    cfg = parse_section(DetectorConfig, args.config)
+    torch.set_num_threads(max(1, args.threads))
+    data = Path(args.data)
+    tr, _ = read_dataset(data, "train")
+    va, _ = read_dataset(data, "val")
+    size = int(tr["width"].iloc[0])
+    labels = shapes.detection_labels()
+    with _tracker(args, args.run_name, cfg.to_dict(), {"rule": "train_detector"}) as run:
+        track = (lambda epoch, m: run.log(m, epoch)) if run else None
+        model, metrics = train_detector(
+            cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
+            [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,
+            Path(args.state_dir), _device(args.device), log=log.info, on_epoch=track)
+        if run:
+            run.log({"val/mAP_0.5": metrics["mAP@0.5"]}, cfg.epochs)
+    save_checkpoint(args.out, {"model": model.state_dict(), "config": cfg.to_dict(), "labels": labels,
+                               "image_size": size})
+    _write_json(args.metrics, {"dataset": data.name, "split": "val", "iou_threshold": 0.5,
+                               "mAP@0.5": metrics["mAP@0.5"], "n_val_images": len(va),
+                               "per_class_AP": {labels[c]: ap for c, ap in metrics["per_class_AP"].items()}})
+    log.info("detector val mAP@0.5 = %.4f", metrics["mAP@0.5"])
+    return 0
+
+
+def cmd_features_extract(args) -> int:
+    import torch
+
+    from itr.checkpoint import file_digest, load_checkpoint
+    from itr.config import DetectorConfig, FeaturesConfig, parse_section
+    from itr.data.tables import read_dataset
+    from itr.features.detector import build_detector
+    from itr.features.extract import extract_to_store
+    from itr.features.store import FeatureStoreWriter
+
+    cfg = parse_section(FeaturesConfig, args.config)
+    torch.set_num_threads(max(1, args.threads))
+    device = _device(args.device)
+    ckpt = load_checkpoint(args.detector)
+    det = build_detector(DetectorConfig.from_dict(ckpt["config"]), len(ckpt["labels"]), ckpt["image_size"])
+    det.load_state_dict(ckpt["model"])
+    det.to(device).eval()
+    images, _ = read_dataset(args.data)
+    source = {"detector": file_digest(args.detector), "features": cfg.to_dict()}
+    writer = FeatureStoreWriter(args.out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source)
+    summary = extract_to_store(det, list(images["image_id"]), [Path(args.data) / f for f in images["file"]],
+                               cfg, writer, device, log=log.info)
+    writer.finalize(summary["n_shards"], {"summary": summary})
+    log.info("features: %s", summary)
+    return 0
+
+
+def cmd_train_be(args) -> int:
+    import torch
+
+    from itr.config import BEConfig, TextEncoderConfig, parse_section
+    from itr.data.tables import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.models.encoder import load_encoder
+    from itr.retrieval import CaptionSet
+    from itr.training import publish_best, train_bi_encoder
+
+    cfg = parse_section(BEConfig, args.config)
+    text_cfg = parse_section(TextEncoderConfig, args.text_encoder)
+    torch.set_num_threads(max(1, args.threads))
+    device = _device(args.device)
+    store = FeatureStore(args.features)
+    torch.manual_seed(cfg.seed)  # the new image-embedding layers are initialised here
+    model, tokenizer = load_encoder(text_cfg.path, store.dim)
+    model.to(device)
+    _, train_caps = read_dataset(args.data, "train")
+    _, val_caps = read_dataset(args.data, "val")
+    train = CaptionSet.from_frame(train_caps, tokenizer, text_cfg.max_text_len)
+    val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
+    extra = {"method": "be", "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
+             "features": store.manifest["source"]}
+    params = {"be": cfg.to_dict(), "text_encoder": text_cfg.to_dict()}
+    with _tracker(args, args.run_name, params, {"rule": "train_be", "method": "be"}) as run:
+        result = train_bi_encoder(cfg, model, train, val, store, Path(args.state_dir), device, extra,
+                                  log=log.info, track=run.log if run else None)
+        if run:
+            run.set_tags({"best_epoch": result["best_epoch"]})
+    publish_best(Path(args.state_dir), Path(args.out))
+    import pandas as pd
+
+    hist = pd.DataFrame(result["history"])
+    Path(args.history).parent.mkdir(parents=True, exist_ok=True)
+    hist.to_csv(args.history + ".tmp", index=False)
+    os.replace(args.history + ".tmp", args.history)
+    log.info("BE: best epoch %d, val rsum %.2f", result["best_epoch"], result["best_val_rsum"])
+    return 0
+
+
+def cmd_index_build(args) -> int:
+    import numpy as np
+    import torch
+
+    from itr.checkpoint import CheckpointError, file_digest, load_checkpoint
+    from itr.config import IndexConfig, parse_section
+    from itr.data.tables import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.index import build_index, save_index
+    from itr.models.encoder import encoder_from_architecture, load_tokenizer
+    from itr.retrieval import CaptionSet, embed_captions, embed_images
+
+    cfg = parse_section(IndexConfig, args.config)
+    torch.set_num_threads(max(1, args.threads))
+    device = _device(args.device)
+    ckpt = load_checkpoint(args.model)
+    store = FeatureStore(args.features)
+    if ckpt["features"] != store.manifest["source"]:
+        raise CheckpointError(f"{args.model} was trained on features {ckpt['features']}, but {args.features} holds "
+                         f"{store.manifest['source']}; retrain the model or point at the right feature store.")
+    model = encoder_from_architecture(ckpt["architecture"])
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    tokenizer = load_tokenizer(ckpt["text_encoder"]["path"])
+    images, caps = read_dataset(args.data, args.split)
+    captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
+    image_ids = list(images["image_id"])
+    img = embed_images(model, store, image_ids, 256, device)
+    cap = embed_captions(model, captions, 256, device)
+    model_id = file_digest(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Query vectors (the other modality) are stored beside the indexes, tagged with the same model id.
+    np.save(out / "images.vectors.npy", img)
+    np.save(out / "captions.vectors.npy", cap)
+    save_index(out / "images", build_index(img, cfg.factory, cfg.search_params), image_ids, model_id,
+               cfg.factory, cfg.search_params)
+    caption_index = build_index(cap, cfg.factory, cfg.search_params)
+    save_index(out / "captions", caption_index, captions.caption_ids, model_id, cfg.factory, cfg.search_params)
+    _write_json(out / "collection.json", {"model": str(args.model), "model_id": model_id, "split": args.split,
+                                          "caption_image_ids": captions.image_ids, "factory": cfg.factory})
+    log.info("indexed %d images and %d captions with %s", len(image_ids), len(captions), cfg.factory)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from itr.config import EvalConfig, parse_section
+    from itr.evaluate import evaluate_collection
+
+    cfg = parse_section(EvalConfig, args.config)
+    result = evaluate_collection(Path(args.index), cfg, args.protocol)
+    result.update({"method": args.method, "dataset": args.dataset})
+    with _tracker(args, args.run_name, {"evaluation": cfg.to_dict(), "protocol": args.protocol},
+                  {"rule": "evaluate", "method": args.method, "protocol": args.protocol}) as run:
+        if run:
+            run.log(result["metrics"])
+    _write_json(args.out, result)
+    log.info("%s %s: %s", args.method, args.protocol, {k: round(v, 2) for k, v in result["metrics"].items()})
+    return 0
+
+
+def cmd_table(args) -> int:
+    from itr.tables import build_rfrs_table1
+
+    build_rfrs_table1([Path(p) for p in args.metrics], Path(args.out), args.protocol)
+    return 0
+
+
+def cmd_runs_compare(args) -> int:
+    from itr.config import TrackingConfig
+    from itr.tracking import compare_runs
+
+    df = compare_runs(TrackingConfig(uri=args.uri, experiment=args.experiment), args.metric_prefix)
+    print("no finished runs" if df.empty else df.to_markdown(index=False, floatfmt=".2f"))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+def _common(p: argparse.ArgumentParser, tracked: bool = False, compute: bool = False) -> None:
+    if compute:
+        p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda[:N]")
+        p.add_argument("--threads", type=int, default=2)
+    if tracked:
+        p.add_argument("--tracking", help="JSON of the tracking section; omit to skip MLflow")
+        p.add_argument("--run-name", default="manual")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="itr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="group", required=True)
+
+    p = sub.add_parser("params").add_subparsers(dest="cmd", required=True).add_parser("check")
+    p.add_argument("params", nargs="?", default="params.yaml")
+    p.set_defaults(func=cmd_params_check)
+
+    p = sub.add_parser("data").add_subparsers(dest="cmd", required=True).add_parser("shapes")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_data_shapes)
+
+    p = sub.add_parser("detector").add_subparsers(dest="cmd", required=True).add_parser("train")
+    for a in ("--data", "--config", "--out", "--metrics", "--state-dir"):
+        p.add_argument(a, required=True)
+    _common(p, tracked=True, compute=True)
+    p.set_defaults(func=cmd_detector_train)
+
+    p = sub.add_parser("features").add_subparsers(dest="cmd", required=True).add_parser("extract")
+    for a in ("--data", "--detector", "--config", "--out"):
+        p.add_argument(a, required=True)
+    _common(p, compute=True)
+    p.set_defaults(func=cmd_features_extract)
+
+    p = sub.add_parser("train").add_subparsers(dest="cmd", required=True).add_parser("be")
+    for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
+        p.add_argument(a, required=True)
+    _common(p, tracked=True, compute=True)
+    p.set_defaults(func=cmd_train_be)
+
+    p = sub.add_parser("index").add_subparsers(dest="cmd", required=True).add_parser("build")
+    for a in ("--model", "--data", "--features", "--config", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--split", default="test")
+    _common(p, compute=True)
+    p.set_defaults(func=cmd_index_build)
+
+    p = sub.add_parser("evaluate")
+    for a in ("--index", "--config", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--protocol", required=True, choices=["full", "folds", "subset"])
+    p.add_argument("--method", required=True)
+    p.add_argument("--dataset", default="shapes")
+    _common(p, tracked=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table")
+    p.add_argument("name", choices=["rfrs1"])
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--protocol", required=True)
+    p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("runs").add_subparsers(dest="cmd", required=True).add_parser("compare")
+    p.add_argument("--uri", default="sqlite:///mlflow.db")
+    p.add_argument("--experiment", default="itr")
+    p.add_argument("--metric-prefix", default="")
+    p.set_defaults(func=cmd_runs_compare)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    args = build_parser().parse_args(argv)
+    from itr.errors import USER_ERRORS
+
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:  # bad input: a clear message, no traceback noise
+        print(f"itr: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Typed configuration: params.yaml is validated once, then split into dataclasses.
+
+The library never reads params.yaml itself. The CLI (or Snakemake, through the CLI)
+hands each stage the section it needs as a JSON object, which becomes one of the
+dataclasses below. Unknown keys are errors everywhere: a misspelled hyperparameter
+that is silently ignored is the most expensive bug a sweep can have.
+
+Example:
+    >>> params = load_params("params.yaml")          # validates against the schema
+    >>> cfg = BEConfig.from_dict(params["be"])
+    >>> cfg.margin
+    0.1
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
+
+
+class ConfigError(ValueError):
+    """A params file or config section is invalid; the message names the key and the fix."""
+
+
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _known_keys(schema: dict, path: list[str]) -> list[str]:
+    node = schema
+    for part in path:
+        props = node.get("properties", {})
+        node = props.get(part) or node.get("additionalProperties") or {}
+    return sorted(node.get("properties", {}))
+
+
+def validate_params(params: dict, source: str = "params.yaml") -> dict:
+    """Validate a params mapping against the JSON schema; raise ConfigError naming every bad key."""
+    import jsonschema
+
+    schema = _schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = []
+    for err in sorted(validator.iter_errors(params), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in err.path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            for key in extra:
+                full = f"{where}.{key}" if where else key
+                close = difflib.get_close_matches(key, _known_keys(schema, [str(p) for p in err.path]), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                problems.append(f"unknown key '{full}'.{hint}")
+        else:
+            problems.append(f"'{where or '<root>'}': {err.message}")
+    if problems:
+        raise ConfigError(
+            f"{source} is invalid:\n  - " + "\n  - ".join(problems)
+            + f"\nFix the keys above; the allowed keys are in {SCHEMA_PATH}."
+        )
+    return params
+
+
+def load_params(path: str | Path) -> dict:
+    """Read and validate a params YAML file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} not found; run from the repository root or pass --params.")
+    params = yaml.safe_load(path.read_text()) or {}
+    return validate_params(params, source=str(path))
+
+
+def params_hash(section: Any) -> str:
+    """Stable short hash of a (JSON-serialisable) config section, used for MLflow tags and ids."""
+    blob = json.dumps(section, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+class _Section:
+    """Mixin: build a dataclass from a dict, refusing unknown keys."""
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; allowed: {sorted(names)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapesConfig(_Section):
+    """ShapeCaptions generator settings (see itr.data.shapes)."""
+    image_size: int = 128
+    n_train: int = 2000
+    n_val: int = 200
+    n_test: int = 1000
+    min_objects: int = 1
+    max_objects: int = 4
+    twin_fraction: float = 0.5
+    captions_per_image: int = 5
+    noise: float = 0.08
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig(_Section):
+    """Faster R-CNN trained from scratch on ShapeCaptions boxes."""
+    epochs: int = 8
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    channels: tuple = (32, 64, 128)
+    representation_size: int = 256
+    anchor_sizes: tuple = (12, 24, 48)
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturesConfig(_Section):
+    """Region feature extraction: top-R detections per image, written in shards."""
+    max_regions: int = 10
+    score_thresh: float = 0.05
+    shard_size: int = 512
+    batch_size: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig(_Section):
+    path: str = "minilm"
+    max_text_len: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class BEConfig(_Section):
+    """Bi-encoder training (Geigle et al. 2022, §3.2)."""
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 5e-5
+    weight_decay: float = 0.05
+    margin: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "fp32"
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig(_Section):
+    factory: str = "Flat"
+    search_params: str = ""
+    presets: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig(_Section):
+    ks: tuple = (1, 5, 10)
+    protocols: tuple = ("full", "folds", "subset")
+    n_folds: int = 5
+    subset_size: int = 200
+    table_protocol: str = "full"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingConfig(_Section):
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "itr"
+
+
+def parse_section(cls, text_or_dict) -> Any:
+    """Build config dataclass `cls` from a JSON string (as the CLI receives it) or a dict."""
+    d = json.loads(text_or_dict) if isinstance(text_or_dict, str) else dict(text_or_dict)
+    return cls.from_dict(d)

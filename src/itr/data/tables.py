@@ -1,0 +1,74 @@
+"""The canonical on-disk dataset format every dataset is converted to.
+
+A dataset directory holds:
+    images/...           image files (any layout; the table gives each one's path)
+    images.parquet       image_id, split, file, width, height, scene, twin_of, twin_type
+    captions.parquet     image_id, caption_id, split, lang, text
+
+``scene`` is a JSON string (objects with kind/colour/size/box for generated data, "{}"
+for real photos). Readers check columns and referential integrity so that a broken
+import fails here, naming the file, rather than as a KeyError three stages later.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+IMAGE_COLUMNS = ["image_id", "split", "file", "width", "height", "scene", "twin_of", "twin_type"]
+CAPTION_COLUMNS = ["image_id", "caption_id", "split", "lang", "text"]
+
+
+class DatasetError(ValueError):
+    """A dataset table is missing, malformed or inconsistent."""
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def write_dataset(out_dir: Path, image_rows: list[dict], caption_rows: list[dict]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
+    captions = pd.DataFrame(caption_rows, columns=CAPTION_COLUMNS)
+    _check(images, captions, out_dir)
+    atomic_write_parquet(images, out_dir / "images.parquet")
+    atomic_write_parquet(captions, out_dir / "captions.parquet")
+
+
+def _check(images: pd.DataFrame, captions: pd.DataFrame, where: Path) -> None:
+    if images["image_id"].duplicated().any():
+        dup = images.loc[images["image_id"].duplicated(), "image_id"].iloc[0]
+        raise DatasetError(f"{where}/images.parquet: duplicate image_id {dup!r}")
+    if captions["caption_id"].duplicated().any():
+        dup = captions.loc[captions["caption_id"].duplicated(), "caption_id"].iloc[0]
+        raise DatasetError(f"{where}/captions.parquet: duplicate caption_id {dup!r}")
+    orphans = set(captions["image_id"]) - set(images["image_id"])
+    if orphans:
+        raise DatasetError(f"{where}/captions.parquet: captions for unknown images, e.g. {sorted(orphans)[:3]}")
+
+
+def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read (images, captions) of a dataset directory, optionally one split, validating both."""
+    data_dir = Path(data_dir)
+    tables = []
+    for name, cols in (("images.parquet", IMAGE_COLUMNS), ("captions.parquet", CAPTION_COLUMNS)):
+        path = data_dir / name
+        if not path.exists():
+            raise DatasetError(f"{path} not found; build the dataset first (snakemake data) or check the path.")
+        df = pd.read_parquet(path)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DatasetError(f"{path}: missing columns {missing}; re-run the importer that wrote it.")
+        tables.append(df)
+    images, captions = tables
+    _check(images, captions, data_dir)
+    if split is not None:
+        images = images[images["split"] == split].reset_index(drop=True)
+        captions = captions[captions["split"] == split].reset_index(drop=True)
+        if images.empty:
+            raise DatasetError(f"{data_dir}: split {split!r} has no images")
+    return images, captions

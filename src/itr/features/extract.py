@@ -1,0 +1,87 @@
+"""Region feature extraction: top-R detections per image, box-head features, geometry.
+
+One backbone pass per batch serves both detection and feature pooling: detections come
+from the RPN + box head as usual, then class-agnostic NMS (so one object is not listed
+once per class), then the top-R boxes by score are pooled again through the box head to
+give their features. The whole-image box, pooled the same way, is the global feature.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.ops import nms
+from tqdm import tqdm
+
+from itr.config import FeaturesConfig
+from itr.data.images import load_image
+from itr.features.store import FeatureStoreWriter
+
+
+@torch.no_grad()
+def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig) -> dict[str, np.ndarray]:
+    """Top-R region features of a batch of (3, H, W) images.
+
+    Returns numpy arrays: regions (B, R, D), geometry (B, R, 6), mask (B, R), global (B, D).
+    """
+    model.eval()
+    sizes = [tuple(im.shape[-2:]) for im in images]
+    batch, _ = model.transform(images)
+    if any(tuple(s) != o for s, o in zip(batch.image_sizes, sizes)):
+        raise RuntimeError("the detector resized its input; build it with min_size = max_size = image size")
+    feats = OrderedDict([("0", model.backbone(batch.tensors))])
+    proposals, _ = model.rpn(batch, feats)
+    dets, _ = model.roi_heads(feats, proposals, batch.image_sizes)
+    r = cfg.max_regions
+    chosen = []
+    for det in dets:
+        keep = det["scores"] >= cfg.score_thresh
+        boxes, scores = det["boxes"][keep], det["scores"][keep]
+        keep = nms(boxes, scores, 0.5)[:r]  # class-agnostic; nms returns indices by decreasing score
+        chosen.append(boxes[keep])
+    whole = [torch.tensor([[0.0, 0.0, w, h]], device=batch.tensors.device) for (h, w) in sizes]
+    pooled = model.roi_heads.box_roi_pool(feats, [torch.cat([w, b]) for w, b in zip(whole, chosen)],
+                                          batch.image_sizes)
+    pooled = model.roi_heads.box_head(pooled)  # (sum_i (1 + n_i), D)
+    d = pooled.shape[-1]
+    out = {"regions": np.zeros((len(images), r, d), np.float32), "geometry": np.zeros((len(images), r, 6), np.float32),
+           "mask": np.zeros((len(images), r), bool), "global": np.zeros((len(images), d), np.float32)}
+    start = 0
+    for i, (boxes, (h, w)) in enumerate(zip(chosen, sizes)):
+        n = len(boxes)
+        out["global"][i] = pooled[start].cpu().numpy()
+        out["regions"][i, :n] = pooled[start + 1:start + 1 + n].cpu().numpy()
+        scale = torch.tensor([w, h, w, h], dtype=boxes.dtype, device=boxes.device)
+        norm = boxes / scale  # (n, 4) in [0, 1]
+        geo = torch.cat([norm, norm[:, 2:3] - norm[:, 0:1], norm[:, 3:4] - norm[:, 1:2]], dim=1)  # (n, 6)
+        out["geometry"][i, :n] = geo.cpu().numpy()
+        out["mask"][i, :n] = True
+        start += 1 + n
+    return out
+
+
+def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: FeaturesConfig,
+                     writer: FeatureStoreWriter, device, log=print) -> dict:
+    """Extract every image into shards of cfg.shard_size, skipping shards already done."""
+    n_shards = (len(image_ids) + cfg.shard_size - 1) // cfg.shard_size
+    skipped, counts = 0, []
+    for k in tqdm(range(n_shards), desc="extract shards"):
+        lo, hi = k * cfg.shard_size, min(len(image_ids), (k + 1) * cfg.shard_size)
+        ids = image_ids[lo:hi]
+        if writer.is_done(k, ids):
+            skipped += 1
+            continue
+        parts = []
+        for s in range(lo, hi, cfg.batch_size):
+            imgs = [load_image(p).to(device) for p in paths[s:min(hi, s + cfg.batch_size)]]
+            parts.append(regions_for_batch(model, imgs, cfg))
+        arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        counts.append(arrays["mask"].sum(1))
+        writer.write(k, ids, arrays)
+    if skipped:
+        log(f"resumed: {skipped} of {n_shards} shards were already extracted and were kept")
+    mean_regions = float(np.concatenate(counts).mean()) if counts else None
+    return {"n_images": len(image_ids), "n_shards": n_shards, "shards_resumed": skipped,
+            "mean_regions_new_shards": mean_regions}

@@ -1,0 +1,159 @@
+"""A sharded, memory-mapped store of region features.
+
+Layout of a store directory::
+
+    shard-00000.regions.npy    float16 (N, R, D)  box-head features of the top-R detections
+    shard-00000.geometry.npy   float16 (N, R, 6)  x1, y1, x2, y2, w, h, normalised by image size
+    shard-00000.mask.npy       bool    (N, R)     True where a detection exists (rest is padding)
+    shard-00000.global.npy     float16 (N, D)     box-head feature of the whole-image box
+    shard-00000.json           ids, shapes and source of the shard; written last = commit marker
+    manifest.json              all shards in order; written once every shard is done
+
+Every file is written to a temporary name and renamed, and a shard counts as done only
+when its marker exists and matches the producer (``source``). So a killed extraction
+resumes at the first unfinished shard, and a shard made by another detector is redone.
+Readers check every shape against the marker and fail naming the file on truncation.
+
+Example:
+    >>> store = FeatureStore("features/shapes")
+    >>> batch = store.get(["test-000000", "test-000001"])
+    >>> batch["regions"].shape           # (B, R, D)
+    torch.Size([2, 10, 256])
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ARRAYS = ("regions", "geometry", "mask", "global")
+
+
+class FeatureStoreError(RuntimeError):
+    """A feature store file is missing, truncated or inconsistent with its marker."""
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def _atomic_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
+    np.save(tmp, arr)
+    tmp.replace(path)
+
+
+def _expected_shapes(n: int, r: int, d: int) -> dict:
+    return {"regions": [n, r, d], "geometry": [n, r, 6], "mask": [n, r], "global": [n, d]}
+
+
+class FeatureStoreWriter:
+    """Writes shards of a fixed id order; `is_done(k, ids)` lets a restarted job skip work."""
+
+    def __init__(self, root: str | Path, max_regions: int, dim: int, source: dict):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.r, self.d, self.source = max_regions, dim, source
+
+    def shard_name(self, k: int) -> str:
+        return f"shard-{k:05d}"
+
+    def is_done(self, k: int, ids: list[str]) -> bool:
+        marker = self.root / f"{self.shard_name(k)}.json"
+        if not marker.exists():
+            return False
+        meta = json.loads(marker.read_text())
+        if meta.get("ids") != list(ids) or meta.get("source") != self.source:
+            return False
+        try:  # a marker without intact arrays (e.g. files deleted by hand) is not done
+            _open_shard(self.root, self.shard_name(k), meta)
+        except FeatureStoreError:
+            return False
+        return True
+
+    def write(self, k: int, ids: list[str], arrays: dict[str, np.ndarray]) -> None:
+        name = self.shard_name(k)
+        shapes = _expected_shapes(len(ids), self.r, self.d)
+        for key in ARRAYS:
+            arr = arrays[key].astype(bool if key == "mask" else np.float16)
+            if list(arr.shape) != shapes[key]:
+                raise FeatureStoreError(f"{name}.{key}: shape {list(arr.shape)} != expected {shapes[key]}")
+            _atomic_npy(self.root / f"{name}.{key}.npy", arr)
+        _atomic_json(self.root / f"{name}.json", {"ids": list(ids), "shapes": shapes, "source": self.source})
+
+    def finalize(self, n_shards: int, extra: dict) -> Path:
+        shards = [self.shard_name(k) for k in range(n_shards)]
+        manifest = {"format": "itr-features/1", "max_regions": self.r, "dim": self.d,
+                    "source": self.source, "shards": shards, **extra}
+        path = self.root / "manifest.json"
+        _atomic_json(path, manifest)
+        return path
+
+
+def _open_shard(root: Path, name: str, meta: dict) -> dict[str, np.ndarray]:
+    arrays = {}
+    for key in ARRAYS:
+        path = root / f"{name}.{key}.npy"
+        if not path.exists():
+            raise FeatureStoreError(f"{path} is missing; re-run feature extraction (snakemake features).")
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except (ValueError, OSError) as e:
+            raise FeatureStoreError(f"{path} is truncated or corrupt ({e}); delete it and re-run extraction.") from e
+        if list(arr.shape) != meta["shapes"][key]:
+            raise FeatureStoreError(
+                f"{path}: shape {list(arr.shape)} does not match its marker {meta['shapes'][key]}; "
+                "delete the shard and re-run extraction.")
+        arrays[key] = arr
+    return arrays
+
+
+class FeatureStore:
+    """Read-only view over a finished store: validates everything on open, then serves batches."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        manifest_path = self.root / "manifest.json"
+        if not manifest_path.exists():
+            raise FeatureStoreError(f"{manifest_path} not found; the extraction did not finish. Re-run it.")
+        self.manifest = json.loads(manifest_path.read_text())
+        self.max_regions, self.dim = self.manifest["max_regions"], self.manifest["dim"]
+        self._shards: list[dict[str, np.ndarray]] = []
+        self._where: dict[str, tuple[int, int]] = {}
+        for s, name in enumerate(self.manifest["shards"]):
+            marker = self.root / f"{name}.json"
+            if not marker.exists():
+                raise FeatureStoreError(f"{marker} is missing; re-run feature extraction.")
+            meta = json.loads(marker.read_text())
+            self._shards.append(_open_shard(self.root, name, meta))
+            for row, image_id in enumerate(meta["ids"]):
+                self._where[image_id] = (s, row)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, image_id: str) -> bool:
+        return image_id in self._where
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._where)
+
+    def get(self, image_ids: list[str]) -> dict[str, torch.Tensor]:
+        """Features of the given images as float32 tensors (mask as bool), in the given order."""
+        missing = [i for i in image_ids if i not in self._where]
+        if missing:
+            raise FeatureStoreError(f"{self.root}: no features for {missing[:3]} (and {len(missing) - 3} more)"
+                                    if len(missing) > 3 else f"{self.root}: no features for {missing}")
+        out = {key: [] for key in ARRAYS}
+        for image_id in image_ids:
+            s, row = self._where[image_id]
+            for key in ARRAYS:
+                out[key].append(np.asarray(self._shards[s][key][row]))
+        return {key: torch.from_numpy(np.stack(v)).float() if key != "mask" else torch.from_numpy(np.stack(v))
+                for key, v in out.items()}

@@ -1,0 +1,69 @@
+"""Retrieval metrics, with the protocol written down once.
+
+Protocol (all tables use it):
+
+* Text->image (``t2i``): each caption is a query; its single ground-truth image is the one it
+  describes. ``t2i/R@K`` is the percentage of captions whose image is among the top K images.
+* Image->text (``i2t``): each image is a query; it has several ground-truth captions (5 in
+  ShapeCaptions and COCO). A query counts as a hit at K when **any** of its captions is among
+  the top K captions (the VSE++/Oscar/UNITER convention, not true recall over all 5).
+* ``rsum`` is the sum of the six recalls (R@1, R@5, R@10 in both directions); ``mR`` is their
+  mean (Multi30k convention).
+* An item that a first stage failed to shortlist is a miss: rankings are lists of retrieved
+  ids, and an id that is not in the list is never counted as found.
+
+Names are flat strings: ``t2i/R@1`` ... ``i2t/R@10``, ``rsum``, ``mR``; values in percent.
+
+Example:
+    >>> retrieval_metrics(np.array([[7, 3]]), np.array([3]), np.array([[1, 1]]), np.array([1]), ks=(1, 2))
+    {'t2i/R@1': 0.0, 't2i/R@2': 100.0, 'i2t/R@1': 100.0, 'i2t/R@2': 100.0, 'rsum': 300.0, 'mR': 75.0}
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def hits_at_k(ranked: np.ndarray, relevant: np.ndarray, ks) -> dict[int, float]:
+    """Share of queries (percent) with a relevant item in their first k results.
+
+    Args:
+        ranked: (Q, K) retrieved labels per query, best first (-1 or any unmatched label = filler).
+        relevant: (Q,) the label that counts as relevant for each query.
+    """
+    ranked = np.asarray(ranked)
+    relevant = np.asarray(relevant)
+    if ranked.ndim != 2 or len(ranked) != len(relevant):
+        raise ValueError(f"ranked must be (Q, K) with Q = len(relevant); got {ranked.shape} and {relevant.shape}")
+    match = ranked == relevant[:, None]  # (Q, K)
+    out = {}
+    for k in ks:
+        if k > ranked.shape[1]:
+            raise ValueError(f"R@{k} needs at least {k} results per query; got {ranked.shape[1]}")
+        out[k] = float(100.0 * match[:, :k].any(axis=1).mean())
+    return out
+
+
+def retrieval_metrics(t2i_ranked_images, t2i_gt_images, i2t_ranked_caption_images, i2t_query_images,
+                      ks=(1, 5, 10)) -> dict[str, float]:
+    """Both directions, rsum and mR.
+
+    Args:
+        t2i_ranked_images: (Q_t, K) image labels retrieved for each caption.
+        t2i_gt_images: (Q_t,) the image label of each caption.
+        i2t_ranked_caption_images: (Q_i, K) for each image query, the *image label of each retrieved
+            caption*; a caption is relevant exactly when it belongs to the query image.
+        i2t_query_images: (Q_i,) the label of each query image.
+    """
+    t2i = hits_at_k(t2i_ranked_images, t2i_gt_images, ks)
+    i2t = hits_at_k(i2t_ranked_caption_images, i2t_query_images, ks)
+    out = {f"t2i/R@{k}": v for k, v in t2i.items()}
+    out.update({f"i2t/R@{k}": v for k, v in i2t.items()})
+    recalls = list(t2i.values()) + list(i2t.values())
+    out["rsum"] = float(sum(recalls))
+    out["mR"] = float(np.mean(recalls))
+    return out
+
+
+def average_metrics(per_fold: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over folds (rsum of the means equals the mean of the rsums)."""
+    return {k: float(np.mean([m[k] for m in per_fold])) for k in per_fold[0]}

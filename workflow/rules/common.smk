@@ -1,0 +1,43 @@
+# Helpers shared by the rule files: config validation, paths, and config sections as CLI JSON.
+import json
+import shlex
+
+from itr.config import validate_params
+
+# Fail within seconds, naming the key, when params.yaml (or a --configfile) has a bad key.
+validate_params(config, source="workflow config (params.yaml or --configfile)")
+
+DATASET = "shapes"
+METHODS = ["be"]  # Retrieve Fast, Rerank Smart methods with a trainable checkpoint
+
+DATASET_DIR = f"data/{DATASET}"
+DATASET_MANIFEST = f"{DATASET_DIR}/manifest.json"
+DETECTOR = f"models/detector/{DATASET}.pt"
+DETECTOR_METRICS = f"results/metrics/detector/{DATASET}.json"
+FEATURES_DIR = f"features/{DATASET}"
+FEATURES_MANIFEST = f"{FEATURES_DIR}/manifest.json"
+MODEL = "models/rfrs/{method}.pt"
+TRAIN_HISTORY = "results/train/rfrs/{method}.csv"
+INDEX_DIR = "indexes/rfrs/{method}"
+INDEX_DONE = INDEX_DIR + "/collection.json"
+EVAL_METRICS = "results/metrics/rfrs/{method}/{protocol}.json"
+
+# Sections whose code draws random numbers get the global seed.
+SEEDED = {"shapes", "detector", "be"}
+
+
+wildcard_constraints:
+    method="|".join(METHODS),
+    protocol="full|folds|subset",
+
+
+def section(name):
+    """A params.yaml section as one shell-quoted JSON argument (the CLI's --config)."""
+    value = dict(config[name])
+    if name in SEEDED:
+        value["seed"] = config["seed"]
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def table_outputs(name):
+    return [f"results/tables/{name}.{ext}" for ext in ("md", "csv", "tex", "json")]

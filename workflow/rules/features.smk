@@ -1,0 +1,45 @@
+rule train_detector:
+    input:
+        DATASET_MANIFEST,
+    output:
+        model=DETECTOR,
+        metrics=DETECTOR_METRICS,
+    params:
+        cfg=section("detector"),
+        tracking=section("tracking"),
+        # Resumable state lives outside the declared outputs, so Snakemake does not delete it
+        # when a run is killed; a restarted job continues from the last finished epoch.
+        state=f"models/detector/.state/{DATASET}",
+    log:
+        "logs/train_detector.log",
+    benchmark:
+        "logs/benchmarks/train_detector.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        gpu=1,
+    shell:
+        "itr detector train --data $(dirname {input}) --config {params.cfg} --out {output.model}"
+        " --metrics {output.metrics} --state-dir {params.state} --threads {threads}"
+        " --tracking {params.tracking} --run-name train_detector/dataset={DATASET} > {log} 2>&1"
+
+
+rule extract_features:
+    input:
+        data=DATASET_MANIFEST,
+        detector=DETECTOR,
+    output:
+        FEATURES_MANIFEST,
+    params:
+        cfg=section("features"),
+    log:
+        "logs/extract_features.log",
+    benchmark:
+        "logs/benchmarks/extract_features.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        gpu=1,
+    shell:
+        "itr features extract --data $(dirname {input.data}) --detector {input.detector}"
+        " --config {params.cfg} --out $(dirname {output}) --threads {threads} > {log} 2>&1"

@@ -1,0 +1,21 @@
+rule build_index:
+    input:
+        model=MODEL,
+        data=DATASET_MANIFEST,
+        features=FEATURES_MANIFEST,
+    output:
+        INDEX_DONE,
+        INDEX_DIR + "/images.faiss",
+        INDEX_DIR + "/captions.faiss",
+    params:
+        cfg=section("index"),
+    log:
+        "logs/build_index/{method}.log",
+    benchmark:
+        "logs/benchmarks/build_index/{method}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+    shell:
+        "itr index build --model {input.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
+        " --split test --config {params.cfg} --out $(dirname {output[0]}) --threads {threads} > {log} 2>&1"

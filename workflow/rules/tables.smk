@@ -1,0 +1,12 @@
+rule table_rfrs1:
+    input:
+        expand(EVAL_METRICS, method=METHODS, protocol=config["evaluation"]["table_protocol"]),
+    output:
+        table_outputs("rfrs_table1"),
+    params:
+        protocol=config["evaluation"]["table_protocol"],
+    log:
+        "logs/table_rfrs1.log",
+    shell:
+        "itr table rfrs1 --metrics {input} --protocol {params.protocol} --out results/tables/rfrs_table1"
+        " > {log} 2>&1"
