@@ -80,9 +80,10 @@ class Tracker:
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=self.cfg.uri)
         tags = {"git_commit": git_commit(), "params_hash": params_hash(self.params), **self.tags}
         with store_lock(self.cfg.uri):
+            # Creating the client creates (and migrates) a new database: that must be locked too.
+            self.client = MlflowClient(tracking_uri=self.cfg.uri)
             exp = self.client.get_experiment_by_name(self.cfg.experiment)
             exp_id = exp.experiment_id if exp else self.client.create_experiment(self.cfg.experiment)
             run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)

@@ -103,8 +103,6 @@ def train_bi_encoder(cfg: BEConfig, model: nn.Module, train: CaptionSet, val: Ca
         history.append(row)
         log(f"epoch {epoch}: loss {row['train_loss']:.4f}, val rsum {val_metrics['rsum']:.2f} "
             f"({row['epoch_seconds']} s)")
-        if track:
-            track({k: v for k, v in row.items() if k.startswith("val/") or k == "train_loss"}, row["step"])
         if val_metrics["rsum"] > best_rsum:
             best_rsum, best_epoch = val_metrics["rsum"], epoch
             save_checkpoint(best, {"model": model.state_dict(), "epoch": epoch, "val": val_metrics, **extra_state})
@@ -112,6 +110,8 @@ def train_bi_encoder(cfg: BEConfig, model: nn.Module, train: CaptionSet, val: Ca
                                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
                                "epoch": epoch, "best_rsum": best_rsum, "best_epoch": best_epoch,
                                "history": history, "config": cfg.to_dict()})
+        if track:  # after the checkpoint: a tracker failure must not lose a finished epoch
+            track({k: v for k, v in row.items() if k.startswith("val/") or k == "train_loss"}, row["step"])
     return {"best_epoch": best_epoch, "best_val_rsum": best_rsum, "history": history, "best_path": best}
 
 

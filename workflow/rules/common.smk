@@ -31,9 +31,12 @@ wildcard_constraints:
     protocol="full|folds|subset",
 
 
-def section(name):
-    """A params.yaml section as one shell-quoted JSON argument (the CLI's --config)."""
-    value = dict(config[name])
+def section(name, drop=()):
+    """A params.yaml section as one shell-quoted JSON argument (the CLI's --config).
+
+    ``drop`` removes keys the rule does not read, so editing them does not rerun it.
+    """
+    value = {k: v for k, v in config[name].items() if k not in drop}
     if name in SEEDED:
         value["seed"] = config["seed"]
     return shlex.quote(json.dumps(value, sort_keys=True))

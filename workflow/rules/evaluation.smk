@@ -4,7 +4,7 @@ rule evaluate:
     output:
         EVAL_METRICS,
     params:
-        cfg=section("evaluation"),
+        cfg=section("evaluation", drop=["table_protocol"]),
         tracking=section("tracking"),
     log:
         "logs/evaluate/{method}_{protocol}.log",

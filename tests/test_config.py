@@ -1,0 +1,61 @@
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from itr.cli import main
+from itr.config import BEConfig, ConfigError, load_params, parse_section, validate_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_shipped_params_and_test_params_are_valid():
+    load_params(ROOT / "params.yaml")
+    load_params(ROOT / ".test" / "params.yaml")
+
+
+def test_unknown_nested_key_is_named_with_a_suggestion():
+    bad = yaml.safe_load(yaml.safe_dump(PARAMS))
+    bad["be"]["marign"] = 0.2
+    with pytest.raises(ConfigError, match=r"unknown key 'be.marign'. Did you mean 'margin'\?"):
+        validate_params(bad)
+
+
+def test_unknown_top_level_key_and_wrong_type():
+    bad = dict(PARAMS, sed=1)
+    bad["detector"] = dict(PARAMS["detector"], epochs="many")
+    with pytest.raises(ConfigError) as err:
+        validate_params(bad)
+    assert "unknown key 'sed'" in str(err.value) and "'detector.epochs'" in str(err.value)
+
+
+def test_sections_reject_unknown_keys_too():
+    with pytest.raises(ConfigError, match="unknown keys \\['lr_rate'\\]"):
+        parse_section(BEConfig, '{"lr_rate": 1}')
+    assert parse_section(BEConfig, '{"margin": 0.3}').margin == 0.3
+
+
+def test_cli_check_exits_2_naming_the_key(tmp_path, capsys):
+    bad = yaml.safe_load(yaml.safe_dump(PARAMS))
+    bad["evaluation"]["kss"] = [1]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["params", "check", str(path)]) == 2
+    assert "unknown key 'evaluation.kss'" in capsys.readouterr().err
+
+
+def test_snakemake_fails_fast_on_a_misspelled_key(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(PARAMS))
+    bad["shapes"]["n_trian"] = 5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    start = time.time()
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "--configfile", str(path),
+                           "--replace-workflow-config", "all"], cwd=ROOT, capture_output=True, text=True)
+    assert time.time() - start < 10
+    assert proc.returncode != 0
+    assert "unknown key 'shapes.n_trian'" in proc.stdout + proc.stderr

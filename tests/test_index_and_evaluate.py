@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+from itr.config import EvalConfig
+from itr.evaluate import evaluate_collection, protocol_groups
+from itr.index import IndexFileError, build_index, load_index, save_index, search
+from itr.retrieval import evaluate_rankings, rank_exact
+
+
+def _vectors(n, d=32, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype("float32")
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_flat_index_equals_exact_search():
+    items, queries = _vectors(300), _vectors(20, seed=1)
+    _, got = search(build_index(items, "Flat"), queries, 10)
+    np.testing.assert_array_equal(got, rank_exact(queries, items, 10))
+
+
+@pytest.mark.parametrize("factory,params", [("HNSW32", "efSearch=128"), ("IVF16,Flat", "nprobe=16")])
+def test_approximate_presets_recall_against_exact(factory, params):
+    items, queries = _vectors(2000), _vectors(50, seed=1)
+    _, got = search(build_index(items, factory, params), queries, 10)
+    exact = rank_exact(queries, items, 10)
+    recall = np.mean([len(set(g) & set(e)) / 10 for g, e in zip(got, exact)])
+    assert recall >= 0.95
+
+
+def test_subset_search_equals_exact_search_within_the_subset():
+    items, queries = _vectors(200), _vectors(10, seed=2)
+    subset = np.arange(50, 120)
+    _, got = search(build_index(items, "Flat"), queries, 5, subset=subset)
+    exact = subset[rank_exact(queries, items[subset], 5)]
+    np.testing.assert_array_equal(got, exact)
+
+
+def test_index_from_another_model_is_refused(tmp_path):
+    save_index(tmp_path / "images", build_index(_vectors(5), "Flat"), list("abcde"), "model-A", "Flat", "")
+    index, meta = load_index(tmp_path / "images", "model-A")
+    assert meta["ids"] == list("abcde") and index.ntotal == 5
+    with pytest.raises(IndexFileError, match="built from model model-A.*Rebuild the index"):
+        load_index(tmp_path / "images", "model-B")
+
+
+def test_k_larger_than_collection_returns_everything():
+    _, got = search(build_index(_vectors(3), "Flat"), _vectors(2, seed=5), 10)
+    assert got.shape == (2, 3) and set(got[0]) == {0, 1, 2}
+
+
+def _collection(tmp_path, n_images=20, caps_per_image=2, factory="Flat"):
+    img = _vectors(n_images, seed=3)
+    cap = np.repeat(img, caps_per_image, axis=0) + 0.6 * _vectors(n_images * caps_per_image, seed=4)
+    cap /= np.linalg.norm(cap, axis=1, keepdims=True)
+    image_ids = [f"i{k}" for k in range(n_images)]
+    caption_image_ids = list(np.repeat(image_ids, caps_per_image))
+    np.save(tmp_path / "images.vectors.npy", img)
+    np.save(tmp_path / "captions.vectors.npy", cap)
+    save_index(tmp_path / "images", build_index(img, factory), image_ids, "m", factory, "")
+    save_index(tmp_path / "captions", build_index(cap, factory), [f"c{k}" for k in range(len(cap))], "m", factory, "")
+    (tmp_path / "collection.json").write_text(json.dumps({"model_id": "m", "split": "test",
+                                                          "caption_image_ids": caption_image_ids}))
+    return img, cap, image_ids, caption_image_ids
+
+
+def test_fold_protocol_equals_exact_search_per_fold(tmp_path):
+    img, cap, image_ids, cap_img = _collection(tmp_path)
+    cfg = EvalConfig(ks=(1, 5), n_folds=2)
+    result = evaluate_collection(tmp_path, cfg, "folds")
+    assert result["protocol_label"] == "mean over 2 folds of 10 images" and result["n_groups"] == 2
+    per_fold = []
+    for f in range(2):
+        ims = list(range(10 * f, 10 * f + 10))
+        caps = [c for c, i in enumerate(cap_img) if image_ids.index(i) in ims]
+        per_fold.append(evaluate_rankings(rank_exact(cap[caps], img[ims], 5), rank_exact(img[ims], cap[caps], 5),
+                                          [cap_img[c] for c in caps], [image_ids[i] for i in ims], (1, 5)))
+    for key in result["metrics"]:
+        assert result["metrics"][key] == pytest.approx(np.mean([m[key] for m in per_fold]))
+    full = evaluate_collection(tmp_path, cfg, "full")
+    # Folds search smaller collections, so they are never harder than the full set.
+    assert result["metrics"]["rsum"] >= full["metrics"]["rsum"]
+
+
+def test_protocol_groups_labels():
+    assert protocol_groups(10, EvalConfig(subset_size=4), "subset")[1] == "fixed subset: first 4 test images"
+    with pytest.raises(ValueError, match="lower evaluation.n_folds"):
+        protocol_groups(3, EvalConfig(n_folds=5), "folds")

@@ -1,0 +1,95 @@
+"""The whole DAG on the tiny .test config, driven the way users drive it: dvc repro and snakemake.
+
+One temporary project (a git + DVC repository holding this workflow) is built once per module.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from itr.models.tiny import make_tiny_bert
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.integration
+
+
+def run(cmd, cwd, check=True):
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    proj = tmp_path_factory.mktemp("project")
+    for name in ("Snakefile", "workflow", "dvc.yaml", ".dvcignore"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, proj / name)
+    params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
+    params["text_encoder"]["path"] = str(make_tiny_bert(proj / "tiny-bert"))
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("git init -q && git config user.email t@t && git config user.name t", proj)
+    run("dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", proj)
+    first = run(["dvc", "repro"], proj)
+    return proj, first
+
+
+def test_dvc_repro_builds_the_table_from_nothing(project):
+    proj, _ = project
+    table = (proj / "results/tables/rfrs_table1.md").read_text()
+    assert "| BE         | ours " in table and "ShapeCaptions" in table
+    metrics = json.loads((proj / "results/metrics/rfrs/be/folds.json").read_text())
+    assert metrics["protocol_label"] == "mean over 2 folds of 20 images" and len(metrics["per_group"]) == 2
+    assert 0 <= metrics["metrics"]["rsum"] <= 600
+    detector = json.loads((proj / "results/metrics/detector/shapes.json").read_text())
+    assert 0.0 <= detector["mAP@0.5"] <= 1.0
+    for rule in ("shapes_generate", "train_detector", "extract_features", "train_be", "table_rfrs1"):
+        assert (proj / "logs" / f"{rule}.log").exists()
+    shown = run(["dvc", "metrics", "show"], proj).stdout
+    assert "BE.rsum" in shown or "rsum" in shown
+
+
+def test_running_again_does_nothing(project):
+    proj, _ = project
+    assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout + run(["snakemake", "-n", "all"], proj).stderr
+    status = run(["dvc", "status"], proj).stdout
+    assert "up to date" in status.lower(), status
+
+
+def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
+    proj, _ = project
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{proj}/mlflow.db")
+    exp = client.get_experiment_by_name("itr-test")
+    names = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert {"train_detector/dataset=shapes", "train_be/method=be", "evaluate/method=be,protocol=full"} <= set(names)
+    history = client.get_metric_history(names["train_be/method=be"].info.run_id, "train/loss")
+    assert len(history) >= 2
+    out = run([str(BIN / "itr"), "runs", "compare", "--uri", f"sqlite:///{proj}/mlflow.db",
+               "--experiment", "itr-test"], proj).stdout
+    assert "evaluate/method=be,protocol=full" in out
+
+
+def test_evaluation_only_param_change_retrains_and_reextracts_nothing(project):
+    proj, _ = project
+    watched = ["models/detector/shapes.pt", "features/shapes/manifest.json", "models/rfrs/be.pt",
+               "indexes/rfrs/be/collection.json"]
+    before = {p: (proj / p).stat().st_mtime_ns for p in watched}
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["evaluation"]["ks"] = [1, 5, 10, 20]
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], proj).stdout
+    for stage in ("data", "features", "models", "indexes"):
+        assert f"Stage '{stage}' didn't change, skipping" in out, out
+    assert "Running stage 'evaluation'" in out
+    assert {p: (proj / p).stat().st_mtime_ns for p in watched} == before
+    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/be/full.json").read_text())["metrics"]
