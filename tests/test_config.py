@@ -59,3 +59,9 @@ def test_snakemake_fails_fast_on_a_misspelled_key(tmp_path):
     assert time.time() - start < 10
     assert proc.returncode != 0
     assert "unknown key 'shapes.n_trian'" in proc.stdout + proc.stderr
+
+
+def test_workflow_is_lint_clean():
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--lint"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout

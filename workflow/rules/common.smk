@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config validation, paths, and config sections as CLI JSON.
+# Helpers shared by all rule files (config validation, paths, config sections as CLI JSON).
 import json
 import shlex
 
@@ -8,6 +8,7 @@ from itr.config import validate_params
 validate_params(config, source="workflow config (params.yaml or --configfile)")
 
 DATASET = "shapes"
+ITR_ENV = "../envs/itr.yaml"  # relative to workflow/rules
 METHODS = ["be"]  # Retrieve Fast, Rerank Smart methods with a trainable checkpoint
 
 DATASET_DIR = f"data/{DATASET}"
@@ -18,17 +19,12 @@ FEATURES_DIR = f"features/{DATASET}"
 FEATURES_MANIFEST = f"{FEATURES_DIR}/manifest.json"
 MODEL = "models/rfrs/{method}.pt"
 TRAIN_HISTORY = "results/train/rfrs/{method}.csv"
-INDEX_DIR = "indexes/rfrs/{method}"
-INDEX_DONE = INDEX_DIR + "/collection.json"
+INDEX_DONE = "indexes/rfrs/{method}/collection.json"
 EVAL_METRICS = "results/metrics/rfrs/{method}/{protocol}.json"
 
 # Sections whose code draws random numbers get the global seed.
 SEEDED = {"shapes", "detector", "be"}
 
-
-wildcard_constraints:
-    method="|".join(METHODS),
-    protocol="full|folds|subset",
 
 
 def section(name, drop=()):

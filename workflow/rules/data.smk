@@ -5,6 +5,8 @@ rule shapes_generate:
         captions=f"{DATASET_DIR}/captions.parquet",
     params:
         cfg=section("shapes"),
+    conda:
+        ITR_ENV
     log:
         "logs/shapes_generate.log",
     benchmark:

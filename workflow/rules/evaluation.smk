@@ -6,6 +6,9 @@ rule evaluate:
     params:
         cfg=section("evaluation", drop=["table_protocol"]),
         tracking=section("tracking"),
+        dataset=DATASET,
+    conda:
+        ITR_ENV
     log:
         "logs/evaluate/{method}_{protocol}.log",
     benchmark:
@@ -15,6 +18,6 @@ rule evaluate:
         mem_mb=4000,
     shell:
         "itr evaluate --index $(dirname {input}) --config {params.cfg} --protocol {wildcards.protocol}"
-        " --method {wildcards.method} --dataset {DATASET} --out {output}"
+        " --method {wildcards.method} --dataset {params.dataset} --out {output}"
         " --tracking {params.tracking} --run-name evaluate/method={wildcards.method},protocol={wildcards.protocol}"
         " > {log} 2>&1"

@@ -10,6 +10,9 @@ rule train_detector:
         # Resumable state lives outside the declared outputs, so Snakemake does not delete it
         # when a run is killed; a restarted job continues from the last finished epoch.
         state=f"models/detector/.state/{DATASET}",
+        run_name=f"train_detector/dataset={DATASET}",
+    conda:
+        ITR_ENV
     log:
         "logs/train_detector.log",
     benchmark:
@@ -21,7 +24,7 @@ rule train_detector:
     shell:
         "itr detector train --data $(dirname {input}) --config {params.cfg} --out {output.model}"
         " --metrics {output.metrics} --state-dir {params.state} --threads {threads}"
-        " --tracking {params.tracking} --run-name train_detector/dataset={DATASET} > {log} 2>&1"
+        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
 rule extract_features:
@@ -32,6 +35,8 @@ rule extract_features:
         FEATURES_MANIFEST,
     params:
         cfg=section("features"),
+    conda:
+        ITR_ENV
     log:
         "logs/extract_features.log",
     benchmark:

@@ -4,11 +4,13 @@ rule build_index:
         data=DATASET_MANIFEST,
         features=FEATURES_MANIFEST,
     output:
-        INDEX_DONE,
-        INDEX_DIR + "/images.faiss",
-        INDEX_DIR + "/captions.faiss",
+        collection=INDEX_DONE,
+        images="indexes/rfrs/{method}/images.faiss",
+        captions="indexes/rfrs/{method}/captions.faiss",
     params:
         cfg=section("index"),
+    conda:
+        ITR_ENV
     log:
         "logs/build_index/{method}.log",
     benchmark:
@@ -18,4 +20,4 @@ rule build_index:
         mem_mb=8000,
     shell:
         "itr index build --model {input.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
-        " --split test --config {params.cfg} --out $(dirname {output[0]}) --threads {threads} > {log} 2>&1"
+        " --split test --config {params.cfg} --out $(dirname {output.collection}) --threads {threads} > {log} 2>&1"

@@ -10,6 +10,8 @@ rule train_be:
         text=section("text_encoder"),
         tracking=section("tracking"),
         state="models/rfrs/.state/be",
+    conda:
+        ITR_ENV
     log:
         "logs/train_be.log",
     benchmark:

@@ -5,6 +5,8 @@ rule table_rfrs1:
         table_outputs("rfrs_table1"),
     params:
         protocol=config["evaluation"]["table_protocol"],
+    conda:
+        ITR_ENV
     log:
         "logs/table_rfrs1.log",
     shell:

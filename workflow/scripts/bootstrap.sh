@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create the project-local virtualenv .venv with the pinned stack from pyproject.toml.
+# Idempotent and quick when already done: it reinstalls only when pyproject.toml changed.
+# torch/torchvision are pinned to 2.14.1/0.29.1: that pair's compiled detection ops load on CPU and
+# CUDA alike (plain `torch` pulls a build whose torchvision ops fail to load).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.itr-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "bootstrap: installing pinned dependencies (about 3 minutes the first time)"
+  .venv/bin/pip install --quiet --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import itr, torch, torchvision.ops, faiss, snakemake, dvc, mlflow" \
+    || { echo "bootstrap: the installed stack does not import; see the errors above" >&2; exit 1; }
+  echo "$want" > "$stamp"
+fi
+echo "bootstrap: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
