@@ -58,7 +58,11 @@ def build_rfrs_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) 
     paper = paper_numbers("rfrs")["table1"]
     ours = read_metrics(metrics_paths, protocol)
     rows, flat = [], {}
-    label = next(iter(ours.values()))["protocol_label"] if ours else protocol
+    first = next(iter(ours.values()), None)
+    label = first["protocol_label"] if first else protocol
+    # A random ranking finds the one relevant image (or any of an image's captions, which are 1/n of
+    # all captions) at rank 1 with probability 1/n: the chance level of R@1 in both directions.
+    chance = f"; chance level of R@1 in either direction: {100 / first['n_images']:.2g}%" if first else ""
     for model, by_bench in paper["rows"].items():
         for bench, values in by_bench.items():
             rows.append({"Model": model, "Source": "paper", "Benchmark": paper["benchmarks"][bench],
@@ -74,7 +78,7 @@ def build_rfrs_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) 
     caption = (
         "Table 1 of Geigle et al. (2022), Retrieve Fast, Rerank Smart. Rows marked 'paper' are the reported "
         "OSCAR-base numbers on MSCOCO 5k and Flickr30k 1k. Rows marked 'ours' are measured by this workflow on "
-        f"ShapeCaptions (generated shapes, not COCO or Flickr30k), protocol: {label}; absolute numbers are not "
+        f"ShapeCaptions (generated shapes, not COCO or Flickr30k), protocol: {label}{chance}; absolute numbers are not "
         "comparable with the paper's, only the relations between rows are. t2i = the paper's image retrieval, "
         "i2t = its text retrieval (a hit when any of the image's captions is in the top K). Rows 'not run yet' "
         "come with later issues.")

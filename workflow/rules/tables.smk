@@ -9,6 +9,11 @@ rule table_rfrs1:
         ITR_ENV
     log:
         "logs/table_rfrs1.log",
+    benchmark:
+        "logs/benchmarks/table_rfrs1.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
     shell:
         "itr table rfrs1 --metrics {input} --protocol {params.protocol} --out results/tables/rfrs_table1"
         " > {log} 2>&1"
