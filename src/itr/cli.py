@@ -17,7 +17,6 @@ only through Snakemake's params, and writes its outputs atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -36,12 +35,7 @@ def _device(name: str):
     return torch.device(name)
 
 
-def _write_json(path: str | Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+from itr.atomic import write_json as _write_json  # noqa: E402  (after the env defaults above)
 
 
 def _tracking(args):
@@ -173,18 +167,17 @@ def cmd_train_be(args) -> int:
     publish_best(Path(args.state_dir), Path(args.out))
     import pandas as pd
 
-    hist = pd.DataFrame(result["history"])
-    Path(args.history).parent.mkdir(parents=True, exist_ok=True)
-    hist.to_csv(args.history + ".tmp", index=False)
-    os.replace(args.history + ".tmp", args.history)
+    from itr.atomic import write_text
+
+    write_text(args.history, pd.DataFrame(result["history"]).to_csv(index=False))
     log.info("BE: best epoch %d, val rsum %.2f", result["best_epoch"], result["best_val_rsum"])
     return 0
 
 
 def cmd_index_build(args) -> int:
-    import numpy as np
     import torch
 
+    from itr.atomic import save_npy
     from itr.checkpoint import CheckpointError, file_digest, load_checkpoint
     from itr.config import IndexConfig, parse_section
     from itr.data.tables import read_dataset
@@ -214,8 +207,8 @@ def cmd_index_build(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     # Query vectors (the other modality) are stored beside the indexes, tagged with the same model id.
-    np.save(out / "images.vectors.npy", img)
-    np.save(out / "captions.vectors.npy", cap)
+    save_npy(out / "images.vectors.npy", img)
+    save_npy(out / "captions.vectors.npy", cap)
     save_index(out / "images", build_index(img, cfg.factory, cfg.search_params), image_ids, model_id,
                cfg.factory, cfg.search_params)
     caption_index = build_index(cap, cfg.factory, cfg.search_params)

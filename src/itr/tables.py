@@ -7,12 +7,13 @@ says where our numbers come from.
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from itr.atomic import write_text
 
 RECALL_COLUMNS = ["t2i/R@1", "t2i/R@5", "t2i/R@10", "i2t/R@1", "i2t/R@5", "i2t/R@10"]
 COLUMNS = ["Model", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"]
@@ -47,10 +48,7 @@ def _write_all(df: pd.DataFrame, out_stem: Path, caption: str, flat: dict) -> No
         ".json": json.dumps(flat, indent=2) + "\n",
     }
     for ext, text in texts.items():  # atomic: a half-written table is never taken as done
-        path = out_stem.with_suffix(ext)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text(out_stem.with_suffix(ext), text)
 
 
 def build_rfrs_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd.DataFrame:

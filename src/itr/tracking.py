@@ -77,7 +77,7 @@ class Tracker:
         self.run_id: str | None = None
 
     def __enter__(self) -> "Tracker":
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         tags = {"git_commit": git_commit(), "params_hash": params_hash(self.params), **self.tags}

@@ -23,29 +23,19 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from itr.atomic import save_npy as _atomic_npy
+from itr.atomic import write_json as _atomic_json
 
 ARRAYS = ("regions", "geometry", "mask", "global")
 
 
 class FeatureStoreError(RuntimeError):
     """A feature store file is missing, truncated or inconsistent with its marker."""
-
-
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
-
-
-def _atomic_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npy")
-    np.save(tmp, arr)
-    tmp.replace(path)
 
 
 def _expected_shapes(n: int, r: int, d: int) -> dict:
