@@ -74,3 +74,27 @@ def test_extraction_shapes_and_resume_without_recompute(tmp_path, monkeypatch):
     assert sum(calls) == len(ids) - 3  # only the images of shards 1 and 2 were recomputed
     meta = json.loads((tmp_path / "feat" / "shard-00001.json").read_text())
     assert meta["ids"] == ids[3:6]
+
+
+def test_killed_detector_training_resumes_to_identical_weights(tmp_path):
+    from itr.features.detector import targets_from_scenes, train_detector
+
+    shapes.build(ShapesConfig(image_size=64, n_train=8, n_val=2, n_test=1, seed=0), tmp_path / "d")
+    tr, _ = read_dataset(tmp_path / "d", "train")
+    va, _ = read_dataset(tmp_path / "d", "val")
+    cfg = DetectorConfig(epochs=2, batch_size=4, channels=(8, 8, 8), representation_size=16, anchor_sizes=(8, 16))
+    args = ([tmp_path / "d" / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
+            [tmp_path / "d" / f for f in va["file"]], targets_from_scenes(va, shapes.label_of),
+            len(shapes.detection_labels()), 64)
+    reference, _ = train_detector(cfg, *args, tmp_path / "ref", torch.device("cpu"))
+
+    def die(epoch, metrics):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(cfg, *args, tmp_path / "killed", torch.device("cpu"), on_epoch=die)
+    logs = []
+    resumed, _ = train_detector(cfg, *args, tmp_path / "killed", torch.device("cpu"), log=logs.append)
+    assert any("resuming detector" in line and "epoch 1" in line for line in logs)
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -153,14 +153,14 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])  # the RPN/RoI samplers draw from torch's RNG
         start_epoch = state["epoch"] + 1
         log(f"resuming detector from {last} at epoch {start_epoch}")
     images = [load_image(p) for p in train_paths]  # small generated images: keep them in memory
-    order_rng = random.Random(cfg.seed)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         order = list(range(len(images)))
-        random.Random(order_rng.random() + epoch).shuffle(order)
+        random.Random(cfg.seed * 100_003 + epoch).shuffle(order)  # stateless: a resumed run sees the same order
         losses = []
         for s in tqdm(range(0, len(order), cfg.batch_size), desc=f"detector epoch {epoch}", mininterval=10):
             idx = order[s:s + cfg.batch_size]
@@ -174,7 +174,8 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
             losses.append(loss.item())
         sched.step()
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch, "config": cfg.to_dict()})
+                               "scheduler": sched.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                               "torch_rng": torch.get_rng_state()})
         log(f"epoch {epoch}: loss {np.mean(losses):.4f}")
         if on_epoch:
             on_epoch(epoch, {"train/loss": float(np.mean(losses))})
