@@ -242,6 +242,24 @@ def cmd_table(args) -> int:
     return 0
 
 
+def cmd_check_scores(args) -> int:
+    import pandas as pd
+
+    from itr.atomic import write_text
+    from itr.expected import check, load_expected
+
+    rows = check(load_expected(args.expected), root=args.root)
+    table = pd.DataFrame(rows).to_markdown(index=False)
+    print(table)
+    failed = [r for r in rows if r["status"] != "OK"]
+    if failed:
+        print(f"itr: {len(failed)} score(s) outside their tolerance or missing; see {args.expected}", file=sys.stderr)
+        return 1
+    if args.out:
+        write_text(args.out, table + "\n")
+    return 0
+
+
 def cmd_runs_compare(args) -> int:
     from itr.config import TrackingConfig
     from itr.tracking import compare_runs
@@ -315,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", required=True)
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("check-scores", help="compare metrics files with workflow/expected_scores.yaml")
+    p.add_argument("--expected", default="workflow/expected_scores.yaml")
+    p.add_argument("--root", default=".")
+    p.add_argument("--out", help="write the report here when every score is OK")
+    p.set_defaults(func=cmd_check_scores)
 
     p = sub.add_parser("runs").add_subparsers(dest="cmd", required=True).add_parser("compare")
     p.add_argument("--uri", default="sqlite:///mlflow.db")

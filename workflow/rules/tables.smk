@@ -17,3 +17,23 @@ rule table_rfrs1:
     shell:
         "itr table rfrs1 --metrics {input} --protocol {params.protocol} --out results/tables/rfrs_table1"
         " > {log} 2>&1"
+
+
+rule check_scores:
+    input:
+        expected="workflow/expected_scores.yaml",
+        metrics=expand(EVAL_METRICS, method=METHODS, protocol=config["evaluation"]["protocols"]),
+        detector=DETECTOR_METRICS,
+    output:
+        "results/checks/expected_scores.md",
+    conda:
+        ITR_ENV
+    log:
+        "logs/check_scores.log",
+    benchmark:
+        "logs/benchmarks/check_scores.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+    shell:
+        "itr check-scores --expected {input.expected} --out {output} > {log} 2>&1"

@@ -1,0 +1,38 @@
+"""Expected scores, checked both ways (pyserini's "2CR" idea).
+
+``workflow/expected_scores.yaml`` lists, per metrics file, the scores this workflow produced on
+the reference machine and a tolerance. A score outside ``expected ± tolerance`` fails the check
+whether it is lower *or higher*: an unexplained improvement is as suspicious as a regression.
+
+Example:
+    >>> check({"results/metrics/rfrs/be/full.json": {"tolerance": 0.05, "scores": {"rsum": 422.6}}}, root=".")
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+
+def load_expected(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())["expected"]
+
+
+def check(expected: dict, root: str | Path = ".") -> list[dict]:
+    """One row per (file, metric): expected, got, difference and OK / FAIL / MISSING."""
+    rows = []
+    for rel, spec in expected.items():
+        path = Path(root) / rel
+        got_all = json.loads(path.read_text()) if path.exists() else None
+        for name, want in spec["scores"].items():
+            got = None
+            if got_all is not None:
+                got = got_all.get("metrics", got_all).get(name)
+            if got is None:
+                status = "MISSING"
+            else:
+                status = "OK" if abs(got - want) <= spec["tolerance"] else "FAIL"
+            rows.append({"file": rel, "metric": name, "expected": want, "got": got,
+                         "diff": None if got is None else round(got - want, 4), "status": status})
+    return rows
