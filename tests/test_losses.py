@@ -33,3 +33,17 @@ def test_gradient_flows_to_both_towers():
     image = torch.randn(4, 8, requires_grad=True)
     batch_hard_triplet_loss(text, image, torch.arange(4), margin=0.5).backward()
     assert text.grad.abs().sum() > 0 and image.grad.abs().sum() > 0
+
+
+def test_all_negatives_warmup_is_the_mean_hinge_over_valid_pairs():
+    text = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    image = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]])
+    labels = torch.tensor([7, 7, 3])
+    m = 0.1
+    d = 1 - text @ image.T
+    valid = [(i, k) for i in range(3) for k in range(3) if labels[i] != labels[k]]
+    caption_side = sum(max(0.0, float(d[i, i] - d[i, k] + m)) for i, k in valid)
+    image_side = sum(max(0.0, float(d[k, k] - d[i, k] + m)) for i, k in valid)
+    got = batch_hard_triplet_loss(text, image, labels, margin=m, hardest=False)
+    assert torch.isclose(got, torch.tensor((caption_side + image_side) / len(valid)), atol=1e-6)
+    assert got <= batch_hard_triplet_loss(text, image, labels, margin=m) + 1e-6  # the mean never exceeds the max

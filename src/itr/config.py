@@ -150,6 +150,7 @@ class BEConfig(_Section):
     margin: float = 0.1
     grad_clip: float = 1.0
     precision: str = "fp32"
+    all_negatives_warmup_steps: int = 150
     seed: int = 0
 
 

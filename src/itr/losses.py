@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 
 def batch_hard_triplet_loss(text: torch.Tensor, image: torch.Tensor, image_labels: torch.Tensor,
-                            margin: float = 0.1) -> torch.Tensor:
+                            margin: float = 0.1, hardest: bool = True) -> torch.Tensor:
     """VSE++ triplet loss with the hardest in-batch negative, both directions (Geigle et al. §3.2).
 
     Pair i is (text[i], image[i]); ``image_labels[i]`` identifies the image, so captions of the
@@ -28,10 +28,19 @@ def batch_hard_triplet_loss(text: torch.Tensor, image: torch.Tensor, image_label
         image: (B, H) image embeddings, row i the image of caption i.
         image_labels: (B,) image identity of each pair.
         margin: m, 0.1 in the paper's configs.
+        hardest: False replaces each min by the mean hinge over all valid negatives (VSE0). Used as a
+            short warm-up when the image tower starts from scratch: hardest negatives among nearly
+            identical random embeddings give almost no signal and training can collapse.
     """
     dist = 1.0 - F.normalize(text, dim=-1) @ F.normalize(image, dim=-1).T  # (B, B): caption i vs image k
     pos = dist.diagonal()  # (B,)
     same = image_labels[:, None] == image_labels[None, :]  # (B, B), includes the diagonal
+    if not hardest:
+        valid = (~same).to(dist.dtype)  # (B, B)
+        n = valid.sum().clamp(min=1.0)
+        per_caption = F.relu(pos[:, None] - dist + margin) * valid  # caption i vs negative image k
+        per_image = F.relu(pos[None, :] - dist + margin) * valid  # image k vs negative caption i
+        return (per_caption.sum() + per_image.sum()) / n  # mean hinge per valid pair, both directions
     masked = dist + 2.0 * same.to(dist.dtype)  # cosine distance is <= 2, so +2 removes these
     hardest_image = masked.min(dim=1).values  # per caption
     hardest_caption = masked.min(dim=0).values  # per image

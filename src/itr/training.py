@@ -82,18 +82,19 @@ def train_bi_encoder(cfg: BEConfig, model: nn.Module, train: CaptionSet, val: Ca
             rows = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
             ids, mask = train.batch(rows)
             image_ids = [train.image_ids[r] for r in rows]
+            step = epoch * steps_per_epoch + s
             with autocast:
                 text = model.embed_text(ids.to(device), mask.to(device))  # (B, H)
                 image = model.embed_image(*image_inputs(image_batch(store, image_ids, device)))  # (B, H)
                 y = torch.tensor([labels[i] for i in image_ids], device=device)
-                loss = batch_hard_triplet_loss(text.float(), image.float(), y, cfg.margin)
+                loss = batch_hard_triplet_loss(text.float(), image.float(), y, cfg.margin,
+                                               hardest=step >= cfg.all_negatives_warmup_steps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             losses.append(loss.item())
-            step = epoch * steps_per_epoch + s
             if track and (s % 10 == 0 or s == steps_per_epoch - 1):
                 track({"train/loss": losses[-1], "train/lr": sched.get_last_lr()[0]}, step)
         with autocast:
