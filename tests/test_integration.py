@@ -30,7 +30,7 @@ def run(cmd, cwd, check=True):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     proj = tmp_path_factory.mktemp("project")
-    for name in ("Snakefile", "workflow", "dvc.yaml", ".dvcignore"):
+    for name in ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, proj / name)
     params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
@@ -43,7 +43,12 @@ def project(tmp_path_factory):
 
 
 def test_dvc_repro_builds_the_table_from_nothing(project):
-    proj, _ = project
+    proj, first = project
+    log = first.stdout + first.stderr
+    assert "Using workflow specific profile profiles/default" in log
+    # DVC rewrites the outputs it caches; each job must still run exactly once.
+    for rule in ("train_detector", "extract_features", "train_be", "build_index"):
+        assert log.count(f"rule {rule}:") == 1, rule
     table = (proj / "results/tables/rfrs_table1.md").read_text()
     assert "| BE         | ours " in table and "ShapeCaptions" in table
     metrics = json.loads((proj / "results/metrics/rfrs/be/folds.json").read_text())
