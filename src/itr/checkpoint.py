@@ -8,10 +8,11 @@ leaves a truncated checkpoint where the next run would trust it.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
+
+from itr.atomic import replacing
 
 
 class CheckpointError(RuntimeError):
@@ -19,11 +20,8 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

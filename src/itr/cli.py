@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from itr.atomic import write_json as _write_json
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 log = logging.getLogger("itr")
@@ -33,9 +35,6 @@ def _device(name: str):
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-from itr.atomic import write_json as _write_json  # noqa: E402  (after the env defaults above)
 
 
 def _tracking(args):

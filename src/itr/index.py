@@ -18,11 +18,12 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import faiss
 import numpy as np
+
+from itr.atomic import replacing, write_text
 
 
 class IndexFileError(RuntimeError):
@@ -80,15 +81,11 @@ def save_index(path_stem: str | Path, index: faiss.Index, ids: list[str], model_
                search_params: str) -> None:
     """Write <stem>.faiss and <stem>.json atomically (the json, written last, marks completion)."""
     stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stem.with_name(stem.name + f".faiss.tmp{os.getpid()}")
-    faiss.write_index(index, str(tmp))
-    tmp.replace(stem.with_suffix(".faiss"))
+    with replacing(stem.with_suffix(".faiss")) as tmp:
+        faiss.write_index(index, str(tmp))
     meta = {"ids": list(ids), "model_id": model_id, "factory": factory, "search_params": search_params,
             "dim": index.d, "ntotal": index.ntotal}
-    tmp = stem.with_name(stem.name + f".json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(stem.with_suffix(".json"))
+    write_text(stem.with_suffix(".json"), json.dumps(meta))
 
 
 def load_index(path_stem: str | Path, expected_model_id: str) -> tuple[faiss.Index, dict]:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from itr.atomic import replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.config import BEConfig
 from itr.features.store import FeatureStore
@@ -118,7 +119,5 @@ def train_bi_encoder(cfg: BEConfig, model: nn.Module, train: CaptionSet, val: Ca
 
 def publish_best(state_dir: Path, out_path: Path) -> None:
     """Copy the selected checkpoint to the rule's declared output (atomically)."""
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(state_dir / "best.pt", tmp)
-    tmp.replace(out_path)
+    with replacing(out_path) as tmp:
+        shutil.copyfile(state_dir / "best.pt", tmp)

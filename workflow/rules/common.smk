@@ -26,7 +26,6 @@ EVAL_METRICS = "results/metrics/rfrs/{method}/{protocol}.json"
 SEEDED = {"shapes", "detector", "be"}
 
 
-
 def section(name, drop=()):
     """A params.yaml section as one shell-quoted JSON argument (the CLI's --config).
 

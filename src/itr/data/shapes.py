@@ -14,7 +14,8 @@ later stages can derive boxes, extended ground truth or other languages without
 re-rendering.
 
 Example:
-    >>> from itr.config import ShapesConfig
+    >>> from itr.atomic import replacing
+from itr.config import ShapesConfig
     >>> scenes = generate_split(ShapesConfig(n_test=4), "test")
     >>> len(scenes), sorted(scenes[0])
     (4, ['captions', 'image_id', 'objects', 'twin_of', 'twin_type'])
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from itr.atomic import replacing
 from itr.config import ShapesConfig
 from itr.data.tables import write_dataset
 
@@ -285,9 +287,8 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
         for sc in tqdm(scenes, desc=f"render {split}", mininterval=5):
             rel = f"images/{split}/{sc['image_id']}.png"
             img = render(sc["objects"], cfg, pixel_rng)
-            tmp = out_dir / (rel + ".tmp")
-            img.save(tmp, format="PNG")
-            tmp.replace(out_dir / rel)
+            with replacing(out_dir / rel) as tmp:
+                img.save(tmp, format="PNG")
             image_rows.append({
                 "image_id": sc["image_id"], "split": split, "file": rel,
                 "width": cfg.image_size, "height": cfg.image_size,

@@ -11,10 +11,11 @@ import fails here, naming the file, rather than as a KeyError three stages later
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from itr.atomic import replacing
 
 IMAGE_COLUMNS = ["image_id", "split", "file", "width", "height", "scene", "twin_of", "twin_type"]
 CAPTION_COLUMNS = ["image_id", "caption_id", "split", "lang", "text"]
@@ -25,9 +26,8 @@ class DatasetError(ValueError):
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        df.to_parquet(tmp, index=False)
 
 
 def write_dataset(out_dir: Path, image_rows: list[dict], caption_rows: list[dict]) -> None:
