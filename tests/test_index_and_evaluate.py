@@ -87,3 +87,11 @@ def test_protocol_groups_labels():
     assert protocol_groups(10, EvalConfig(subset_size=4), "subset")[1] == "fixed subset: first 4 test images"
     with pytest.raises(ValueError, match="lower evaluation.n_folds"):
         protocol_groups(3, EvalConfig(n_folds=5), "folds")
+
+
+def test_to_local_maps_members_and_marks_the_rest_missing():
+    from itr.evaluate import to_local
+
+    members = np.array([3, 5, 9])
+    got = to_local(np.array([[9, 3, -1], [4, 5, 10]]), members)
+    np.testing.assert_array_equal(got, [[2, 0, -1], [-1, 1, -1]])

@@ -41,6 +41,15 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str) -> tuple[list
     raise ValueError(f"unknown protocol {protocol!r}; use full, folds or subset")
 
 
+def to_local(positions: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Global index positions -> positions within ``members`` (sorted), -1 where not a member.
+
+    Search returns positions in the whole index; a group is scored in its own numbering.
+    """
+    idx = np.clip(np.searchsorted(members, positions), 0, len(members) - 1)
+    return np.where(members[idx] == positions, idx, -1)
+
+
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
     """Metrics of the collection indexed in ``index_dir`` (see itr.cli index build)."""
     collection = json.loads((index_dir / "collection.json").read_text())
@@ -61,14 +70,10 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
         full = len(images) == len(image_ids)
         _, t2i = search(image_index, caption_vecs[captions], k, None if full else images)
         _, i2t = search(caption_index, image_vecs[images], k, None if full else captions)
-        # Positions are global; map them into the group's own numbering for scoring.
-        local_img = {int(p): n for n, p in enumerate(images)}
-        t2i_local = np.vectorize(lambda p: local_img.get(int(p), -1))(t2i)
         group_ids = [image_ids[p] for p in images]
         group_caption_ids = [caption_image_ids[c] for c in captions]
-        local_cap = {int(c): n for n, c in enumerate(captions)}
-        i2t_local = np.vectorize(lambda c: local_cap.get(int(c), -1))(i2t)
-        per_group.append(evaluate_rankings(t2i_local, i2t_local, group_caption_ids, group_ids, cfg.ks))
+        per_group.append(evaluate_rankings(to_local(t2i, images), to_local(i2t, captions), group_caption_ids,
+                                           group_ids, cfg.ks))
     return {"split": collection["split"], "protocol": protocol, "protocol_label": label,
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
             "n_groups": len(groups), "index": image_meta["factory"], "model_id": model_id,
