@@ -1,6 +1,6 @@
 import torch
 
-from itr.losses import batch_hard_triplet_loss
+from itr.losses import batch_hard_triplet_loss, match_bce_loss
 
 
 def test_triplet_loss_matches_hand_computed_hardest_negatives():
@@ -47,3 +47,13 @@ def test_all_negatives_warmup_is_the_mean_hinge_over_valid_pairs():
     got = batch_hard_triplet_loss(text, image, labels, margin=m, hardest=False)
     assert torch.isclose(got, torch.tensor((caption_side + image_side) / len(valid)), atol=1e-6)
     assert got <= batch_hard_triplet_loss(text, image, labels, margin=m) + 1e-6  # the mean never exceeds the max
+
+
+def test_match_loss_is_the_two_class_cross_entropy_of_the_paper_head():
+    # The released head is a 2-way softmax; one logit l = z1 - z0 must give the same loss.
+    z = torch.tensor([[0.3, 1.5], [2.0, -1.0], [0.0, 0.0]])
+    y = torch.tensor([1, 0, 1])
+    two_class = torch.nn.functional.cross_entropy(z, y)
+    assert torch.isclose(match_bce_loss(z[:, 1] - z[:, 0], y), two_class, atol=1e-6)
+    # and by hand for one pair: -log sigmoid(1.2)
+    assert abs(float(match_bce_loss(torch.tensor([1.2]), torch.tensor([1]))) - 0.263282) < 1e-5

@@ -3,12 +3,12 @@ import pandas as pd
 import pytest
 import torch
 
-from itr.config import BEConfig
+from itr.config import BEConfig, CEConfig, JointConfig
 from itr.features.store import FeatureStore, FeatureStoreWriter
 from itr.models.encoder import load_encoder
 from itr.models.tiny import make_tiny_bert
 from itr.retrieval import CaptionSet
-from itr.training import train_bi_encoder
+from itr.training import train_model
 
 R, D = 3, 8
 
@@ -43,7 +43,7 @@ def _run(setup, state_dir, fail_at_step=None, epochs=2):
         if fail_at_step is not None and step == fail_at_step:
             raise KeyboardInterrupt("killed")
 
-    result = train_bi_encoder(cfg, model, train, val, store, state_dir, torch.device("cpu"), {"method": "be"},
+    result = train_model("be", cfg, model, train, val, store, state_dir, torch.device("cpu"), {"method": "be"},
                               log=logs.append, track=track)
     return result, logs
 
@@ -71,3 +71,58 @@ def test_training_lowers_the_loss(setup, tmp_path):
     result, _ = _run(setup, tmp_path / "l", epochs=3)
     losses = [row["train_loss"] for row in result["history"]]
     assert losses[-1] < losses[0]
+
+
+def _model_and_sets(setup, match_head):
+    bert, store, frame = setup
+    torch.manual_seed(0)
+    model, tok = load_encoder(str(bert), D, match_head=match_head)
+    return model, CaptionSet.from_frame(frame.iloc[:16], tok, 16), CaptionSet.from_frame(frame.iloc[16:], tok, 16), store
+
+
+def test_joint_alternates_one_be_and_one_ce_update_per_step_on_shared_weights(setup, tmp_path, monkeypatch):
+    from itr import training
+
+    model, train, val, store = _model_and_sets(setup, match_head=True)
+    calls = []  # (objective, step, rows, checksum of the shared weights when the loss is computed)
+    shared = model.bert.encoder.layer[0].attention.self.query.weight
+    for cls in (training.TripletObjective, training.MatchObjective):
+        original = cls.loss
+
+        def spy(self, rows, step, original=original):
+            calls.append((self.name, step, tuple(rows), float(shared.detach().sum())))
+            return original(self, rows, step)
+        monkeypatch.setattr(cls, "loss", spy)
+    lrs = {}
+    cfg = JointConfig(epochs=1, batch_size=4, lr=1e-2, val_images=3, all_negatives_warmup_steps=0)
+    result = training.train_model("joint", cfg, model, train, val, store, tmp_path / "j", torch.device("cpu"), {},
+                                  log=lambda m: None, track=lambda m, step: lrs.setdefault(step, m.get("train/lr")))
+    assert [c[0] for c in calls] == ["be", "ce"] * 4  # 16 captions / batch 4 = 4 steps, strict alternation
+    assert [c[1] for c in calls] == [0, 0, 1, 1, 2, 2, 3, 3]
+    for be_call, ce_call in zip(calls[::2], calls[1::2]):
+        assert be_call[3] != ce_call[3]  # the BE update changed the weights the CE loss then uses
+    assert calls[0][2] != calls[1][2]  # each objective has its own data order
+    # the schedule steps once per step (both updates), so after step 0 the lr is lr * (1 - 1/4)
+    assert lrs[0] == pytest.approx(1e-2 * 0.75)
+    row = result["history"][0]
+    assert {"val/be/rsum", "val/ce/rsum", "train_loss/be", "train_loss/ce"} <= set(row)
+    assert row["val/rsum"] == pytest.approx((row["val/be/rsum"] + row["val/ce/rsum"]) / 2)
+
+
+def test_ce_training_learns_to_tell_matches_from_negatives(setup, tmp_path):
+    from itr.training import train_model
+
+    model, train, val, store = _model_and_sets(setup, match_head=True)
+    cfg = CEConfig(epochs=4, batch_size=4, lr=2e-3, val_images=4)
+    result = train_model("ce", cfg, model, train, val, store, tmp_path / "c", torch.device("cpu"), {},
+                         log=lambda m: None)
+    losses = [row["train_loss"] for row in result["history"]]
+    assert losses[-1] < losses[0] and losses[-1] < 0.69  # below chance level log(2)
+    assert "val/rsum" in result["history"][0] and "val/be/rsum" not in result["history"][0]
+
+
+def test_a_bi_encoder_checkpoint_cannot_cross_encode(setup):
+    model, *_ = _model_and_sets(setup, match_head=False)
+    with pytest.raises(ValueError, match="no match head"):
+        model.match_logits(torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2), torch.zeros(1, R, D),
+                           torch.zeros(1, R, 6), torch.ones(1, R, dtype=torch.bool), torch.zeros(1, D))

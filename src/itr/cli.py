@@ -135,34 +135,35 @@ def cmd_features_extract(args) -> int:
     return 0
 
 
-def cmd_train_be(args) -> int:
+def cmd_train(args) -> int:
     import torch
 
-    from itr.config import BEConfig, TextEncoderConfig, parse_section
+    from itr.config import BEConfig, CEConfig, JointConfig, TextEncoderConfig, parse_section
     from itr.data.tables import read_dataset
     from itr.features.store import FeatureStore
     from itr.models.encoder import load_encoder
     from itr.retrieval import CaptionSet
-    from itr.training import publish_best, train_bi_encoder
+    from itr.training import publish_best, train_model
 
-    cfg = parse_section(BEConfig, args.config)
+    method = args.method
+    cfg = parse_section({"be": BEConfig, "ce": CEConfig, "joint": JointConfig}[method], args.config)
     text_cfg = parse_section(TextEncoderConfig, args.text_encoder)
     torch.set_num_threads(max(1, args.threads))
     device = _device(args.device)
     store = FeatureStore(args.features)
-    torch.manual_seed(cfg.seed)  # the new image-embedding layers are initialised here
-    model, tokenizer = load_encoder(text_cfg.path, store.dim)
+    torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
+    model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be")
     model.to(device)
     _, train_caps = read_dataset(args.data, "train")
     _, val_caps = read_dataset(args.data, "val")
     train = CaptionSet.from_frame(train_caps, tokenizer, text_cfg.max_text_len)
     val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
-    extra = {"method": "be", "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
+    extra = {"method": method, "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
              "features": store.manifest["source"]}
-    params = {"be": cfg.to_dict(), "text_encoder": text_cfg.to_dict()}
-    with _tracker(args, args.run_name, params, {"rule": "train_be", "method": "be"}) as run:
-        result = train_bi_encoder(cfg, model, train, val, store, Path(args.state_dir), device, extra,
-                                  log=log.info, track=run.log if run else None)
+    params = {method: cfg.to_dict(), "text_encoder": text_cfg.to_dict()}
+    with _tracker(args, args.run_name, params, {"rule": f"train_{method}", "method": method}) as run:
+        result = train_model(method, cfg, model, train, val, store, Path(args.state_dir), device, extra,
+                             log=log.info, track=run.log if run else None)
         if run:
             run.set_tags({"best_epoch": result["best_epoch"]})
     publish_best(Path(args.state_dir), Path(args.out))
@@ -171,7 +172,7 @@ def cmd_train_be(args) -> int:
     from itr.atomic import write_text
 
     write_text(args.history, pd.DataFrame(result["history"]).to_csv(index=False))
-    log.info("BE: best epoch %d, val rsum %.2f", result["best_epoch"], result["best_val_rsum"])
+    log.info("%s: best epoch %d, val rsum %.2f", method, result["best_epoch"], result["best_val_rsum"])
     return 0
 
 
@@ -306,11 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, compute=True)
     p.set_defaults(func=cmd_features_extract)
 
-    p = sub.add_parser("train").add_subparsers(dest="cmd", required=True).add_parser("be")
+    p = sub.add_parser("train", help="train be (bi-encoder), ce (cross-encoder) or joint (both, shared weights)")
+    p.add_argument("method", choices=["be", "ce", "joint"])
     for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
         p.add_argument(a, required=True)
     _common(p, tracked=True, compute=True)
-    p.set_defaults(func=cmd_train_be)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("index").add_subparsers(dest="cmd", required=True).add_parser("build")
     for a in ("--model", "--data", "--features", "--config", "--out"):

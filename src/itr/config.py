@@ -155,6 +155,46 @@ class BEConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class CEConfig(_Section):
+    """Cross-encoder training (Geigle et al. 2022, §3.1): BCE on one positive and one negative per caption."""
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    precision: str = "fp32"
+    p_replace_image: float = 0.5
+    val_images: int = 100
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class JointConfig(_Section):
+    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model."""
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    margin: float = 0.1
+    grad_clip: float = 1.0
+    precision: str = "fp32"
+    all_negatives_warmup_steps: int = 150
+    p_replace_image: float = 0.5
+    val_images: int = 100
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RerankConfig(_Section):
+    """Retrieve and rerank (COOP): shortlist sizes, score fusion weights, the protocol CE rows use."""
+    k: int = 20
+    ks: tuple = (10, 20, 50)
+    lambdas: tuple = (0.1, 0.5, 0.9)
+    batch_size: int = 256
+    protocol: str = "subset"
+
+
+@dataclasses.dataclass(frozen=True)
 class IndexConfig(_Section):
     factory: str = "Flat"
     search_params: str = ""

@@ -50,32 +50,51 @@ def to_local(positions: np.ndarray, members: np.ndarray) -> np.ndarray:
     return np.where(members[idx] == positions, idx, -1)
 
 
+class IndexedCollection:
+    """A test collection as saved by ``itr index build``: both faiss indexes and the query vectors."""
+
+    def __init__(self, index_dir: Path):
+        collection = json.loads((Path(index_dir) / "collection.json").read_text())
+        self.split, self.model_id = collection["split"], collection["model_id"]
+        self.image_index, image_meta = load_index(Path(index_dir) / "images", self.model_id)
+        self.caption_index, _ = load_index(Path(index_dir) / "captions", self.model_id)
+        self.factory = image_meta["factory"]
+        self.image_vecs = np.load(Path(index_dir) / "images.vectors.npy")
+        self.caption_vecs = np.load(Path(index_dir) / "captions.vectors.npy")
+        self.image_ids: list[str] = image_meta["ids"]
+        self.caption_image_ids: list[str] = collection["caption_image_ids"]
+        pos_of = {iid: n for n, iid in enumerate(self.image_ids)}
+        self.caption_image_pos = np.array([pos_of[i] for i in self.caption_image_ids])  # (N_captions,)
+
+    def group_captions(self, images: np.ndarray) -> np.ndarray:
+        """Caption rows (sorted) whose image is among the given image positions."""
+        return np.flatnonzero(np.isin(self.caption_image_pos, images))
+
+    def first_stage(self, images: np.ndarray, k: int):
+        """Search restricted to one protocol group, both directions, in the group's own numbering.
+
+        Returns (t2i_scores, t2i_positions, i2t_scores, i2t_positions): (n_captions, k) and
+        (n_images, k); positions index the group's images / captions, -1 = no result.
+        """
+        captions = self.group_captions(images)
+        full = len(images) == len(self.image_ids)
+        t2i_s, t2i = search(self.image_index, self.caption_vecs[captions], k, None if full else images)
+        i2t_s, i2t = search(self.caption_index, self.image_vecs[images], k, None if full else captions)
+        return t2i_s, to_local(t2i, images), i2t_s, to_local(i2t, captions)
+
+
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
     """Metrics of the collection indexed in ``index_dir`` (see itr.cli index build)."""
-    collection = json.loads((index_dir / "collection.json").read_text())
-    model_id = collection["model_id"]
-    image_index, image_meta = load_index(index_dir / "images", model_id)
-    caption_index, caption_meta = load_index(index_dir / "captions", model_id)
-    image_vecs = np.load(index_dir / "images.vectors.npy")
-    caption_vecs = np.load(index_dir / "captions.vectors.npy")
-    image_ids = image_meta["ids"]
-    caption_image_ids = collection["caption_image_ids"]
-    pos_of = {iid: n for n, iid in enumerate(image_ids)}
-    caption_image_pos = np.array([pos_of[i] for i in caption_image_ids])
-    k = max(cfg.ks)
-    groups, label = protocol_groups(len(image_ids), cfg, protocol)
+    c = IndexedCollection(index_dir)
+    groups, label = protocol_groups(len(c.image_ids), cfg, protocol)
     per_group = []
     for images in groups:
-        captions = np.flatnonzero(np.isin(caption_image_pos, images))
-        full = len(images) == len(image_ids)
-        _, t2i = search(image_index, caption_vecs[captions], k, None if full else images)
-        _, i2t = search(caption_index, image_vecs[images], k, None if full else captions)
-        group_ids = [image_ids[p] for p in images]
-        group_caption_ids = [caption_image_ids[c] for c in captions]
-        per_group.append(evaluate_rankings(to_local(t2i, images), to_local(i2t, captions), group_caption_ids,
-                                           group_ids, cfg.ks))
-    return {"split": collection["split"], "protocol": protocol, "protocol_label": label,
+        _, t2i, _, i2t = c.first_stage(images, max(cfg.ks))
+        group_ids = [c.image_ids[p] for p in images]
+        group_caption_ids = [c.caption_image_ids[r] for r in c.group_captions(images)]
+        per_group.append(evaluate_rankings(t2i, i2t, group_caption_ids, group_ids, cfg.ks))
+    return {"split": c.split, "protocol": protocol, "protocol_label": label,
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
-            "n_groups": len(groups), "index": image_meta["factory"], "model_id": model_id,
+            "n_groups": len(groups), "index": c.factory, "model_id": c.model_id,
             "metrics": average_metrics(per_group),
             "per_group": per_group if len(per_group) > 1 else None}

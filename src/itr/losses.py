@@ -45,3 +45,16 @@ def batch_hard_triplet_loss(text: torch.Tensor, image: torch.Tensor, image_label
     hardest_image = masked.min(dim=1).values  # per caption
     hardest_caption = masked.min(dim=0).values  # per image
     return (F.relu(pos - hardest_image + margin) + F.relu(pos - hardest_caption + margin)).mean()
+
+
+def match_bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-encoder loss (Geigle et al. §3.1): binary cross-entropy of match logits, mean over pairs.
+
+    The paper's head is a two-class softmax trained with cross-entropy; with one logit
+    ``l = z_match - z_other`` that loss is exactly ``BCE(sigmoid(l), y)``.
+
+    Args:
+        logits: (P,) scores of P caption-image pairs.
+        labels: (P,) 1 for a matching pair, 0 for a negative.
+    """
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())

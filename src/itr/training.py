@@ -1,10 +1,20 @@
-"""Bi-encoder training loop: triplet loss, AdamW, linear decay, selection on validation.
+"""Training loop of BE, CE and JOINT: objectives, AdamW, linear decay, selection on validation.
 
 Follows the released configs of Geigle et al. (2022): AdamW with weight decay 0.05 (not on
-biases and LayerNorm), linear decay to zero without warmup, gradient clipping at 1.0, and
-the in-batch hardest-negative triplet loss with margin 0.1. After every epoch the model is
-scored on the *validation* split (rsum, exact search) and the best epoch is kept; the test
-split is never looked at here.
+biases and LayerNorm), linear decay to zero without warmup, gradient clipping at 1.0.
+A model is trained by a list of *objectives*, each with its own data order:
+
+* ``triplet`` (BE): in-batch hardest-negative triplet loss on the two embeddings (margin 0.1);
+* ``match`` (CE): binary cross-entropy on one positive and one sampled negative per caption.
+
+Every step runs each objective in turn, each with its own forward, backward, clipping and
+optimizer step on the *shared* weights (the released ``fit()``); the schedule steps once
+per step. BE = [triplet], CE = [match], JOINT = [triplet, match].
+
+After every epoch each objective is scored on the *validation* split (BE: exact search over
+all of val; CE: every pair of the first ``val_images`` val images with one caption each, the
+paper's "tiny" dev set) and the epoch with the best mean rsum is kept; the test split is
+never looked at here.
 
 Training state (model, optimizer, scheduler, RNG, history, best so far) is saved after
 every epoch to ``state_dir/last.pt``, so a killed job resumes at the next epoch.
@@ -24,8 +34,11 @@ from itr.atomic import replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.config import BEConfig
 from itr.features.store import FeatureStore
-from itr.losses import batch_hard_triplet_loss
-from itr.retrieval import CaptionSet, embed_captions, embed_images, exact_metrics, image_batch, image_inputs
+from itr.losses import batch_hard_triplet_loss, match_bce_loss
+from itr.rerank import score_pairs
+from itr.retrieval import (CaptionSet, embed_captions, embed_images, evaluate_rankings, exact_metrics, image_batch,
+                           image_inputs)
+from itr.sampling import sample_match_pairs
 
 VAL_KS = (1, 5, 10)
 
@@ -43,78 +56,152 @@ def linear_decay(optimizer, total_steps: int):
 
 
 def validate(model, val: CaptionSet, store: FeatureStore, device, batch_size: int = 256) -> dict[str, float]:
+    """Bi-encoder validation: exact search over every val image and caption."""
     images = val.unique_images
     img = embed_images(model, store, images, batch_size, device)
     cap = embed_captions(model, val, batch_size, device)
     return exact_metrics(img, cap, images, val.image_ids, VAL_KS)
 
 
-def train_bi_encoder(cfg: BEConfig, model: nn.Module, train: CaptionSet, val: CaptionSet, store: FeatureStore,
-                     state_dir: Path, device, extra_state: dict, log=print, track=None) -> dict:
-    """Train, keep the best validation epoch in state_dir/best.pt, and return a summary.
+def validate_match(model, val: CaptionSet, store: FeatureStore, device, n_images: int,
+                   batch_size: int = 256) -> dict[str, float]:
+    """Cross-encoder validation: all pairs of the first ``n_images`` val images and their first captions."""
+    images = val.unique_images[:n_images]
+    first_row = {}
+    for row, iid in enumerate(val.image_ids):
+        first_row.setdefault(iid, row)
+    rows = np.array([first_row[i] for i in images])  # (n,)
+    n = len(images)
+    grid_rows, grid_images = np.repeat(rows, n), images * n  # caption-major (n*n,) pairs
+    scores = score_pairs(model, val, grid_rows, store, grid_images, batch_size, device).reshape(n, n)  # (cap, img)
+    k = min(max(VAL_KS), n)
+    t2i = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    i2t = np.argsort(-scores.T, axis=1, kind="stable")[:, :k]
+    return evaluate_rankings(t2i, i2t, images, images, VAL_KS)
+
+
+class TripletObjective:
+    """BE updates: embed the batch's captions and images, triplet loss with in-batch negatives."""
+    name = "be"
+
+    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device):
+        self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
+        self.labels = {iid: n for n, iid in enumerate(train.unique_images)}
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        ids, mask = self.train.batch(rows)
+        image_ids = [self.train.image_ids[r] for r in rows]
+        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (B, H)
+        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (B, H)
+        y = torch.tensor([self.labels[i] for i in image_ids], device=self.device)
+        return batch_hard_triplet_loss(text.float(), image.float(), y, self.cfg.margin,
+                                       hardest=step >= self.cfg.all_negatives_warmup_steps)
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        return validate(self.model, val, store, device)
+
+
+class MatchObjective:
+    """CE updates: each caption gives a positive and a sampled negative pair; BCE on the match logits."""
+    name = "ce"
+
+    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device):
+        self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
+        self.images = train.unique_images
+        label = {iid: n for n, iid in enumerate(self.images)}
+        self.caption_labels = np.array([label[i] for i in train.image_ids])  # (N,)
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.cfg.seed, step, 7])  # per step: a resumed run draws the same pairs
+        cap_rows, img_labels, y = sample_match_pairs(rows, self.caption_labels, len(self.images), rng,
+                                                     self.cfg.p_replace_image)
+        ids, mask = self.train.batch(cap_rows)
+        images = image_batch(self.store, [self.images[i] for i in img_labels], self.device)
+        logits = self.model.match_logits(ids.to(self.device), mask.to(self.device), *image_inputs(images))  # (2B,)
+        return match_bce_loss(logits, torch.from_numpy(y).to(self.device))
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        return validate_match(self.model, val, store, device, self.cfg.val_images)
+
+
+OBJECTIVES = {"be": (TripletObjective,), "ce": (MatchObjective,), "joint": (TripletObjective, MatchObjective)}
+
+
+def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: CaptionSet, store: FeatureStore,
+                state_dir: Path, device, extra_state: dict, log=print, track=None) -> dict:
+    """Train ``method`` (be, ce or joint), keep the best validation epoch in state_dir/best.pt, return a summary.
 
     Args:
+        cfg: BEConfig, CEConfig or JointConfig.
         extra_state: saved into every checkpoint (architecture, text encoder path, ...).
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
     """
+    objectives = [cls(cfg, model, train, store, device) for cls in OBJECTIVES[method]]
     steps_per_epoch = (len(train) + cfg.batch_size - 1) // cfg.batch_size
     opt = adamw_no_decay_on_norms(model, cfg.lr, cfg.weight_decay)
     sched = linear_decay(opt, cfg.epochs * steps_per_epoch)
     state_dir.mkdir(parents=True, exist_ok=True)
     last, best = state_dir / "last.pt", state_dir / "best.pt"
     history: list[dict] = []
-    start_epoch, best_rsum, best_epoch = 0, -1.0, -1
+    start_epoch, best_score, best_epoch = 0, -1.0, -1
     state = resume_state(last, cfg.to_dict(), log)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        start_epoch, best_rsum, best_epoch = state["epoch"] + 1, state["best_rsum"], state["best_epoch"]
+        start_epoch, best_score, best_epoch = state["epoch"] + 1, state["best_rsum"], state["best_epoch"]
         history = state["history"]
-        log(f"resuming from {last}: epochs 0..{state['epoch']} done, best val rsum {best_rsum:.2f}")
+        log(f"resuming from {last}: epochs 0..{state['epoch']} done, best val rsum {best_score:.2f}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    labels = {iid: n for n, iid in enumerate(train.unique_images)}
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))
-        t0, losses = time.time(), []
-        for s in tqdm(range(steps_per_epoch), desc=f"BE epoch {epoch}", mininterval=10):
-            rows = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            ids, mask = train.batch(rows)
-            image_ids = [train.image_ids[r] for r in rows]
+        # One data order per objective; the first one's seed is the BE-only run's, so BE is unchanged by JOINT.
+        orders = [np.random.default_rng([cfg.seed, epoch] + ([n] if n else [])).permutation(len(train))
+                  for n in range(len(objectives))]
+        t0, losses = time.time(), {o.name: [] for o in objectives}
+        for s in tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}", mininterval=10):
             step = epoch * steps_per_epoch + s
-            with autocast:
-                text = model.embed_text(ids.to(device), mask.to(device))  # (B, H)
-                image = model.embed_image(*image_inputs(image_batch(store, image_ids, device)))  # (B, H)
-                y = torch.tensor([labels[i] for i in image_ids], device=device)
-                loss = batch_hard_triplet_loss(text.float(), image.float(), y, cfg.margin,
-                                               hardest=step >= cfg.all_negatives_warmup_steps)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            for objective, order in zip(objectives, orders):
+                with autocast:
+                    loss = objective.loss(order[s * cfg.batch_size:(s + 1) * cfg.batch_size], step)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                losses[objective.name].append(loss.item())
             sched.step()
-            losses.append(loss.item())
             if track and (s % 10 == 0 or s == steps_per_epoch - 1):
-                track({"train/loss": losses[-1], "train/lr": sched.get_last_lr()[0]}, step)
+                track({**{_key("train/loss", o.name, objectives): losses[o.name][-1] for o in objectives},
+                       "train/lr": sched.get_last_lr()[0]}, step)
         with autocast:
-            val_metrics = validate(model, val, store, device)
-        row = {"epoch": epoch, "step": (epoch + 1) * steps_per_epoch, "train_loss": float(np.mean(losses)),
-               "epoch_seconds": round(time.time() - t0, 1), **{f"val/{k}": v for k, v in val_metrics.items()}}
+            val_metrics = {o.name: o.validate(val, store, device) for o in objectives}
+        score = float(np.mean([m["rsum"] for m in val_metrics.values()]))  # the paper's mean over dev evaluators
+        row = {"epoch": epoch, "step": (epoch + 1) * steps_per_epoch,
+               **{_key("train_loss", o.name, objectives): float(np.mean(losses[o.name])) for o in objectives},
+               "epoch_seconds": round(time.time() - t0, 1)}
+        for o in objectives:
+            row.update({_key("val", o.name, objectives) + f"/{k}": v for k, v in val_metrics[o.name].items()})
+        row["val/rsum"] = score
         history.append(row)
-        log(f"epoch {epoch}: loss {row['train_loss']:.4f}, val rsum {val_metrics['rsum']:.2f} "
-            f"({row['epoch_seconds']} s)")
-        if val_metrics["rsum"] > best_rsum:
-            best_rsum, best_epoch = val_metrics["rsum"], epoch
+        log(f"epoch {epoch}: " + ", ".join(f"{o.name} loss {np.mean(losses[o.name]):.4f} val rsum "
+                                           f"{val_metrics[o.name]['rsum']:.2f}" for o in objectives)
+            + f" ({row['epoch_seconds']} s)")
+        if score > best_score:
+            best_score, best_epoch = score, epoch
             save_checkpoint(best, {"model": model.state_dict(), "epoch": epoch, "val": val_metrics, **extra_state})
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                               "epoch": epoch, "best_rsum": best_rsum, "best_epoch": best_epoch,
+                               "epoch": epoch, "best_rsum": best_score, "best_epoch": best_epoch,
                                "history": history, "config": cfg.to_dict()})
         if track:  # after the checkpoint: a tracker failure must not lose a finished epoch
-            track({k: v for k, v in row.items() if k.startswith("val/") or k == "train_loss"}, row["step"])
-    return {"best_epoch": best_epoch, "best_val_rsum": best_rsum, "history": history, "best_path": best}
+            track({k: v for k, v in row.items() if k.startswith(("val", "train_loss"))}, row["step"])
+    return {"best_epoch": best_epoch, "best_val_rsum": best_score, "history": history, "best_path": best}
+
+
+def _key(prefix: str, name: str, objectives) -> str:
+    """Metric names: ``val/rsum`` for a single objective, ``val/be/rsum`` and ``val/ce/rsum`` for JOINT."""
+    return prefix if len(objectives) == 1 else f"{prefix}/{name}"
 
 
 def publish_best(state_dir: Path, out_path: Path) -> None:

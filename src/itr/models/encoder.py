@@ -48,7 +48,9 @@ def load_tokenizer(path: str):
 
 
 class MultimodalEncoder(nn.Module):
-    def __init__(self, bert: BertModel, region_dim: int):
+    """The shared transformer; ``match_head=True`` adds the cross-encoder's classifier on [CLS]."""
+
+    def __init__(self, bert: BertModel, region_dim: int, match_head: bool = False):
         super().__init__()
         self.bert = bert
         h = bert.config.hidden_size
@@ -57,6 +59,10 @@ class MultimodalEncoder(nn.Module):
         self.dropout = nn.Dropout(bert.config.hidden_dropout_prob)
         self.cls_id = 101 if bert.config.vocab_size > 101 else 0
         self.region_dim = region_dim
+        # BERT-style pooler (dense + tanh on [CLS]) and one logit: sigmoid(logit) = P(caption matches image),
+        # the same model as the paper's two-class softmax head (only the logit difference matters there).
+        # Created last so that adding it leaves the initialisation of every other weight unchanged.
+        self.match_head = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, 1)) if match_head else None
 
     # ------------------------------------------------------------------ embeddings
     def text_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -104,20 +110,28 @@ class MultimodalEncoder(nn.Module):
         full_mask = torch.cat([attention_mask.bool(), img_mask[:, 1:].bool()], dim=1)
         return self.encode(emb, full_mask)
 
+    def match_logits(self, input_ids, attention_mask, regions, geometry, mask, global_feat) -> torch.Tensor:
+        """(B,) cross-encoder scores: the match head on the pair's [CLS] output. Higher = more likely a match."""
+        if self.match_head is None:
+            raise ValueError("this model has no match head (a bi-encoder checkpoint); use a CE or JOINT model")
+        hidden = self.encode_pair(input_ids, attention_mask, regions, geometry, mask, global_feat)  # (B, T, H)
+        return self.match_head(hidden[:, 0]).squeeze(-1)  # (B,)
+
     def architecture(self) -> dict:
         """What is needed to rebuild this model from a checkpoint, without the original weights."""
-        return {"bert_config": self.bert.config.to_dict(), "region_dim": self.region_dim}
+        return {"bert_config": self.bert.config.to_dict(), "region_dim": self.region_dim,
+                "match_head": self.match_head is not None}
 
 
-def load_encoder(path: str, region_dim: int) -> tuple[MultimodalEncoder, object]:
+def load_encoder(path: str, region_dim: int, match_head: bool = False) -> tuple[MultimodalEncoder, object]:
     """Pretrained text encoder from a local path ('minilm' = packaged MiniLM) -> (model, tokenizer)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     directory = resolve_text_encoder(path)
     bert = BertModel.from_pretrained(directory, add_pooling_layer=False, local_files_only=True)
-    return MultimodalEncoder(bert, region_dim), load_tokenizer(path)
+    return MultimodalEncoder(bert, region_dim, match_head), load_tokenizer(path)
 
 
 def encoder_from_architecture(arch: dict) -> MultimodalEncoder:
     """Empty model of the given architecture, to load a checkpoint's state dict into."""
     cfg = BertConfig.from_dict(arch["bert_config"])
-    return MultimodalEncoder(BertModel(cfg, add_pooling_layer=False), arch["region_dim"])
+    return MultimodalEncoder(BertModel(cfg, add_pooling_layer=False), arch["region_dim"], arch.get("match_head", False))

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from itr.metrics import retrieval_metrics
+from itr.rerank import Shortlist, fuse, rerank, rerank_metrics
+
+
+def test_rerank_sorts_by_cross_score_and_keeps_missing_last():
+    cand = np.array([[4, 7, 9, -1]])
+    c = np.array([[-1.0, 2.0, 0.0, 5.0]])  # the score of a missing slot must never promote it
+    assert rerank(cand, c).tolist() == [[7, 9, 4, -1]]
+    # ties keep the first-stage order
+    assert rerank(np.array([[1, 2, 3]]), np.array([[0.5, 0.5, 0.5]])).tolist() == [[1, 2, 3]]
+
+
+def test_add_and_norm_add_on_hand_made_scores():
+    e = np.array([[0.9, 0.5, 0.1]])
+    c = np.array([[0.0, 2.0, -2.0]])
+    sig = 1 / (1 + np.exp(-c))
+    np.testing.assert_allclose(fuse(e, c, "add", 0.1), 0.1 * e + 0.9 * sig)
+    # ADD_0.9 trusts the embedding: first-stage order; ADD_0.1 trusts the CE
+    assert rerank(np.array([[0, 1, 2]]), fuse(e, c, "add", 0.9)).tolist() == [[0, 1, 2]]
+    assert rerank(np.array([[0, 1, 2]]), fuse(e, c, "add", 0.1)).tolist() == [[1, 0, 2]]
+    # NORM_ADD: both 0-1 normalised within the shortlist: e -> [1, .5, 0], c -> [.5, 1, 0]
+    np.testing.assert_allclose(fuse(e, c, "norm_add", 0.5), [[0.75, 0.75, 0.0]])
+    np.testing.assert_allclose(fuse(e, c, "norm_add", 0.2), [[0.2 + 0.4, 0.1 + 0.8, 0.0]])
+    with pytest.raises(ValueError, match="unknown fusion"):
+        fuse(e, c, "mul", 0.5)
+
+
+def _one_group(t2i_cand, t2i_cross, i2t_cand, i2t_cross, caption_image):
+    nan = lambda a: np.full(np.shape(a), np.nan)
+    return Shortlist(np.array(caption_image), np.array(t2i_cand), nan(t2i_cand), np.array(t2i_cross, float),
+                     np.array(i2t_cand), nan(i2t_cand), np.array(i2t_cross, float))
+
+
+def test_a_shortlist_miss_stays_a_miss_even_with_a_perfect_reranker():
+    # 3 images, one caption each (caption i shows image i); the first stage kept 2 of 3 images.
+    # Caption 0's shortlist lacks image 0: however the CE scores, that query cannot be found.
+    g = _one_group(t2i_cand=[[1, 2], [1, 0], [2, 1]], t2i_cross=[[9, 9], [5, 1], [3, 1]],
+                   i2t_cand=[[0, 1], [1, 2], [2, 0]], i2t_cross=[[1, 0], [1, 0], [1, 0]], caption_image=[0, 1, 2])
+    m = rerank_metrics([g], k=2, how="ce", lam=0.0, ks=(1, 2))[0]
+    assert m["t2i/R@1"] == pytest.approx(200 / 3) and m["t2i/R@2"] == pytest.approx(200 / 3)
+    assert m["i2t/R@1"] == 100.0
+
+
+def test_k_larger_than_the_collection_and_k_beyond_the_stored_depth():
+    # all-pairs shortlists of a 2-image collection: asking for k=20 just uses both.
+    g = _one_group(t2i_cand=[[0, 1], [0, 1]], t2i_cross=[[0, 1], [0, 1]],
+                   i2t_cand=[[0, 1], [0, 1]], i2t_cross=[[1, 0], [0, 1]], caption_image=[0, 1])
+    m = rerank_metrics([g], k=20, how="ce", lam=0.0, ks=(1, 5))[0]
+    expected = retrieval_metrics(np.array([[1, 0], [1, 0]]), np.array([0, 1]), np.array([[0, 1], [1, 0]]),
+                                 np.array([0, 1]), ks=(1, 2))
+    assert m["t2i/R@1"] == expected["t2i/R@1"] == 50.0 and m["t2i/R@5"] == 100.0
+    assert m["i2t/R@1"] == 100.0
+    # shortlists cut at depth 2 out of 3 images cannot answer k=3
+    g3 = _one_group(t2i_cand=[[0, 1]] * 3, t2i_cross=[[0, 1]] * 3, i2t_cand=[[0, 1]] * 3,
+                    i2t_cross=[[0, 1]] * 3, caption_image=[0, 1, 2])
+    with pytest.raises(ValueError, match="larger k_max"):
+        rerank_metrics([g3], k=3, how="ce", lam=0.0, ks=(1,))
+
+
+def test_smaller_k_drops_candidates_before_reranking():
+    # the true image sits at first-stage rank 3: found with k=3, lost with k=2 whatever the CE says
+    g = _one_group(t2i_cand=[[1, 2, 0]], t2i_cross=[[0, 0, 9]], i2t_cand=[[0]], i2t_cross=[[1]], caption_image=[0])
+    g.i2t_candidates = np.array([[0], [0], [0]])
+    g.i2t_first = np.full((3, 1), np.nan)
+    g.i2t_cross = np.ones((3, 1))
+    assert rerank_metrics([g], 3, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == 100.0
+    assert rerank_metrics([g], 2, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == 0.0
