@@ -46,3 +46,8 @@ def write_json(path: str | Path, obj) -> None:
 def save_npy(path: str | Path, arr: np.ndarray) -> None:
     with replacing(path, ".npy") as tmp:
         np.save(tmp, arr)
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    with replacing(path, ".npz") as tmp:
+        np.savez(tmp, **arrays)

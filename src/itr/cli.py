@@ -37,6 +37,15 @@ def _device(name: str):
     return torch.device(name)
 
 
+def _pin_faiss_threads() -> None:
+    """One faiss thread for evaluation: exact search sums scores in a thread-count-dependent order, and
+    near-tied items (twin images) can swap places between 1 and 2 threads. Pinning it makes metrics
+    independent of the machine; these searches take well under a second either way."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 def _tracking(args):
     from itr.config import TrackingConfig, parse_section
 
@@ -180,26 +189,18 @@ def cmd_index_build(args) -> int:
     import torch
 
     from itr.atomic import save_npy
-    from itr.checkpoint import CheckpointError, file_digest, load_checkpoint
+    from itr.checkpoint import file_digest
     from itr.config import IndexConfig, parse_section
     from itr.data.tables import read_dataset
     from itr.features.store import FeatureStore
     from itr.index import build_index, save_index
-    from itr.models.encoder import encoder_from_architecture, load_tokenizer
     from itr.retrieval import CaptionSet, embed_captions, embed_images
 
     cfg = parse_section(IndexConfig, args.config)
     torch.set_num_threads(max(1, args.threads))
     device = _device(args.device)
-    ckpt = load_checkpoint(args.model)
     store = FeatureStore(args.features)
-    if ckpt["features"] != store.manifest["source"]:
-        raise CheckpointError(f"{args.model} was trained on features {ckpt['features']}, but {args.features} holds "
-                         f"{store.manifest['source']}; retrain the model or point at the right feature store.")
-    model = encoder_from_architecture(ckpt["architecture"])
-    model.load_state_dict(ckpt["model"])
-    model.to(device)
-    tokenizer = load_tokenizer(ckpt["text_encoder"]["path"])
+    model, tokenizer, ckpt = _load_model(args.model, store, device)
     images, caps = read_dataset(args.data, args.split)
     captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
     image_ids = list(images["image_id"])
@@ -226,6 +227,7 @@ def cmd_evaluate(args) -> int:
     from itr.evaluate import evaluate_collection
 
     cfg = parse_section(EvalConfig, args.config)
+    _pin_faiss_threads()
     result = evaluate_collection(Path(args.index), cfg, args.protocol)
     result.update({"method": args.method, "dataset": args.dataset})
     with _tracker(args, args.run_name, {"evaluation": cfg.to_dict(), "protocol": args.protocol},
@@ -237,10 +239,114 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def cmd_table(args) -> int:
-    from itr.tables import build_rfrs_table1
+def _load_model(path, store, device):
+    """A trained checkpoint -> (model, tokenizer, checkpoint), refusing one trained on other features."""
+    from itr.checkpoint import CheckpointError, load_checkpoint
+    from itr.models.encoder import encoder_from_architecture, load_tokenizer
 
-    build_rfrs_table1([Path(p) for p in args.metrics], Path(args.out), args.protocol)
+    ckpt = load_checkpoint(path)
+    if ckpt["features"] != store.manifest["source"]:
+        raise CheckpointError(f"{path} was trained on features {ckpt['features']}, but {store.root} holds "
+                              f"{store.manifest['source']}; retrain the model or point at the right feature store.")
+    model = encoder_from_architecture(ckpt["architecture"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), load_tokenizer(ckpt["text_encoder"]["path"]), ckpt
+
+
+def cmd_rerank_score(args) -> int:
+    import json
+    import time
+
+    import numpy as np
+    import torch
+
+    from itr.atomic import save_npz
+    from itr.checkpoint import CheckpointError, file_digest
+    from itr.config import EvalConfig, RerankConfig, parse_section
+    from itr.data.tables import read_dataset
+    from itr.evaluate import IndexedCollection, protocol_groups
+    from itr.features.store import FeatureStore
+    from itr.rerank import cross_score_groups, first_stage_groups
+    from itr.retrieval import CaptionSet
+
+    cfg = parse_section(RerankConfig, args.config)
+    eval_cfg = parse_section(EvalConfig, args.eval_config)
+    torch.set_num_threads(max(1, args.threads))
+    device = _device(args.device)
+    store = FeatureStore(args.features)
+    model, tokenizer, ckpt = _load_model(args.reranker, store, device)
+    images, caps = read_dataset(args.data, args.split)
+    image_ids = list(images["image_id"])
+    captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
+    pos_of = {iid: n for n, iid in enumerate(image_ids)}
+    caption_image_pos = np.array([pos_of[i] for i in captions.image_ids])
+    _pin_faiss_threads()
+    collection, k_max = None, max((cfg.k, *cfg.ks))
+    if args.first_stage:
+        collection = IndexedCollection(Path(args.first_stage))
+        if collection.image_ids != image_ids or collection.caption_image_ids != captions.image_ids:
+            raise CheckpointError(f"{args.first_stage} indexes another collection than the {args.split} split of "
+                                  f"{args.data}; rebuild the index (snakemake indexes).")
+    groups, label = protocol_groups(len(image_ids), eval_cfg, args.protocol)
+    t0 = time.time()
+    shortlists, n_pairs = cross_score_groups(model, captions, store, image_ids,
+                                             first_stage_groups(groups, caption_image_pos, k_max, collection),
+                                             cfg.batch_size, device)
+    seconds = time.time() - t0
+    meta = {"split": args.split, "protocol": args.protocol, "protocol_label": label, "n_groups": len(groups),
+            "n_images": int(sum(len(g) for g in groups) // len(groups)), "k_max": k_max if collection else None,
+            "first_stage": ({"index": collection.factory, "model_id": collection.model_id} if collection else None),
+            "reranker_model_id": file_digest(args.reranker), "pairs_scored": int(n_pairs),
+            "cross_seconds": round(seconds, 1)}
+    arrays = {}
+    for n, s in enumerate(shortlists):
+        arrays.update(s.to_arrays(f"g{n}/"))
+    save_npz(args.out, meta=np.array(json.dumps(meta)), **arrays)
+    log.info("cross-encoded %d pairs in %.0f s (%.0f pairs/s)", n_pairs, seconds, n_pairs / max(seconds, 1e-9))
+    return 0
+
+
+def cmd_rerank_evaluate(args) -> int:
+    import json
+
+    import numpy as np
+
+    from itr.config import EvalConfig, RerankConfig, parse_section
+    from itr.metrics import average_metrics
+    from itr.rerank import Shortlist, rerank_metrics
+
+    cfg = parse_section(RerankConfig, args.config)
+    eval_cfg = parse_section(EvalConfig, args.eval_config)
+    with np.load(args.scores, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        groups = [Shortlist.from_arrays(z, f"g{n}/") for n in range(meta["n_groups"])]
+    all_pairs = meta["first_stage"] is None
+    cells = [(args.out, cfg.k, "ce", None)]
+    if args.variants_dir and not all_pairs:
+        d = Path(args.variants_dir)
+        cells += [(d / f"k={k}.json", k, "ce", None) for k in cfg.ks]
+        cells += [(d / f"{how}_{lam}.json", cfg.k, how, lam) for how in ("add", "norm_add") for lam in cfg.lambdas]
+    for out, k, how, lam in cells:
+        per_group = rerank_metrics(groups, k if not all_pairs else 10**9, how, lam or 0.0, eval_cfg.ks)
+        result = {**{key: meta[key] for key in ("split", "protocol", "protocol_label", "n_images", "n_groups",
+                                                  "first_stage", "reranker_model_id", "pairs_scored")},
+                  "method": args.method, "dataset": args.dataset, "k": None if all_pairs else k,
+                  "fusion": how, "lambda": lam, "metrics": average_metrics(per_group),
+                  "per_group": per_group if len(per_group) > 1 else None}
+        _write_json(out, result)
+    m = json.loads(Path(args.out).read_text())["metrics"]
+    log.info("%s %s: %s", args.method, meta["protocol"], {k: round(v, 2) for k, v in m.items()})
+    with _tracker(args, args.run_name, {"rerank": cfg.to_dict(), "protocol": meta["protocol"]},
+                  {"rule": "rerank_evaluate", "method": args.method, "protocol": meta["protocol"]}) as run:
+        if run:
+            run.log(m)
+    return 0
+
+
+def cmd_table(args) -> int:
+    from itr.tables import BUILDERS
+
+    BUILDERS[args.name]([Path(p) for p in args.metrics], Path(args.out), args.protocol)
     return 0
 
 
@@ -330,8 +436,26 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, tracked=True)
     p.set_defaults(func=cmd_evaluate)
 
+    rr = sub.add_parser("rerank", help="retrieve-and-rerank: cross-encode shortlists, then score cells")
+    rsub = rr.add_subparsers(dest="cmd", required=True)
+    p = rsub.add_parser("score", help="CE scores of the first stage's top-k (or, without --first-stage, all pairs)")
+    for a in ("--reranker", "--data", "--features", "--config", "--eval-config", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--first-stage", help="index directory of the bi-encoder; omit to score every pair")
+    p.add_argument("--protocol", required=True, choices=["full", "folds", "subset"])
+    p.add_argument("--split", default="test")
+    _common(p, compute=True)
+    p.set_defaults(func=cmd_rerank_score)
+    p = rsub.add_parser("evaluate", help="metrics of reranked shortlists: k = rerank.k, plus Table 8/9 variants")
+    for a in ("--scores", "--config", "--eval-config", "--method", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--variants-dir", help="also write k=<k>.json and <fusion>_<lambda>.json cells here")
+    p.add_argument("--dataset", default="shapes")
+    _common(p, tracked=True)
+    p.set_defaults(func=cmd_rerank_evaluate)
+
     p = sub.add_parser("table")
-    p.add_argument("name", choices=["rfrs1"])
+    p.add_argument("name", choices=["rfrs1", "rfrs8", "rfrs9"])
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--protocol", required=True)
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")

@@ -207,7 +207,6 @@ class EvalConfig(_Section):
     protocols: tuple = ("full", "folds", "subset")
     n_folds: int = 5
     subset_size: int = 200
-    table_protocol: str = "full"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from itr.evaluate import IndexedCollection, to_local
 from itr.features.store import FeatureStore
 from itr.retrieval import CaptionSet, evaluate_rankings, image_batch, image_inputs
 
@@ -124,6 +125,26 @@ def all_pairs(caption_image: np.ndarray, n_images: int) -> tuple[np.ndarray, np.
     t2i = np.broadcast_to(np.arange(n_images), (n_captions, n_images)).copy()
     i2t = np.broadcast_to(np.arange(n_captions), (n_images, n_captions)).copy()
     return t2i, np.full(t2i.shape, np.nan, np.float32), i2t, np.full(i2t.shape, np.nan, np.float32)
+
+
+def first_stage_groups(group_images: list[np.ndarray], caption_image_pos: np.ndarray, k: int,
+                       collection: IndexedCollection | None = None) -> list[dict]:
+    """Per protocol group: its images and captions, and the first stage's shortlists in group numbering.
+
+    With ``collection`` (a bi-encoder index) each query keeps its top ``k``; without one, every
+    item of the group is a candidate (the CE rows: all pairs) and there are no first-stage scores.
+    """
+    out = []
+    for images in group_images:
+        captions = np.flatnonzero(np.isin(caption_image_pos, images))
+        caption_image = to_local(caption_image_pos[captions], images)
+        if collection is None:
+            t2i_c, t2i_e, i2t_c, i2t_e = all_pairs(caption_image, len(images))
+        else:
+            t2i_e, t2i_c, i2t_e, i2t_c = collection.first_stage(images, k)
+        out.append({"images": images, "captions": captions, "caption_image": caption_image,
+                    "t2i_candidates": t2i_c, "t2i_first": t2i_e, "i2t_candidates": i2t_c, "i2t_first": i2t_e})
+    return out
 
 
 def cross_score_groups(model, captions: CaptionSet, store: FeatureStore, image_ids: list[str],

@@ -9,7 +9,18 @@ validate_params(config, source="workflow config (params.yaml or --configfile)")
 
 DATASET = "shapes"
 ITR_ENV = "../envs/itr.yaml"  # relative to workflow/rules
-METHODS = ["be"]  # Retrieve Fast, Rerank Smart methods with a trainable checkpoint
+# Retrieve Fast, Rerank Smart. Trained checkpoints, and the rows of its tables built from them:
+MODELS = ["be", "ce", "joint"]
+EMBEDDING_MODEL = {"be": "be", "joint_be": "joint"}  # rows that rank by embedding similarity alone
+RERANK = {  # rows that run the cross-encoder: (reranker, first-stage index or None = every pair)
+    "sep_coop": ("ce", "be"),
+    "joint_coop": ("joint", "joint"),
+    "ce": ("ce", None),
+    "joint_ce": ("joint", None),
+}
+METHODS = list(EMBEDDING_MODEL) + list(RERANK)
+COOP_METHODS = [m for m, (_, first) in RERANK.items() if first]
+TABLE_PROTOCOL = config["rerank"]["protocol"]  # every row of Tables 1, 8, 9 is measured on this protocol
 
 DATASET_DIR = f"data/{DATASET}"
 DATASET_MANIFEST = f"{DATASET_DIR}/manifest.json"
@@ -17,13 +28,25 @@ DETECTOR = f"models/detector/{DATASET}.pt"
 DETECTOR_METRICS = f"results/metrics/detector/{DATASET}.json"
 FEATURES_DIR = f"features/{DATASET}"
 FEATURES_MANIFEST = f"{FEATURES_DIR}/manifest.json"
-MODEL = "models/rfrs/{method}.pt"
-TRAIN_HISTORY = "results/train/rfrs/{method}.csv"
-INDEX_DONE = "indexes/rfrs/{method}/collection.json"
+MODEL = "models/rfrs/{model}.pt"
+TRAIN_HISTORY = "results/train/rfrs/{model}.csv"
+INDEX_DONE = "indexes/rfrs/{model}/collection.json"
+RERANK_SCORES = "scores/rfrs/{method}/{protocol}.npz"
 EVAL_METRICS = "results/metrics/rfrs/{method}/{protocol}.json"
+# Table 8 / 9 cells of the COOP rows, next to their k = rerank.k headline cell
+K_METRICS = "results/metrics/rfrs/{method}/{protocol}/k={k}.json"
+FUSION_METRICS = "results/metrics/rfrs/{method}/{protocol}/{fusion}_{lam}.json"
+
+
+def variant_metrics(method, protocol):
+    """Table 8 and 9 cells of one COOP row."""
+    r = config["rerank"]
+    return expand(K_METRICS, method=method, protocol=protocol, k=r["ks"]) + expand(
+        FUSION_METRICS, method=method, protocol=protocol, fusion=["add", "norm_add"], lam=r["lambdas"])
+
 
 # Sections whose code draws random numbers get the global seed.
-SEEDED = {"shapes", "detector", "be"}
+SEEDED = {"shapes", "detector", "be", "ce", "joint"}
 
 
 def section(name, drop=()):

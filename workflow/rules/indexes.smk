@@ -5,16 +5,18 @@ rule build_index:
         features=FEATURES_MANIFEST,
     output:
         collection=INDEX_DONE,
-        images="indexes/rfrs/{method}/images.faiss",
-        captions="indexes/rfrs/{method}/captions.faiss",
+        images="indexes/rfrs/{model}/images.faiss",
+        captions="indexes/rfrs/{model}/captions.faiss",
+    wildcard_constraints:
+        model="|".join(set(EMBEDDING_MODEL.values())),
     params:
         cfg=section("index"),
     conda:
         ITR_ENV
     log:
-        "logs/build_index/{method}.log",
+        "logs/build_index/{model}.log",
     benchmark:
-        "logs/benchmarks/build_index/{method}.tsv"
+        "logs/benchmarks/build_index/{model}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=8000,

@@ -1,28 +1,38 @@
-rule table_rfrs1:
+# Tables of Retrieve Fast, Rerank Smart by number: results/tables/rfrs_table<n>.{md,csv,tex,json}
+TABLE_INPUTS = {
+    "1": expand(EVAL_METRICS, method=METHODS, protocol=TABLE_PROTOCOL),
+    "8": [f for m in COOP_METHODS for f in expand(K_METRICS, method=m, protocol=TABLE_PROTOCOL, k=config["rerank"]["ks"])],
+    "9": expand(EVAL_METRICS, method=COOP_METHODS, protocol=TABLE_PROTOCOL)
+    + expand(FUSION_METRICS, method=COOP_METHODS, protocol=TABLE_PROTOCOL, fusion=["add", "norm_add"],
+             lam=config["rerank"]["lambdas"]),
+}
+
+
+rule paper_table:
     input:
-        expand(EVAL_METRICS, method=METHODS, protocol=config["evaluation"]["table_protocol"]),
+        lambda wc: TABLE_INPUTS[wc.n],
     output:
-        table_outputs("rfrs_table1"),
+        table_outputs("rfrs_table{n}"),
     params:
-        protocol=config["evaluation"]["table_protocol"],
+        protocol=TABLE_PROTOCOL,
     conda:
         ITR_ENV
     log:
-        "logs/table_rfrs1.log",
+        "logs/table/rfrs{n}.log",
     benchmark:
-        "logs/benchmarks/table_rfrs1.tsv"
+        "logs/benchmarks/table/rfrs{n}.tsv"
     threads: 1
     resources:
         mem_mb=1000,
     shell:
-        "itr table rfrs1 --metrics {input} --protocol {params.protocol} --out results/tables/rfrs_table1"
-        " > {log} 2>&1"
+        "itr table rfrs{wildcards.n} --metrics {input} --protocol {params.protocol}"
+        " --out results/tables/rfrs_table{wildcards.n} > {log} 2>&1"
 
 
 rule check_scores:
     input:
         expected="workflow/expected_scores.yaml",
-        metrics=expand(EVAL_METRICS, method=METHODS, protocol=config["evaluation"]["protocols"]),
+        metrics=expand(EVAL_METRICS, method="be", protocol=config["evaluation"]["protocols"]),
         detector=DETECTOR_METRICS,
     output:
         "results/checks/expected_scores.md",
