@@ -100,7 +100,7 @@ class Shortlist:
         return {f"{prefix}{f.name}": getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_arrays(cls, arrays, prefix: str) -> "Shortlist":
+    def from_arrays(cls, arrays, prefix: str) -> Shortlist:
         return cls(**{f.name: np.asarray(arrays[f"{prefix}{f.name}"]) for f in dataclasses.fields(cls)})
 
 

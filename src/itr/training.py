@@ -32,12 +32,18 @@ from tqdm import tqdm
 
 from itr.atomic import replacing
 from itr.checkpoint import resume_state, save_checkpoint
-from itr.config import BEConfig
 from itr.features.store import FeatureStore
 from itr.losses import batch_hard_triplet_loss, match_bce_loss
 from itr.rerank import score_pairs
-from itr.retrieval import (CaptionSet, embed_captions, embed_images, evaluate_rankings, exact_metrics, image_batch,
-                           image_inputs)
+from itr.retrieval import (
+    CaptionSet,
+    embed_captions,
+    embed_images,
+    evaluate_rankings,
+    exact_metrics,
+    image_batch,
+    image_inputs,
+)
 from itr.sampling import sample_match_pairs
 
 VAL_KS = (1, 5, 10)
