@@ -62,3 +62,19 @@ def section(name, drop=()):
 
 def table_outputs(name):
     return [f"results/tables/{name}.{ext}" for ext in ("md", "csv", "tex", "json")]
+
+
+def rerank_inputs(wc):
+    """Inputs of a cross-encoder row: its reranker, and the first-stage index of COOP rows."""
+    reranker, first_stage = RERANK[wc.method]
+    inputs = {"reranker": MODEL.format(model=reranker), "data": DATASET_MANIFEST, "features": FEATURES_MANIFEST}
+    if first_stage:
+        inputs["first_stage"] = INDEX_DONE.format(model=first_stage)
+    return inputs
+
+
+RERANK_EVALUATE = (
+    "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg}"
+    " --method {wildcards.method} --out {output.main} {params.variants} --tracking {params.tracking}"
+    " --run-name evaluate/method={wildcards.method},protocol={wildcards.protocol} > {log} 2>&1"
+)

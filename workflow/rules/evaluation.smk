@@ -26,14 +26,6 @@ rule evaluate:
         " > {log} 2>&1"
 
 
-def rerank_inputs(wc):
-    reranker, first_stage = RERANK[wc.method]
-    inputs = {"reranker": MODEL.format(model=reranker), "data": DATASET_MANIFEST, "features": FEATURES_MANIFEST}
-    if first_stage:
-        inputs["first_stage"] = INDEX_DONE.format(model=first_stage)
-    return inputs
-
-
 # Cross-encoder rows: CE scores of every shortlisted pair (COOP) or of every pair (CE, JOINT+CE).
 # The expensive part; the cells below are computed from its output in seconds.
 rule rerank_score:
@@ -61,13 +53,6 @@ rule rerank_score:
         "itr rerank score --reranker {input.reranker} {params.first_stage} --data $(dirname {input.data})"
         " --features $(dirname {input.features}) --config {params.cfg} --eval-config {params.eval_cfg}"
         " --protocol {wildcards.protocol} --out {output} --threads {threads} > {log} 2>&1"
-
-
-RERANK_EVALUATE = (
-    "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg}"
-    " --method {wildcards.method} --out {output.main} {params.variants} --tracking {params.tracking}"
-    " --run-name evaluate/method={wildcards.method},protocol={wildcards.protocol} > {log} 2>&1"
-)
 
 
 # COOP rows: the k = rerank.k cell (Table 1) and the Table 8 (k) and Table 9 (fusion) cells.
