@@ -46,7 +46,7 @@ def variant_metrics(method, protocol):
 
 
 # Sections whose code draws random numbers get the global seed.
-SEEDED = {"shapes", "detector", "be", "ce", "joint"}
+SEEDED = {"shapes", "detector", "be", "ce", "joint", "benchmark"}
 
 
 def section(name, drop=()):

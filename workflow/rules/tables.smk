@@ -13,6 +13,8 @@ rule paper_table:
         lambda wc: TABLE_INPUTS[wc.n],
     output:
         table_outputs("rfrs_table{n}"),
+    wildcard_constraints:
+        n="|".join(TABLE_INPUTS),
     params:
         protocol=TABLE_PROTOCOL,
     conda:

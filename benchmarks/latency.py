@@ -1,0 +1,221 @@
+"""Per-query latency (Table 3) and full-evaluation cost (Table 4) of BE, COOP and CE.
+
+What is timed, per text query, against collections grown to each size in ``sizes``
+(itr.data.grow: real ShapeCaptions test images plus recombinations of their regions):
+
+* ``encode``   - the query caption through the text tower (batch 1);
+* ``search``   - the configured faiss index (a factory string, e.g. HNSW32) for each
+                 ``search_params`` setting, with recall@10 against exact search;
+* ``baseline`` - the paper's implementation of the first stage: exact search as a plain
+                 PyTorch matrix product over all image embeddings plus top-k, in the same run;
+* ``coop``     - encode + search the top k + cross-encode the k pairs + sort;
+* ``ce``       - cross-encoding every image for one query, extrapolated from the measured
+                 pair throughput (marked ``extrapolated``).
+
+Table 4 (full evaluation: every caption and image of an n-image collection with 5 captions
+per image, both directions) is computed from throughputs measured here: images/s and
+captions/s through the towers, exact batched search, and CE pairs/s. Those rows are marked
+as estimates from measured throughputs.
+
+    python benchmarks/latency.py --be models/rfrs/be.pt --ce models/rfrs/ce.pt --data data/shapes \
+        --features features/shapes --config '{"sizes": [50000, 1000000], ...}' --out results/benchmarks/latency.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from itr.atomic import write_json
+from itr.cli import _load_model
+from itr.data.grow import RecombinedFeatures
+from itr.data.tables import read_dataset
+from itr.features.store import FeatureStore
+from itr.index import build_index, normalise
+from itr.retrieval import CaptionSet
+
+log = logging.getLogger("itr.benchmarks.latency")
+RECALL_AT = 10
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean()), "n": len(ms)}
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+@torch.inference_mode()
+def encode_collection(model, grown: RecombinedFeatures, n: int, batch: int, precision: str) -> tuple[np.ndarray, float]:
+    """(n, H) normalised image embeddings of the grown collection, and images/s."""
+    out = np.empty((n, model.bert.config.hidden_size), dtype=np.float32)
+    t0 = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        for s in tqdm(range(0, n, batch), desc=f"encoding {n} images", mininterval=30):
+            f = grown.get(np.arange(s, min(n, s + batch)))
+            emb = model.embed_image(f["regions"], f["geometry"], f["mask"], f["global"])
+            out[s:s + len(emb)] = torch.nn.functional.normalize(emb.float(), dim=-1).numpy()
+    return out, n / (time.perf_counter() - t0)
+
+
+@torch.inference_mode()
+def encode_query(model, captions: CaptionSet, row: int) -> np.ndarray:
+    ids, mask = captions.batch([row])
+    return torch.nn.functional.normalize(model.embed_text(ids, mask), dim=-1).numpy()  # (1, H)
+
+
+@torch.inference_mode()
+def cross_scores(model, captions: CaptionSet, row: int, grown: RecombinedFeatures, ids: np.ndarray) -> np.ndarray:
+    """CE logits of one caption against the given images, in one batch."""
+    tok, mask = captions.batch([row] * len(ids))
+    f = grown.get(ids)
+    return model.match_logits(tok, mask, f["regions"], f["geometry"], f["mask"], f["global"]).numpy()
+
+
+def exact_torch(queries: torch.Tensor, items: torch.Tensor, k: int) -> torch.Tensor:
+    """The paper's first stage: a dense matrix product over every item, then top-k. (Q, k) positions."""
+    return torch.topk(queries @ items.T, k, dim=1).indices
+
+
+def bench_size(cfg: dict, size: int, emb: np.ndarray, query_vecs: np.ndarray, encode_s: list[float],
+               coop_fn) -> dict:
+    items = emb[:size]
+    items_t = torch.from_numpy(items)
+    q_t = torch.from_numpy(query_vecs)
+    truth = exact_torch(q_t, items_t, RECALL_AT).numpy()  # (Q, 10) ground truth for recall
+    baseline = [timed(exact_torch, q_t[i:i + 1], items_t, cfg["k"])[1] for i in range(len(query_vecs))]
+    index, build_s = timed(build_index, items, cfg["factory"])
+    result = {"size": size, "baseline_torch_exact": percentiles(baseline), "factory": cfg["factory"],
+              "build_s": round(build_s, 1), "index_bytes": int(faiss.serialize_index(index).size), "settings": []}
+    for params in cfg["search_params"]:
+        if params:
+            faiss.ParameterSpace().set_index_parameters(index, params)
+        lat, found = [], []
+        for i in range(len(query_vecs)):
+            (_, pos), dt = timed(index.search, query_vecs[i:i + 1], cfg["k"])
+            lat.append(dt)
+            found.append(pos[0, :RECALL_AT])
+        recall = float(np.mean([len(set(f) & set(t)) / RECALL_AT for f, t in zip(found, truth)]))
+        search = percentiles(lat)
+        be = percentiles([e + s for e, s in zip(encode_s, lat)])
+        result["settings"].append({"search_params": params, "recall@10": recall, "search": search, "be": be,
+                                   "speedup_vs_baseline_p50": result["baseline_torch_exact"]["p50_ms"] / search["p50_ms"]})
+        log.info("%d images, %s %s: search p50 %.2f ms, BE (encode+search) p50 %.2f ms, recall@10 %.3f",
+                 size, cfg["factory"], params, search["p50_ms"], be["p50_ms"], recall)
+    chosen = next((s for s in result["settings"] if s["recall@10"] >= cfg["min_recall"]), result["settings"][-1])
+    if chosen["search_params"]:
+        faiss.ParameterSpace().set_index_parameters(index, chosen["search_params"])
+    result["chosen"] = chosen["search_params"]
+    result["coop"] = percentiles([coop_fn(index, i) for i in range(min(cfg["coop_queries"], len(query_vecs)))])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for a in ("--be", "--ce", "--data", "--features", "--config", "--out"):
+        ap.add_argument(a, required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    cfg = json.loads(args.config)
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    torch.manual_seed(0)
+    store = FeatureStore(args.features)
+    be, tokenizer, be_ckpt = _load_model(args.be, store, torch.device("cpu"))
+    ce, ce_tokenizer, ce_ckpt = _load_model(args.ce, store, torch.device("cpu"))
+    images, caps = read_dataset(args.data, "test")
+    grown = RecombinedFeatures(store.get(list(images["image_id"])), seed=cfg["seed"])
+    captions = CaptionSet.from_frame(caps, tokenizer, be_ckpt["text_encoder"]["max_text_len"])
+    ce_captions = CaptionSet.from_frame(caps, ce_tokenizer, ce_ckpt["text_encoder"]["max_text_len"])
+    rows = np.random.default_rng(cfg["seed"]).choice(len(captions), cfg["queries"], replace=False)
+
+    # Query encoding, batch 1, timed per query (warm-up first: the first calls allocate).
+    for r in rows[:5]:
+        encode_query(be, captions, int(r))
+    encoded = [timed(encode_query, be, captions, int(r)) for r in rows]
+    query_vecs = np.concatenate([v for v, _ in encoded])
+    encode_s = [dt for _, dt in encoded]
+
+    n_max = max(cfg["sizes"])
+    emb, images_per_s = encode_collection(be, grown, n_max, cfg["encode_batch"], cfg["encode_precision"])
+
+    # CE throughput: pairs/s at the batch size the rerank rules use.
+    pair_ids = np.arange(cfg["throughput_pairs"]) % n_max
+    t0 = time.perf_counter()
+    for s in range(0, len(pair_ids), cfg["ce_batch"]):
+        cross_scores(ce, ce_captions, int(rows[0]), grown, pair_ids[s:s + cfg["ce_batch"]])
+    pairs_per_s = len(pair_ids) / (time.perf_counter() - t0)
+
+    def coop(index, i: int) -> float:
+        t = time.perf_counter()
+        q = encode_query(be, captions, int(rows[i]))
+        _, pos = index.search(q, cfg["k"])
+        cand = pos[0][pos[0] >= 0]
+        order = np.argsort(-cross_scores(ce, ce_captions, int(rows[i]), grown, cand), kind="stable")
+        _ = cand[order]
+        return time.perf_counter() - t
+
+    # Caption tower throughput (batched), for Table 4.
+    n_caps = min(5000, len(captions))
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, n_caps, 256):
+            ids, mask = captions.batch(slice(s, min(n_caps, s + 256)))
+            be.embed_text(ids, mask)
+    captions_per_s = n_caps / (time.perf_counter() - t0)
+    # Exact batched search throughput (query-item dot products per second), for Table 4.
+    q = normalise(np.repeat(query_vecs, max(1, 5000 // len(query_vecs)), axis=0)[:5000])
+    flat = build_index(emb[:5000], "Flat")
+    _, dt = timed(flat.search, q, 10)
+    dots_per_s = len(q) * 5000 / dt
+
+    sizes = [bench_size(cfg, size, emb, query_vecs, encode_s, coop) for size in cfg["sizes"]]
+    for s in sizes:
+        s["ce_extrapolated"] = {"seconds_per_query": s["size"] / pairs_per_s, "extrapolated": True}
+    full_eval = []
+    for n in cfg["eval_sizes"]:
+        n_caps = 5 * n
+        encode = n / images_per_s + n_caps / captions_per_s
+        search = 2 * n * n_caps / dots_per_s  # t2i: 5n queries x n items; i2t: n queries x 5n items
+        coop_pairs = cfg["k"] * (n_caps + n)
+        full_eval.append({"n_images": n, "n_captions": n_caps, "be_s": encode + search,
+                          "coop_s": encode + search + coop_pairs / pairs_per_s, "coop_pairs": coop_pairs,
+                          "ce_s": n * n_caps / pairs_per_s, "ce_pairs": n * n_caps,
+                          "estimated_from_throughputs": True})
+    result = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "threads": args.threads, "torch": torch.__version__, "faiss": faiss.__version__,
+                    "device": "cpu"},
+        "config": cfg, "models": {"be": str(args.be), "ce": str(args.ce)},
+        "collection": ("real ShapeCaptions test images, grown by recombining their detector regions "
+                       "(itr.data.grow)"),
+        "encode_query": percentiles(encode_s),
+        "throughput": {"images_per_s": images_per_s, "captions_per_s": captions_per_s,
+                       "ce_pairs_per_s": pairs_per_s, "exact_dots_per_s": dots_per_s,
+                       "image_precision": cfg["encode_precision"]},
+        "sizes": sizes, "full_evaluation": full_eval,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    write_json(args.out, result)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
