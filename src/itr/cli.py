@@ -8,10 +8,12 @@ only through Snakemake's params, and writes its outputs atomically.
     itr data shapes --config JSON --out data/shapes
     itr detector train --data data/shapes --config JSON --out models/detector/shapes.pt --metrics M.json
     itr features extract --data data/shapes --detector D.pt --config JSON --out features/shapes
-    itr train be --data data/shapes --features features/shapes --config JSON --text-encoder JSON --out M.pt
+    itr train {be,ce,joint} --data data/shapes --features features/shapes --config JSON --text-encoder JSON --out M.pt
     itr index build --model M.pt --data data/shapes --features features/shapes --split test --config JSON --out DIR
     itr evaluate --index DIR --config JSON --protocol folds --out results/metrics/....json
-    itr table rfrs1 --metrics a.json b.json --out results/tables/rfrs_table1
+    itr rerank score --reranker CE.pt [--first-stage DIR] --data ... --protocol subset --out scores.npz
+    itr rerank evaluate --scores scores.npz --config JSON --method sep_coop --out M.json [--variants-dir D]
+    itr table rfrs1 --metrics a.json b.json --protocol subset --out results/tables/rfrs_table1
     itr runs compare
 """
 from __future__ import annotations
