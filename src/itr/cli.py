@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rerank_evaluate)
 
     p = sub.add_parser("table")
-    p.add_argument("name", choices=["rfrs1", "rfrs3", "rfrs4", "rfrs8", "rfrs9"])
+    p.add_argument("name", choices=["rfrs1", "rfrs3", "rfrs4", "rfrs8", "rfrs9", "claims"])
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--protocol", help="protocol every metrics file must have (retrieval tables)")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")

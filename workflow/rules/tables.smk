@@ -31,6 +31,24 @@ rule paper_table:
         " --out results/tables/rfrs_table{wildcards.n} > {log} 2>&1"
 
 
+rule claims_table:
+    input:
+        [f"results/tables/rfrs_table{n}.json" for n in ("1", "3", "8", "9")],
+    output:
+        table_outputs("rfrs_claims"),
+    conda:
+        ITR_ENV
+    log:
+        "logs/table/claims.log",
+    benchmark:
+        "logs/benchmarks/table/claims.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr table claims --metrics {input} --out results/tables/rfrs_claims > {log} 2>&1"
+
+
 rule check_scores:
     input:
         expected="workflow/expected_scores.yaml",

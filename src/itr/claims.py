@@ -1,0 +1,97 @@
+"""The paper's claims, checked against our tables: each one holds or does not hold on ShapeCaptions.
+
+A claim reads the flat JSON of the table that shows it (``results/tables/rfrs_table<n>.json``) and
+compares numbers with a fixed tolerance: "A matches B" holds when A is at most ``TOLERANCE``
+points below B; "A lags B" holds when A is more than ``TOLERANCE`` points below B. Recall is
+summarised as the mean of the two directions (``R@1`` = mean of t2i/R@1 and i2t/R@1). Nothing is
+tuned per claim, and a claim whose table is missing is reported as not checked, never as holding.
+
+Example:
+    >>> tables = {n: json.load(open(f"results/tables/rfrs_table{n}.json")) for n in ("1", "3", "8", "9")}
+    >>> [row["verdict"] for row in check_claims(tables)]
+"""
+from __future__ import annotations
+
+TOLERANCE = 1.0  # recall points
+
+
+def _r(row: dict, k: int) -> float:
+    return (row[f"t2i/R@{k}"] + row[f"i2t/R@{k}"]) / 2
+
+
+def _matches(a: float, b: float) -> bool:
+    return a >= b - TOLERANCE
+
+
+def _claims_table1(t: dict) -> list[tuple[str, bool, str]]:
+    be, ce, sep, joint = t["BE"], t["CE"], t["SEP+COOP"], t["JOINT+COOP"]
+    jbe, jce = t["JOINT+BE"], t["JOINT+CE"]
+    fmt = lambda name, row, k=1: f"{name} {_r(row, k):.1f}"
+    return [
+        ("A bi-encoder lags the cross-encoder at R@1", _r(be, 1) < _r(ce, 1) - TOLERANCE,
+         f"R@1: {fmt('BE', be)} vs {fmt('CE', ce)}"),
+        ("... but not at R@10", _matches(_r(be, 10), _r(ce, 10)),
+         f"R@10: {fmt('BE', be, 10)} vs {fmt('CE', ce, 10)}"),
+        ("SEP+COOP (BE top-k reranked by a separate CE) matches or beats the CE", _matches(_r(sep, 1), _r(ce, 1)),
+         f"R@1: {fmt('SEP+COOP', sep)} vs {fmt('CE', ce)}"),
+        ("JOINT+COOP matches or beats the CE", _matches(_r(joint, 1), _r(ce, 1)),
+         f"R@1: {fmt('JOINT+COOP', joint)} vs {fmt('CE', ce)}"),
+        ("JOINT+COOP matches or beats SEP+COOP (one model instead of two)", _matches(_r(joint, 1), _r(sep, 1)),
+         f"R@1: {fmt('JOINT+COOP', joint)} vs {fmt('SEP+COOP', sep)}"),
+        ("One joint model does both jobs: JOINT+BE matches the BE and JOINT+CE matches the CE",
+         _matches(_r(jbe, 1), _r(be, 1)) and _matches(_r(jce, 1), _r(ce, 1)),
+         f"R@1: {fmt('JOINT+BE', jbe)} vs {fmt('BE', be)}; {fmt('JOINT+CE', jce)} vs {fmt('CE', ce)}"),
+    ]
+
+
+def _claims_table8(t: dict) -> list[tuple[str, bool, str]]:
+    out = []
+    for model in ("SEP+COOP", "JOINT+COOP"):
+        by_k = {int(key.split("k=")[1]): _r(row, 1) for key, row in t.items() if key.startswith(model + "/")}
+        if 20 not in by_k:
+            out.append((f"{model}: k = 20 is within {TOLERANCE:g} R@1 point of the best k", None,
+                        f"k = 20 not measured (rerank.ks = {sorted(by_k)})"))
+            continue
+        best = max(by_k, key=by_k.get)
+        out.append((f"{model}: k = 20 is within {TOLERANCE:g} R@1 point of the best k", _matches(by_k[20], by_k[best]),
+                    "R@1 by k: " + ", ".join(f"{k}: {v:.1f}" for k, v in sorted(by_k.items()))))
+    return out
+
+
+def _claims_table9(t: dict) -> list[tuple[str, bool, str]]:
+    out = []
+    for model in ("SEP+COOP", "JOINT+COOP"):
+        cells = {key.split("/", 1)[1]: _r(row, 1) for key, row in t.items() if key.startswith(model + "/")}
+        if "ce" not in cells:
+            continue
+        fusions = {k: v for k, v in cells.items() if k != "ce"}
+        best = max(fusions, key=fusions.get)
+        out.append((f"{model}: the CE score alone ranks the top k at least as well as any fusion with the BE score",
+                    _matches(cells["ce"], fusions[best]), f"R@1: CE alone {cells['ce']:.1f}; best fusion "
+                                                          f"{best} {fusions[best]:.1f}"))
+    return out
+
+
+def _claims_table3(t: dict) -> list[tuple[str, bool, str]]:
+    size = max(t, key=int)
+    row = t[size]
+    return [(f"Retrieve and rerank answers a query at a tiny fraction (< 1 %) of the CE's cost ({int(size):,} images)",
+             row["coop_p50_ms"] / 1000 < 0.01 * row["ce_seconds"],
+             f"COOP p50 {row['coop_p50_ms']:.0f} ms vs CE {row['ce_seconds']:.0f} s per query")]
+
+
+CHECKS = {"1": _claims_table1, "3": _claims_table3, "8": _claims_table8, "9": _claims_table9}
+
+
+def check_claims(tables: dict[str, dict]) -> list[dict]:
+    """Rows of (claim, verdict, evidence, table) from the tables' flat JSON, keyed by table number."""
+    rows = []
+    for number, check in CHECKS.items():
+        if number not in tables:
+            rows.append({"claim": f"(claims of Table {number})", "verdict": "not checked",
+                         "evidence": "table not built", "table": f"rfrs_table{number}.md"})
+            continue
+        for claim, holds, evidence in check(tables[number]):
+            verdict = "not checked" if holds is None else "holds" if holds else "does not hold"
+            rows.append({"claim": claim, "verdict": verdict, "evidence": evidence, "table": f"rfrs_table{number}.md"})
+    return rows

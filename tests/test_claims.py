@@ -1,0 +1,36 @@
+from itr.claims import check_claims
+
+
+def _row(r1, r10=90.0):
+    return {"t2i/R@1": r1, "i2t/R@1": r1, "t2i/R@5": 80.0, "i2t/R@5": 80.0, "t2i/R@10": r10, "i2t/R@10": r10}
+
+
+def _verdicts(tables):
+    return {row["claim"]: row["verdict"] for row in check_claims(tables)}
+
+
+def test_table1_claims_follow_the_numbers_with_the_tolerance():
+    t1 = {"BE": _row(50.0), "CE": _row(55.0), "SEP+COOP": _row(54.5), "JOINT+COOP": _row(56.0),
+          "JOINT+BE": _row(49.5), "JOINT+CE": _row(52.0)}
+    v = _verdicts({"1": t1})
+    assert v["A bi-encoder lags the cross-encoder at R@1"] == "holds"
+    assert v["SEP+COOP (BE top-k reranked by a separate CE) matches or beats the CE"] == "holds"  # 0.5 below: within 1
+    assert v["JOINT+COOP matches or beats SEP+COOP (one model instead of two)"] == "holds"
+    # JOINT+CE is 3 points below the CE: the "one model does both" claim fails
+    assert v["One joint model does both jobs: JOINT+BE matches the BE and JOINT+CE matches the CE"] == "does not hold"
+    t1["BE"] = _row(54.5)  # within a point of the CE: it no longer lags
+    assert _verdicts({"1": t1})["A bi-encoder lags the cross-encoder at R@1"] == "does not hold"
+
+
+def test_missing_tables_and_cells_are_not_checked_rather_than_passed():
+    v = _verdicts({"8": {"SEP+COOP/k=10": _row(50.0), "SEP+COOP/k=50": _row(52.0)}})
+    assert v["(claims of Table 1)"] == "not checked"
+    assert v["SEP+COOP: k = 20 is within 1 R@1 point of the best k"] == "not checked"
+
+
+def test_table9_fusion_beating_the_ce_alone_breaks_the_claim():
+    t9 = {"SEP+COOP/ce": _row(60.0), "SEP+COOP/add_0.1": _row(60.5), "SEP+COOP/norm_add_0.5": _row(62.0)}
+    claim = "SEP+COOP: the CE score alone ranks the top k at least as well as any fusion with the BE score"
+    assert _verdicts({"9": t9})[claim] == "does not hold"
+    t9["SEP+COOP/norm_add_0.5"] = _row(60.9)
+    assert _verdicts({"9": t9})[claim] == "holds"
