@@ -14,8 +14,7 @@ later stages can derive boxes, extended ground truth or other languages without
 re-rendering.
 
 Example:
-    >>> from itr.atomic import replacing
-from itr.config import ShapesConfig
+    >>> from itr.config import ShapesConfig
     >>> scenes = generate_split(ShapesConfig(n_test=4), "test")
     >>> len(scenes), sorted(scenes[0])
     (4, ['captions', 'image_id', 'objects', 'twin_of', 'twin_type'])
