@@ -291,14 +291,15 @@ def cmd_rerank_score(args) -> int:
                                   f"{args.data}; rebuild the index (snakemake indexes).")
     groups, label = protocol_groups(len(image_ids), eval_cfg, args.protocol)
     t0 = time.time()
-    shortlists, n_pairs = cross_score_groups(model, captions, store, image_ids,
-                                             first_stage_groups(groups, caption_image_pos, k_max, collection),
-                                             cfg.batch_size, device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        shortlists, n_pairs = cross_score_groups(model, captions, store, image_ids,
+                                                 first_stage_groups(groups, caption_image_pos, k_max, collection),
+                                                 cfg.batch_size, device)
     seconds = time.time() - t0
     meta = {"split": args.split, "protocol": args.protocol, "protocol_label": label, "n_groups": len(groups),
             "n_images": int(sum(len(g) for g in groups) // len(groups)), "k_max": k_max if collection else None,
             "first_stage": ({"index": collection.factory, "model_id": collection.model_id} if collection else None),
-            "reranker_model_id": file_digest(args.reranker), "pairs_scored": int(n_pairs),
+            "reranker_model_id": file_digest(args.reranker), "pairs_scored": int(n_pairs), "precision": cfg.precision,
             "cross_seconds": round(seconds, 1)}
     arrays = {}
     for n, s in enumerate(shortlists):
