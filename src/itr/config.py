@@ -191,7 +191,7 @@ class RerankConfig(_Section):
     ks: tuple = (10, 20, 50)
     lambdas: tuple = (0.1, 0.5, 0.9)
     batch_size: int = 256
-    precision: str = "bf16"
+    precision: str = "fp32"
     protocol: str = "subset"
 
 
