@@ -33,7 +33,6 @@ import platform
 import resource
 import sys
 import time
-from pathlib import Path
 
 import faiss
 import numpy as np
