@@ -30,7 +30,7 @@ def run(cmd, cwd, check=True):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     proj = tmp_path_factory.mktemp("project")
-    for name in ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore"):
+    for name in ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore", "benchmarks"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, proj / name)
     params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
