@@ -2,6 +2,8 @@
 import json
 import shlex
 
+import yaml
+
 from itr.config import validate_params
 
 # Fail within seconds, naming the key, when params.yaml (or a --configfile) has a bad key.
@@ -78,3 +80,8 @@ RERANK_EVALUATE = (
     " --method {wildcards.method} --out {output.main} {params.variants} --tracking {params.tracking}"
     " --run-name evaluate/method={wildcards.method},protocol={wildcards.protocol} > {log} 2>&1"
 )
+
+
+# Metrics files with reference scores (snakemake check_scores builds and compares them).
+with open("workflow/expected_scores.yaml") as f:
+    EXPECTED_FILES = sorted(yaml.safe_load(f)["expected"])

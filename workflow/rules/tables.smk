@@ -52,8 +52,7 @@ rule claims_table:
 rule check_scores:
     input:
         expected="workflow/expected_scores.yaml",
-        metrics=expand(EVAL_METRICS, method="be", protocol=config["evaluation"]["protocols"]),
-        detector=DETECTOR_METRICS,
+        scored=EXPECTED_FILES,  # every metrics file the expectations name
     output:
         "results/checks/expected_scores.md",
     conda:
