@@ -11,7 +11,7 @@ only: POSIX locks are unreliable on NFS; on a cluster point ``tracking.uri`` at 
 ``mlflow server``), and metrics are buffered and written in batches.
 
 Example:
-    >>> with Tracker(TrackingConfig(), "train_be/method=be", params={"lr": 5e-5}) as run:
+    >>> with Tracker(TrackingConfig(), "train/model=be", params={"lr": 5e-5}) as run:
     ...     run.log({"train/loss": 0.3}, step=10)
 """
 from __future__ import annotations
