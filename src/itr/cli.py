@@ -188,24 +188,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_index_build(args) -> int:
-    import torch
 
     from itr.atomic import save_npy
     from itr.checkpoint import file_digest
     from itr.config import IndexConfig, parse_section
-    from itr.data.tables import read_dataset
-    from itr.features.store import FeatureStore
     from itr.index import build_index, save_index
-    from itr.retrieval import CaptionSet, embed_captions, embed_images
+    from itr.retrieval import embed_captions, embed_images
 
     cfg = parse_section(IndexConfig, args.config)
-    torch.set_num_threads(max(1, args.threads))
-    device = _device(args.device)
-    store = FeatureStore(args.features)
-    model, tokenizer, ckpt = _load_model(args.model, store, device)
-    images, caps = read_dataset(args.data, args.split)
-    captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
-    image_ids = list(images["image_id"])
+    device, store, model, _, image_ids, captions = _model_and_split(args, args.model)
     img = embed_images(model, store, image_ids, 256, device)
     cap = embed_captions(model, captions, 256, device)
     model_id = file_digest(args.model)
@@ -241,6 +232,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _model_and_split(args, model_path):
+    """The checkpoint at model_path with its tokenizer, and the split's images and captions:
+    (device, store, model, ckpt, image_ids, captions)."""
+    import torch
+
+    from itr.data.tables import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.retrieval import CaptionSet
+
+    torch.set_num_threads(max(1, args.threads))
+    device = _device(args.device)
+    store = FeatureStore(args.features)
+    model, tokenizer, ckpt = _load_model(model_path, store, device)
+    images, caps = read_dataset(args.data, args.split)
+    captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
+    return device, store, model, ckpt, list(images["image_id"]), captions
+
+
 def _load_model(path, store, device):
     """A trained checkpoint -> (model, tokenizer, checkpoint), refusing one trained on other features."""
     from itr.checkpoint import CheckpointError, load_checkpoint
@@ -265,21 +274,12 @@ def cmd_rerank_score(args) -> int:
     from itr.atomic import save_npz
     from itr.checkpoint import CheckpointError, file_digest
     from itr.config import EvalConfig, RerankConfig, parse_section
-    from itr.data.tables import read_dataset
     from itr.evaluate import IndexedCollection, protocol_groups
-    from itr.features.store import FeatureStore
     from itr.rerank import cross_score_groups, first_stage_groups
-    from itr.retrieval import CaptionSet
 
     cfg = parse_section(RerankConfig, args.config)
     eval_cfg = parse_section(EvalConfig, args.eval_config)
-    torch.set_num_threads(max(1, args.threads))
-    device = _device(args.device)
-    store = FeatureStore(args.features)
-    model, tokenizer, ckpt = _load_model(args.reranker, store, device)
-    images, caps = read_dataset(args.data, args.split)
-    image_ids = list(images["image_id"])
-    captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
+    device, store, model, _, image_ids, captions = _model_and_split(args, args.reranker)
     pos_of = {iid: n for n, iid in enumerate(image_ids)}
     caption_image_pos = np.array([pos_of[i] for i in captions.image_ids])
     _pin_faiss_threads()

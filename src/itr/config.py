@@ -169,19 +169,12 @@ class CEConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class JointConfig(_Section):
-    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model."""
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.05
+class JointConfig(CEConfig):
+    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model.
+
+    Every CE setting, plus the triplet loss's margin and all-negatives warm-up (see BEConfig)."""
     margin: float = 0.1
-    grad_clip: float = 1.0
-    precision: str = "fp32"
     all_negatives_warmup_steps: int = 150
-    p_replace_image: float = 0.5
-    val_images: int = 100
-    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
