@@ -141,40 +141,35 @@ class TextEncoderConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class BEConfig(_Section):
-    """Bi-encoder training (Geigle et al. 2022, §3.2)."""
-    epochs: int = 5
-    batch_size: int = 64
-    lr: float = 5e-5
-    weight_decay: float = 0.05
-    margin: float = 0.1
-    grad_clip: float = 1.0
-    precision: str = "fp32"
-    all_negatives_warmup_steps: int = 150
-    seed: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class CEConfig(_Section):
-    """Cross-encoder training (Geigle et al. 2022, §3.1): BCE on one positive and one negative per caption."""
+class _TrainSection(_Section):
+    """What every training method shares: AdamW, linear decay, gradient clipping, precision, seed."""
     epochs: int = 4
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     precision: str = "fp32"
-    p_replace_image: float = 0.5
-    val_images: int = 100
     seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
-class JointConfig(CEConfig):
-    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model.
-
-    Every CE setting, plus the triplet loss's margin and all-negatives warm-up (see BEConfig)."""
+class BEConfig(_TrainSection):
+    """Bi-encoder training (Geigle et al. 2022, §3.2): triplet loss with in-batch hardest negatives."""
     margin: float = 0.1
     all_negatives_warmup_steps: int = 150
+
+
+@dataclasses.dataclass(frozen=True)
+class CEConfig(_TrainSection):
+    """Cross-encoder training (Geigle et al. 2022, §3.1): BCE on one positive and one negative per caption."""
+    p_replace_image: float = 0.5
+    val_images: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class JointConfig(CEConfig, BEConfig):
+    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model,
+    so every BE and every CE setting."""
 
 
 @dataclasses.dataclass(frozen=True)
