@@ -56,14 +56,20 @@ def _protocol_note(cells: list[dict]) -> str:
 
 
 def _write_all(df: pd.DataFrame, out_stem: Path, caption: str, flat: dict) -> None:
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    """A recall table: one decimal (— for missing) in .md/.tex, two in .csv."""
     df = df.astype({c: float for c in RECALL_COLUMNS + ["rsum"]})
     shown = df.copy()
     for c in RECALL_COLUMNS + ["rsum"]:
         shown[c] = shown[c].map(lambda v: "—" if pd.isna(v) else f"{v:.1f}")
+    _write_formats(shown, out_stem, caption, flat, csv=df.to_csv(index=False, float_format="%.2f"))
+
+
+def _write_formats(shown: pd.DataFrame, out_stem: Path, caption: str, flat: dict, csv: str) -> None:
+    """One table as .md and .tex (from ``shown``), .csv (given) and flat .json, each written atomically."""
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
     texts = {
         ".md": f"{shown.to_markdown(index=False)}\n\n{caption}\n",
-        ".csv": df.to_csv(index=False, float_format="%.2f"),
+        ".csv": csv,
         ".tex": shown.to_latex(index=False, caption=caption, label=f"tab:{out_stem.name}", escape=True),
         ".json": json.dumps(flat, indent=2) + "\n",
     }
@@ -165,11 +171,8 @@ def human_seconds(s: float) -> str:
 
 
 def _write_plain(df: pd.DataFrame, out_stem: Path, caption: str, flat: dict) -> None:
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    for ext, text in {".md": f"{df.to_markdown(index=False)}\n\n{caption}\n", ".csv": df.to_csv(index=False),
-                      ".tex": df.to_latex(index=False, caption=caption, label=f"tab:{out_stem.name}", escape=True),
-                      ".json": json.dumps(flat, indent=2) + "\n"}.items():
-        write_text(out_stem.with_suffix(ext), text)
+    """A table of preformatted cells, written as it is."""
+    _write_formats(df, out_stem, caption, flat, csv=df.to_csv(index=False))
 
 
 def _bench(paths: list[Path]) -> dict:
