@@ -324,16 +324,16 @@ def cmd_rerank_evaluate(args) -> int:
         meta = json.loads(str(z["meta"]))
         groups = [Shortlist.from_arrays(z, f"g{n}/") for n in range(meta["n_groups"])]
     all_pairs = meta["first_stage"] is None
-    cells = [(args.out, cfg.k, "ce", None)]
+    cells = [(args.out, None if all_pairs else cfg.k, "ce", None)]
     if args.variants_dir and not all_pairs:
         d = Path(args.variants_dir)
         cells += [(d / f"k={k}.json", k, "ce", None) for k in cfg.ks]
         cells += [(d / f"{how}_{lam}.json", cfg.k, how, lam) for how in ("add", "norm_add") for lam in cfg.lambdas]
     for out, k, how, lam in cells:
-        per_group = rerank_metrics(groups, k if not all_pairs else 10**9, how, lam or 0.0, eval_cfg.ks)
+        per_group = rerank_metrics(groups, k, how, lam or 0.0, eval_cfg.ks)
         result = {**{key: meta[key] for key in ("split", "protocol", "protocol_label", "n_images", "n_groups",
                                                   "first_stage", "reranker_model_id", "pairs_scored")},
-                  "method": args.method, "dataset": args.dataset, "k": None if all_pairs else k,
+                  "method": args.method, "dataset": args.dataset, "k": k,
                   "fusion": how, "lambda": lam, "metrics": average_metrics(per_group),
                   "per_group": per_group if len(per_group) > 1 else None}
         _write_json(out, result)

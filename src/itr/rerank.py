@@ -104,13 +104,14 @@ class Shortlist:
         return cls(**{f.name: np.asarray(arrays[f"{prefix}{f.name}"]) for f in dataclasses.fields(cls)})
 
 
-def rerank_metrics(groups: list[Shortlist], k: int, how: str, lam: float, ks) -> list[dict[str, float]]:
-    """Metrics per group after keeping the first-stage top ``k`` and re-sorting it by the fused score."""
+def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float, ks) -> list[dict[str, float]]:
+    """Metrics per group after keeping the first-stage top ``k`` (None: the whole shortlist, as for all pairs,
+    whose candidates are in collection order) and re-sorting it by the fused score."""
     out = []
     for g in groups:
         n_images, n_captions = g.i2t_candidates.shape[0], g.t2i_candidates.shape[0]
         for name, cand, n_items in (("t2i", g.t2i_candidates, n_images), ("i2t", g.i2t_candidates, n_captions)):
-            if k > cand.shape[1] and cand.shape[1] < n_items:  # cut short, not just a small collection
+            if k is not None and k > cand.shape[1] and cand.shape[1] < n_items:  # cut short, not a small collection
                 raise ValueError(f"k={k}, but the stored {name} shortlists hold only {cand.shape[1]} of {n_items} "
                                  "items; score them again with a larger k_max (rerank.ks)")
         t2i = rerank(g.t2i_candidates[:, :k], fuse(g.t2i_first[:, :k], g.t2i_cross[:, :k], how, lam))
