@@ -40,11 +40,11 @@ import torch
 from tqdm import tqdm
 
 from itr.atomic import write_json
-from itr.cli import _load_model
 from itr.data.grow import RecombinedFeatures, mix_embeddings
 from itr.data.tables import read_dataset
 from itr.features.store import FeatureStore
 from itr.index import build_index, normalise
+from itr.models.encoder import load_trained
 from itr.retrieval import CaptionSet
 
 log = logging.getLogger("itr.benchmarks.latency")
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     store = FeatureStore(args.features)
     device = torch.device(args.device)
-    be, tokenizer, be_ckpt = _load_model(args.be, store, device)
-    ce, ce_tokenizer, ce_ckpt = _load_model(args.ce, store, device)
+    be, tokenizer, be_ckpt = load_trained(args.be, store, device)
+    ce, ce_tokenizer, ce_ckpt = load_trained(args.ce, store, device)
     images, caps = read_dataset(args.data, "test")
     grown = RecombinedFeatures(store.get(list(images["image_id"])), seed=cfg["seed"])
     captions = CaptionSet.from_frame(caps, tokenizer, be_ckpt["text_encoder"]["max_text_len"])

@@ -239,29 +239,16 @@ def _model_and_split(args, model_path):
 
     from itr.data.tables import read_dataset
     from itr.features.store import FeatureStore
+    from itr.models.encoder import load_trained
     from itr.retrieval import CaptionSet
 
     torch.set_num_threads(max(1, args.threads))
     device = _device(args.device)
     store = FeatureStore(args.features)
-    model, tokenizer, ckpt = _load_model(model_path, store, device)
+    model, tokenizer, ckpt = load_trained(model_path, store, device)
     images, caps = read_dataset(args.data, args.split)
     captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
     return device, store, model, ckpt, list(images["image_id"]), captions
-
-
-def _load_model(path, store, device):
-    """A trained checkpoint -> (model, tokenizer, checkpoint), refusing one trained on other features."""
-    from itr.checkpoint import CheckpointError, load_checkpoint
-    from itr.models.encoder import encoder_from_architecture, load_tokenizer
-
-    ckpt = load_checkpoint(path)
-    if ckpt["features"] != store.manifest["source"]:
-        raise CheckpointError(f"{path} was trained on features {ckpt['features']}, but {store.root} holds "
-                              f"{store.manifest['source']}; retrain the model or point at the right feature store.")
-    model = encoder_from_architecture(ckpt["architecture"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), load_tokenizer(ckpt["text_encoder"]["path"]), ckpt
 
 
 def cmd_rerank_score(args) -> int:

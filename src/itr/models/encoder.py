@@ -135,3 +135,20 @@ def encoder_from_architecture(arch: dict) -> MultimodalEncoder:
     """Empty model of the given architecture, to load a checkpoint's state dict into."""
     cfg = BertConfig.from_dict(arch["bert_config"])
     return MultimodalEncoder(BertModel(cfg, add_pooling_layer=False), arch["region_dim"], arch.get("match_head", False))
+
+
+def load_trained(path, store, device) -> tuple[MultimodalEncoder, object, dict]:
+    """A checkpoint written by ``itr train`` -> (model in eval mode, tokenizer, checkpoint dict).
+
+    Refuses a checkpoint trained on other region features than ``store`` (an itr FeatureStore) holds:
+    its image layers would read features they were never trained on.
+    """
+    from itr.checkpoint import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt["features"] != store.manifest["source"]:
+        raise CheckpointError(f"{path} was trained on features {ckpt['features']}, but {store.root} holds "
+                              f"{store.manifest['source']}; retrain the model or point at the right feature store.")
+    model = encoder_from_architecture(ckpt["architecture"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), load_tokenizer(ckpt["text_encoder"]["path"]), ckpt
