@@ -34,3 +34,23 @@ def test_table9_fusion_beating_the_ce_alone_breaks_the_claim():
     assert _verdicts({"9": t9})[claim] == "does not hold"
     t9["SEP+COOP/norm_add_0.5"] = _row(60.9)
     assert _verdicts({"9": t9})[claim] == "holds"
+
+
+def test_table5_and_table6_claims():
+    alone, among = "ShapeCaptions test alone", "ShapeCaptions test + distractors from 5 splits"
+    t5 = {f"{alone}/BE": _row(70.0), f"{among}/BE": _row(50.0), f"{among}/SEP+COOP": _row(55.0),
+          f"{among}/JOINT+COOP": _row(54.5)}
+    v = _verdicts({"5": t5})
+    assert v["Among distractors, the BE falls clearly behind both COOP rows"] == "holds"  # the 'alone' row is ignored
+    assert v["Among distractors, JOINT+COOP remains the best-scoring variant"] == "holds"  # 0.5 below: within 1
+    t5[f"{among}/BE"] = _row(54.2)
+    assert _verdicts({"5": t5})["Among distractors, the BE falls clearly behind both COOP rows"] == "does not hold"
+    ab, ba = "train a, test b (zero-shot)", "train b, test a (zero-shot)"
+    t6 = {f"{s}/{m}": _row(v) for s in (ab, ba) for m, v in (("CE", 40.0), ("BE", 30.0), ("SEP+COOP", 38.0),
+                                                             ("JOINT+COOP", 39.5))}
+    t6["train b, test b (in-domain)/BE"] = _row(99.0)  # not a zero-shot row: must not enter the claims
+    v = _verdicts({"6": t6})
+    assert v["Zero-shot, both COOP rows beat the BE in each direction"] == "holds"
+    assert v["Zero-shot, JOINT+COOP matches or beats the CE in each direction"] == "holds"
+    t6[f"{ba}/JOINT+COOP"] = _row(38.0)  # 2 points below the CE in one direction
+    assert _verdicts({"6": t6})["Zero-shot, JOINT+COOP matches or beats the CE in each direction"] == "does not hold"

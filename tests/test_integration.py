@@ -47,8 +47,10 @@ def test_dvc_repro_builds_the_table_from_nothing(project):
     log = first.stdout + first.stderr
     assert "Using workflow specific profile profiles/default" in log
     # DVC rewrites the outputs it caches; each job must still run exactly once.
-    for rule, n in (("train_detector", 1), ("extract_features", 1), ("train", 3), ("build_index", 2),
-                    ("rerank_score", 4)):
+    # two datasets (plain, sketch); three models per domain; be and joint indexes of five (models, collection)
+    # pairs; cross-encoder scores of 4 rows of Tables 1/8/9, 2 of Table 5 and 8 of Table 6
+    for rule, n in (("shapes_generate", 2), ("train_detector", 1), ("extract_features", 2), ("train", 6),
+                    ("build_index", 10), ("rerank_score", 14)):
         assert log.count(f"rule {rule}:") == n, rule
     table = (proj / "results/tables/rfrs_table1.md").read_text()
     for model in ("CE", "BE", "SEP+COOP", "JOINT+COOP", "JOINT+CE", "JOINT+BE"):
@@ -56,16 +58,44 @@ def test_dvc_repro_builds_the_table_from_nothing(project):
     assert "first 20 test images" in table
     assert "| SEP+COOP   |   8 | ours" in (proj / "results/tables/rfrs_table8.md").read_text()
     assert "| JOINT+COOP | NORM_ADD | 0.9 | ours" in (proj / "results/tables/rfrs_table9.md").read_text()
-    metrics = json.loads((proj / "results/metrics/rfrs/be/folds.json").read_text())
+    metrics = json.loads((proj / "results/metrics/rfrs/be/shapes/folds.json").read_text())
     assert metrics["protocol_label"] == "mean over 2 folds of 20 images" and len(metrics["per_group"]) == 2
     assert 0 <= metrics["metrics"]["rsum"] <= 600
     detector = json.loads((proj / "results/metrics/detector/shapes.json").read_text())
     assert 0.0 <= detector["mAP@0.5"] <= 1.0
-    for name in ("shapes_generate", "train_detector", "extract_features", "train/ce", "rerank_score/sep_coop_subset",
-                 "table/rfrs1"):
+    for name in ("shapes_generate/shapes_sketch", "train_detector", "extract_features/shapes_sketch", "train/rfrs/ce",
+                 "train/rfrs_sketch/joint", "rerank_score/rfrs/sep_coop/shapes_distractors/subset", "table/rfrs1"):
         assert (proj / "logs" / f"{name}.log").exists()
     shown = run(["dvc", "metrics", "show"], proj).stdout
     assert "BE.rsum" in shown or "rsum" in shown
+
+
+def test_distractors_only_ever_lower_recall(project):
+    """Table 5: the same queries among 64 never-relevant images and their captions. With exact search an extra
+    item can only push a relevant one down, so no recall may rise; and the cells must say what was searched."""
+    proj, _ = project
+    cell = lambda method, collection: json.loads(
+        (proj / f"results/metrics/rfrs/{method}/{collection}/subset.json").read_text())
+    for method in ("be", "sep_coop", "joint_coop"):
+        alone, among = cell(method, "shapes"), cell(method, "shapes_distractors")
+        assert "searched among 64 distractor images" in among["protocol_label"], method
+        assert alone["n_images"] == among["n_images"] == 20
+        if method == "be":
+            assert all(among["metrics"][k] <= alone["metrics"][k] for k in alone["metrics"]), method
+            assert among["metrics"]["rsum"] < alone["metrics"]["rsum"]  # 64 distractors vs 20 images do bite
+    table = (proj / "results/tables/rfrs_table5.md").read_text()
+    assert "| ShapeCaptions test + distractors from 2 splits | JOINT+COOP" in table
+
+
+def test_zero_shot_table_crosses_the_domains(project):
+    proj, _ = project
+    sketch = json.loads((proj / "results/metrics/rfrs_sketch/ce/shapes/subset10.json").read_text())
+    assert (sketch["trained_on"], sketch["dataset"], sketch["n_images"]) == ("shapes_sketch", "shapes", 10)
+    table = (proj / "results/tables/rfrs_table6.md").read_text()
+    for setting in ("train shapes, test shapes_sketch (zero-shot)", "train shapes_sketch, test shapes (zero-shot)",
+                    "train shapes_sketch, test shapes_sketch (in-domain)"):
+        assert f"| {setting}" in table, setting
+    assert "Models trained on shapes_sketch: 1 epoch(s)" in table
 
 
 def test_running_again_does_nothing(project):
@@ -82,23 +112,24 @@ def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     client = MlflowClient(tracking_uri=f"sqlite:///{proj}/mlflow.db")
     exp = client.get_experiment_by_name("itr-test")
     names = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    assert {"train_detector/dataset=shapes", "train/model=be", "train/model=joint", "evaluate/method=be,protocol=full",
-            "evaluate/method=sep_coop,protocol=subset"} <= set(names)
-    history = client.get_metric_history(names["train/model=be"].info.run_id, "train/loss")
+    assert {"train_detector/dataset=shapes", "train/rfrs/be", "train/rfrs/joint", "train/rfrs_sketch/ce",
+            "rfrs/be/shapes/full", "rfrs/sep_coop/shapes/subset", "rfrs_sketch/joint_coop/shapes/subset10"} <= set(names)
+    history = client.get_metric_history(names["train/rfrs/be"].info.run_id, "train/loss")
     assert len(history) >= 2
-    joint = names["train/model=joint"].data.metrics
+    joint = names["train/rfrs/joint"].data.metrics
     assert {"train/loss/be", "train/loss/ce", "val/be/rsum", "val/ce/rsum"} <= set(joint)
     out = run([str(BIN / "itr"), "runs", "compare", "--uri", f"sqlite:///{proj}/mlflow.db",
                "--experiment", "itr-test"], proj).stdout
-    assert "evaluate/method=be,protocol=full" in out
+    assert "rfrs/be/shapes/full" in out
 
 
 def test_evaluation_only_param_change_retrains_and_reextracts_nothing(project):
     proj, _ = project
     # evaluation.ks does not change which pairs the cross-encoder scores, so its cached scores are kept too
     watched = ["models/detector/shapes.pt", "features/shapes/manifest.json", "models/rfrs/be.pt",
-               "indexes/rfrs/be/collection.json", "models/rfrs/joint.pt", "scores/rfrs/sep_coop/subset.npz",
-               "scores/rfrs/ce/subset.npz"]
+               "indexes/rfrs/be/shapes/collection.json", "models/rfrs/joint.pt", "scores/rfrs/sep_coop/shapes/subset.npz",
+               "scores/rfrs/ce/shapes/subset.npz", "models/rfrs_sketch/joint.pt",
+               "scores/rfrs/joint_coop/shapes_distractors/subset.npz"]
     before = {p: (proj / p).stat().st_mtime_ns for p in watched}
     params = yaml.safe_load((proj / "params.yaml").read_text())
     params["evaluation"]["ks"] = [1, 5, 10, 20]
@@ -108,5 +139,5 @@ def test_evaluation_only_param_change_retrains_and_reextracts_nothing(project):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
     assert "Running stage 'evaluation'" in out
     assert {p: (proj / p).stat().st_mtime_ns for p in watched} == before
-    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/be/full.json").read_text())["metrics"]
-    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/joint_coop/subset.json").read_text())["metrics"]
+    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/be/shapes/full.json").read_text())["metrics"]
+    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/joint_coop/shapes/subset.json").read_text())["metrics"]

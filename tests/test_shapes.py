@@ -80,3 +80,24 @@ def test_objects_do_not_overlap():
                 a, b = boxes[i], boxes[j]
                 overlap = min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
                 assert not overlap
+
+
+def test_sketch_domain_draws_its_own_scenes_and_names_its_background():
+    import dataclasses
+
+    import pytest
+
+    sketch = dataclasses.replace(CFG, domain="sketch")
+    plain_scenes, sketch_scenes = shapes.generate_split(CFG, "test"), shapes.generate_split(sketch, "test")
+    # the plain domain keeps the seeds it always had; another domain never repeats its scenes
+    assert shapes.split_seed(CFG, "test") == [CFG.seed, 2]
+    assert [s["objects"] for s in plain_scenes] != [s["objects"] for s in sketch_scenes]
+    captions = [c for s in sketch_scenes for c in s["captions"]]
+    assert any("striped background" in c for c in captions) and not any("noisy" in c for c in captions)
+    rng = lambda: np.random.default_rng(0)
+    objects = plain_scenes[0]["objects"]
+    plain_px = np.asarray(shapes.render(objects, CFG, rng()), float)
+    sketch_px = np.asarray(shapes.render(objects, sketch, rng()), float)
+    assert sketch_px.mean() > plain_px.mean() + 40  # light paper instead of mid-grey noise
+    with pytest.raises(ValueError, match="unknown ShapeCaptions domain 'night'"):
+        shapes.split_seed(dataclasses.replace(CFG, domain="night"), "test")

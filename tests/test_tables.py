@@ -34,3 +34,10 @@ def test_table1_has_paper_rows_and_ours_in_fixed_order(tmp_path):
 def test_protocol_mismatch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="protocol 'folds'"):
         build_rfrs_table1([_metrics(tmp_path / "be.json", protocol="folds")], tmp_path / "t1", "full")
+
+
+def test_the_cli_offers_every_table_builder():
+    from itr.cli import BUILDER_NAMES
+    from itr.tables import BUILDERS
+
+    assert sorted(BUILDER_NAMES) == sorted(BUILDERS)

@@ -7,7 +7,7 @@ summarised as the mean of the two directions (``R@1`` = mean of t2i/R@1 and i2t/
 tuned per claim, and a claim whose table is missing is reported as not checked, never as holding.
 
 Example:
-    >>> tables = {n: json.load(open(f"results/tables/rfrs_table{n}.json")) for n in ("1", "3", "8", "9")}
+    >>> tables = {n: json.load(open(f"results/tables/rfrs_table{n}.json")) for n in ("1", "3", "5", "6", "8", "9")}
     >>> [row["verdict"] for row in check_claims(tables)]
 """
 from __future__ import annotations
@@ -80,7 +80,44 @@ def _claims_table3(t: dict) -> list[tuple[str, bool, str]]:
              f"COOP p50 {row['coop_p50_ms']:.0f} ms vs CE {row['ce_seconds']:.0f} s per query")]
 
 
-CHECKS = {"1": _claims_table1, "3": _claims_table3, "8": _claims_table8, "9": _claims_table9}
+def _by_setting(t: dict, marker: str) -> dict[str, dict]:
+    """Setting -> model -> row, for the settings of a Table 5/6 JSON whose name contains ``marker``."""
+    out: dict[str, dict] = {}
+    for key, row in t.items():
+        setting, model = key.rsplit("/", 1)
+        if marker in setting:
+            out.setdefault(setting, {})[model] = row
+    return out
+
+
+def _claims_table5(t: dict) -> list[tuple[str, bool, str]]:
+    out = []
+    for setting, rows in _by_setting(t, "distractors").items():
+        r1 = {model: _r(row, 1) for model, row in rows.items()}
+        evidence = f"{setting}, R@1: " + ", ".join(f"{m} {v:.1f}" for m, v in r1.items())
+        coop = [r1[m] for m in ("SEP+COOP", "JOINT+COOP") if m in r1]
+        out.append(("Among distractors, the BE falls clearly behind both COOP rows",
+                    bool(coop) and r1["BE"] < min(coop) - TOLERANCE, evidence))
+        out.append(("Among distractors, JOINT+COOP remains the best-scoring variant",
+                    _matches(r1["JOINT+COOP"], max(r1.values())), evidence))
+    return out
+
+
+def _claims_table6(t: dict) -> list[tuple[str, bool, str]]:
+    settings = _by_setting(t, "zero-shot")
+    fmt = lambda s: f"{s}: " + ", ".join(f"{m} {_r(row, 1):.1f}" for m, row in settings[s].items())
+    evidence = "R@1 — " + "; ".join(fmt(s) for s in settings)
+    return [
+        ("Zero-shot, both COOP rows beat the BE in each direction",
+         all(_r(rows[m], 1) > _r(rows["BE"], 1) for rows in settings.values() for m in ("SEP+COOP", "JOINT+COOP")),
+         evidence),
+        ("Zero-shot, JOINT+COOP matches or beats the CE in each direction",
+         all(_matches(_r(rows["JOINT+COOP"], 1), _r(rows["CE"], 1)) for rows in settings.values()), evidence),
+    ]
+
+
+CHECKS = {"1": _claims_table1, "3": _claims_table3, "5": _claims_table5, "6": _claims_table6, "8": _claims_table8,
+          "9": _claims_table9}
 
 
 def check_claims(tables: dict[str, dict]) -> list[dict]:

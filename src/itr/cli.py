@@ -196,7 +196,7 @@ def cmd_index_build(args) -> int:
     from itr.retrieval import embed_captions, embed_images
 
     cfg = parse_section(IndexConfig, args.config)
-    device, store, model, _, image_ids, captions = _model_and_split(args, args.model)
+    device, store, model, _, image_ids, captions, n_targets = _model_and_split(args, args.model)
     img = embed_images(model, store, image_ids, 256, device)
     cap = embed_captions(model, captions, 256, device)
     model_id = file_digest(args.model)
@@ -210,8 +210,10 @@ def cmd_index_build(args) -> int:
     caption_index = build_index(cap, cfg.factory, cfg.search_params)
     save_index(out / "captions", caption_index, captions.caption_ids, model_id, cfg.factory, cfg.search_params)
     _write_json(out / "collection.json", {"model": str(args.model), "model_id": model_id, "split": args.split,
-                                          "caption_image_ids": captions.image_ids, "factory": cfg.factory})
-    log.info("indexed %d images and %d captions with %s", len(image_ids), len(captions), cfg.factory)
+                                          "caption_image_ids": captions.image_ids, "factory": cfg.factory,
+                                          "n_targets": n_targets, "distractors": args.distractors})
+    log.info("indexed %d images (%d distractors) and %d captions with %s", len(image_ids),
+             len(image_ids) - n_targets, len(captions), cfg.factory)
     return 0
 
 
@@ -222,7 +224,7 @@ def cmd_evaluate(args) -> int:
     cfg = parse_section(EvalConfig, args.config)
     _pin_faiss_threads()
     result = evaluate_collection(Path(args.index), cfg, args.protocol)
-    result.update({"method": args.method, "dataset": args.dataset})
+    result.update({"method": args.method, "dataset": args.dataset, "trained_on": args.trained_on})
     with _tracker(args, args.run_name, {"evaluation": cfg.to_dict(), "protocol": args.protocol},
                   {"rule": "evaluate", "method": args.method, "protocol": args.protocol}) as run:
         if run:
@@ -233,22 +235,22 @@ def cmd_evaluate(args) -> int:
 
 
 def _model_and_split(args, model_path):
-    """The checkpoint at model_path with its tokenizer, and the split's images and captions:
-    (device, store, model, ckpt, image_ids, captions)."""
+    """The checkpoint at model_path with its tokenizer, and the test collection: the split's images and
+    captions, then those of any ``--distractors`` sources. (device, store, model, ckpt, image_ids, captions,
+    n_targets): the first n_targets images are the split's."""
     import torch
 
-    from itr.data.tables import read_dataset
-    from itr.features.store import FeatureStore
+    from itr.collection import Source, read_collection
     from itr.models.encoder import load_trained
     from itr.retrieval import CaptionSet
 
     torch.set_num_threads(max(1, args.threads))
     device = _device(args.device)
-    store = FeatureStore(args.features)
+    distractors = [Source.parse(text) for text in args.distractors]
+    images, caps, store, n_targets = read_collection(Source(args.data, args.features, args.split), distractors)
     model, tokenizer, ckpt = load_trained(model_path, store, device)
-    images, caps = read_dataset(args.data, args.split)
     captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
-    return device, store, model, ckpt, list(images["image_id"]), captions
+    return device, store, model, ckpt, list(images["image_id"]), captions, n_targets
 
 
 def cmd_rerank_score(args) -> int:
@@ -266,7 +268,7 @@ def cmd_rerank_score(args) -> int:
 
     cfg = parse_section(RerankConfig, args.config)
     eval_cfg = parse_section(EvalConfig, args.eval_config)
-    device, store, model, _, image_ids, captions = _model_and_split(args, args.reranker)
+    device, store, model, _, image_ids, captions, n_targets = _model_and_split(args, args.reranker)
     pos_of = {iid: n for n, iid in enumerate(image_ids)}
     caption_image_pos = np.array([pos_of[i] for i in captions.image_ids])
     _pin_faiss_threads()
@@ -275,15 +277,20 @@ def cmd_rerank_score(args) -> int:
         collection = IndexedCollection(Path(args.first_stage))
         if collection.image_ids != image_ids or collection.caption_image_ids != captions.image_ids:
             raise CheckpointError(f"{args.first_stage} indexes another collection than the {args.split} split of "
-                                  f"{args.data}; rebuild the index (snakemake indexes).")
-    groups, label = protocol_groups(len(image_ids), eval_cfg, args.protocol)
+                                  f"{args.data} with distractors {args.distractors}; rebuild the index "
+                                  "(snakemake indexes) or pass the same --distractors.")
+    groups, label = protocol_groups(n_targets, eval_cfg, args.protocol)
     t0 = time.time()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         shortlists, n_pairs = cross_score_groups(model, captions, store, image_ids,
-                                                 first_stage_groups(groups, caption_image_pos, k_max, collection),
+                                                 first_stage_groups(groups, caption_image_pos, k_max, collection,
+                                                                    np.arange(n_targets, len(image_ids))),
                                                  cfg.batch_size, device)
     seconds = time.time() - t0
+    if n_targets < len(image_ids):
+        label += f", searched among {len(image_ids) - n_targets} distractor images and their captions"
     meta = {"split": args.split, "protocol": args.protocol, "protocol_label": label, "n_groups": len(groups),
+            "distractors": args.distractors or None,
             "n_images": int(sum(len(g) for g in groups) // len(groups)), "k_max": k_max if collection else None,
             "first_stage": ({"index": collection.factory, "model_id": collection.model_id} if collection else None),
             "reranker_model_id": file_digest(args.reranker), "pairs_scored": int(n_pairs), "precision": cfg.precision,
@@ -320,7 +327,7 @@ def cmd_rerank_evaluate(args) -> int:
         per_group = rerank_metrics(groups, k, how, lam or 0.0, eval_cfg.ks)
         result = {**{key: meta[key] for key in ("split", "protocol", "protocol_label", "n_images", "n_groups",
                                                   "first_stage", "reranker_model_id", "pairs_scored")},
-                  "method": args.method, "dataset": args.dataset, "k": k,
+                  "distractors": meta.get("distractors"), "method": args.method, "dataset": args.dataset, "trained_on": args.trained_on, "k": k,
                   "fusion": how, "lambda": lam, "metrics": average_metrics(per_group),
                   "per_group": per_group if len(per_group) > 1 else None}
         _write_json(out, result)
@@ -336,7 +343,8 @@ def cmd_rerank_evaluate(args) -> int:
 def cmd_table(args) -> int:
     from itr.tables import BUILDERS
 
-    BUILDERS[args.name]([Path(p) for p in args.metrics], Path(args.out), args.protocol)
+    extra = {"note": args.note} if args.note else {}  # tables with reduced budgets say so in their caption
+    BUILDERS[args.name]([Path(p) for p in args.metrics], Path(args.out), args.protocol, **extra)
     return 0
 
 
@@ -378,6 +386,16 @@ def _common(p: argparse.ArgumentParser, tracked: bool = False, compute: bool = F
         p.add_argument("--run-name", default="manual")
 
 
+# itr.tables.BUILDERS' keys, listed here so that `itr --help` does not import pandas
+BUILDER_NAMES = ("claims", "rfrs1", "rfrs3", "rfrs4", "rfrs5", "rfrs6", "rfrs8", "rfrs9")
+PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.evaluate)"
+
+
+def _distractors(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--distractors", nargs="*", default=[], metavar="DATA:FEATURES:SPLIT",
+                   help="grow the collection with these splits' images and captions (never queries; Table 5)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="itr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="group", required=True)
@@ -414,15 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     for a in ("--model", "--data", "--features", "--config", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--split", default="test")
+    _distractors(p)
     _common(p, compute=True)
     p.set_defaults(func=cmd_index_build)
 
     p = sub.add_parser("evaluate")
     for a in ("--index", "--config", "--out"):
         p.add_argument(a, required=True)
-    p.add_argument("--protocol", required=True, choices=["full", "folds", "subset"])
+    p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
     p.add_argument("--method", required=True)
-    p.add_argument("--dataset", default="shapes")
+    p.add_argument("--dataset", default="shapes", help="name of the test collection")
+    p.add_argument("--trained-on", default="shapes", help="name of the dataset the model was trained on")
     _common(p, tracked=True)
     p.set_defaults(func=cmd_evaluate)
 
@@ -432,23 +452,26 @@ def build_parser() -> argparse.ArgumentParser:
     for a in ("--reranker", "--data", "--features", "--config", "--eval-config", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--first-stage", help="index directory of the bi-encoder; omit to score every pair")
-    p.add_argument("--protocol", required=True, choices=["full", "folds", "subset"])
+    p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
     p.add_argument("--split", default="test")
+    _distractors(p)
     _common(p, compute=True)
     p.set_defaults(func=cmd_rerank_score)
     p = rsub.add_parser("evaluate", help="metrics of reranked shortlists: k = rerank.k, plus Table 8/9 variants")
     for a in ("--scores", "--config", "--eval-config", "--method", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--variants-dir", help="also write k=<k>.json and <fusion>_<lambda>.json cells here")
-    p.add_argument("--dataset", default="shapes")
+    p.add_argument("--dataset", default="shapes", help="name of the test collection")
+    p.add_argument("--trained-on", default="shapes", help="name of the dataset the model was trained on")
     _common(p, tracked=True)
     p.set_defaults(func=cmd_rerank_evaluate)
 
     p = sub.add_parser("table")
-    p.add_argument("name", choices=["rfrs1", "rfrs3", "rfrs4", "rfrs8", "rfrs9", "claims"])
+    p.add_argument("name", choices=sorted(BUILDER_NAMES))
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--protocol", help="protocol every metrics file must have (retrieval tables)")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
+    p.add_argument("--note", help="appended to the caption (say, a reduced training budget)")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("check-scores", help="compare metrics files with workflow/expected_scores.yaml")

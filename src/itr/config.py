@@ -109,6 +109,7 @@ class ShapesConfig(_Section):
     twin_fraction: float = 0.5
     captions_per_image: int = 5
     noise: float = 0.08
+    domain: str = "plain"  # visual domain, itr.data.shapes.DOMAINS
     seed: int = 0
 
 

@@ -8,9 +8,15 @@ Protocols (the label is written into every metrics file):
                VSE++/SCAN "COCO 1k, 5-fold" convention.
 * ``subset`` - the first ``subset_size`` test images and their captions only: the Oscar/VinVL
                "COCO 1k" convention (a single fixed subset, ``test_img_keys_1k.tsv``).
+               ``subset<N>`` (say ``subset100``) takes the first N instead.
 
 Search runs through the saved faiss indexes; a fold restricts the search with an id
 selector instead of building new indexes, so exactly the configured index is evaluated.
+
+A collection may hold *distractors* (``itr index build --distractors``, Table 5 of Geigle et
+al.): images and captions from elsewhere, indexed after the test split. They belong to every
+group's search space but are never queries and never relevant; the protocol groups are formed
+over the test images alone.
 """
 from __future__ import annotations
 
@@ -35,10 +41,11 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str) -> tuple[list
         size = n_images // cfg.n_folds
         return ([np.arange(f * size, (f + 1) * size) for f in range(cfg.n_folds)],
                 f"mean over {cfg.n_folds} folds of {size} images")
-    if protocol == "subset":
-        m = min(cfg.subset_size, n_images)
+    if protocol == "subset" or (protocol.startswith("subset") and protocol[6:].isdigit()):
+        m = min(int(protocol[6:] or cfg.subset_size), n_images)
         return [np.arange(m)], f"fixed subset: first {m} test images"
-    raise ValueError(f"unknown protocol {protocol!r}; use full, folds or subset")
+    raise ValueError(f"unknown protocol {protocol!r}; use full, folds, subset (evaluation.subset_size images) "
+                     "or subset<N> (the first N)")
 
 
 def to_local(positions: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -65,36 +72,54 @@ class IndexedCollection:
         self.caption_image_ids: list[str] = collection["caption_image_ids"]
         pos_of = {iid: n for n, iid in enumerate(self.image_ids)}
         self.caption_image_pos = np.array([pos_of[i] for i in self.caption_image_ids])  # (N_captions,)
+        # Test images come first, distractors (if any) after them, and likewise their captions.
+        self.n_targets = collection.get("n_targets", len(self.image_ids))
+        self.distractor_sources = collection.get("distractors", [])
 
     def group_captions(self, images: np.ndarray) -> np.ndarray:
         """Caption rows (sorted) whose image is among the given image positions."""
         return np.flatnonzero(np.isin(self.caption_image_pos, images))
 
-    def first_stage(self, images: np.ndarray, k: int):
+    def members(self, group: np.ndarray) -> np.ndarray:
+        """A protocol group's search space: its test images, then every distractor. Sorted."""
+        return np.concatenate([group, np.arange(self.n_targets, len(self.image_ids))])
+
+    def first_stage(self, group: np.ndarray, k: int):
         """Search restricted to one protocol group, both directions, in the group's own numbering.
 
-        Returns (t2i_scores, t2i_positions, i2t_scores, i2t_positions): (n_captions, k) and
-        (n_images, k); positions index the group's images / captions, -1 = no result.
+        Queries are the group's test images and their captions; the search space adds the
+        distractors. Returns (t2i_scores, t2i_positions, i2t_scores, i2t_positions):
+        (n_query_captions, k) and (len(group), k); positions index ``members(group)`` /
+        ``group_captions(members(group))``, -1 = no result.
         """
+        images = self.members(group)
         captions = self.group_captions(images)
+        queries = captions[:len(self.group_captions(group))]  # the test captions come first
         full = len(images) == len(self.image_ids)
-        t2i_s, t2i = search(self.image_index, self.caption_vecs[captions], k, None if full else images)
-        i2t_s, i2t = search(self.caption_index, self.image_vecs[images], k, None if full else captions)
+        t2i_s, t2i = search(self.image_index, self.caption_vecs[queries], k, None if full else images)
+        i2t_s, i2t = search(self.caption_index, self.image_vecs[group], k, None if full else captions)
         return t2i_s, to_local(t2i, images), i2t_s, to_local(i2t, captions)
 
 
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
     """Metrics of the collection indexed in ``index_dir`` (see itr.cli index build)."""
     c = IndexedCollection(index_dir)
-    groups, label = protocol_groups(len(c.image_ids), cfg, protocol)
+    groups, label = protocol_groups(c.n_targets, cfg, protocol)
     per_group = []
-    for images in groups:
-        _, t2i, _, i2t = c.first_stage(images, max(cfg.ks))
+    for group in groups:
+        _, t2i, _, i2t = c.first_stage(group, max(cfg.ks))
+        images = c.members(group)
         group_ids = [c.image_ids[p] for p in images]
         group_caption_ids = [c.caption_image_ids[r] for r in c.group_captions(images)]
         per_group.append(evaluate_rankings(t2i, i2t, group_caption_ids, group_ids, cfg.ks))
-    return {"split": c.split, "protocol": protocol, "protocol_label": label,
+    return {"split": c.split, "protocol": protocol, "protocol_label": label + distractor_label(c),
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
             "n_groups": len(groups), "index": c.factory, "model_id": c.model_id,
+            "distractors": c.distractor_sources or None,
             "metrics": average_metrics(per_group),
             "per_group": per_group if len(per_group) > 1 else None}
+
+
+def distractor_label(c: IndexedCollection) -> str:
+    n = len(c.image_ids) - c.n_targets
+    return f", searched among {n} distractor images and their captions" if n else ""

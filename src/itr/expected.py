@@ -5,7 +5,7 @@ the reference machine and a tolerance. A score outside ``expected ± tolerance``
 whether it is lower *or higher*: an unexplained improvement is as suspicious as a regression.
 
 Example:
-    >>> check({"results/metrics/rfrs/be/full.json": {"tolerance": 0.05, "scores": {"rsum": 422.6}}}, root=".")
+    >>> check({"results/metrics/rfrs/be/shapes/full.json": {"tolerance": 0.05, "scores": {"rsum": 422.6}}}, root=".")
 """
 from __future__ import annotations
 

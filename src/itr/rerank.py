@@ -86,7 +86,8 @@ class Shortlist:
 
     t2i_*: (n_captions, K) image positions / scores per caption query;
     i2t_*: (n_images, K) caption positions / scores per image query. Position -1 = no candidate.
-    ``caption_image``: (n_captions,) the group position of each caption's image.
+    ``caption_image``: (n_captions,) the group position of each caption's image. With distractors the
+    group's captions and images continue past the queries (the first rows); see first_stage_groups.
     """
     caption_image: np.ndarray
     t2i_candidates: np.ndarray
@@ -109,7 +110,8 @@ def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float,
     whose candidates are in collection order) and re-sorting it by the fused score."""
     out = []
     for g in groups:
-        n_images, n_captions = g.i2t_candidates.shape[0], g.t2i_candidates.shape[0]
+        # Collection sizes (with distractors, larger than the query counts): every image has captions.
+        n_images, n_captions = max(int(g.caption_image.max(initial=-1)) + 1, len(g.i2t_candidates)), len(g.caption_image)
         for name, cand, n_items in (("t2i", g.t2i_candidates, n_images), ("i2t", g.i2t_candidates, n_captions)):
             if k is not None and k > cand.shape[1] and cand.shape[1] < n_items:  # cut short, not a small collection
                 raise ValueError(f"k={k}, but the stored {name} shortlists hold only {cand.shape[1]} of {n_items} "
@@ -120,32 +122,41 @@ def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float,
     return out
 
 
-def all_pairs(caption_image: np.ndarray, n_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def all_pairs(n_query_captions: int, n_query_images: int, n_captions: int, n_images: int):
     """'Shortlists' holding every item of a group, for scoring all pairs: (t2i cand, t2i first, i2t cand, i2t first)."""
-    n_captions = len(caption_image)
-    t2i = np.broadcast_to(np.arange(n_images), (n_captions, n_images)).copy()
-    i2t = np.broadcast_to(np.arange(n_captions), (n_images, n_captions)).copy()
+    t2i = np.broadcast_to(np.arange(n_images), (n_query_captions, n_images)).copy()
+    i2t = np.broadcast_to(np.arange(n_captions), (n_query_images, n_captions)).copy()
     return t2i, np.full(t2i.shape, np.nan, np.float32), i2t, np.full(i2t.shape, np.nan, np.float32)
 
 
 def first_stage_groups(group_images: list[np.ndarray], caption_image_pos: np.ndarray, k: int,
-                       collection: IndexedCollection | None = None) -> list[dict]:
+                       collection: IndexedCollection | None = None,
+                       distractors: np.ndarray | None = None) -> list[dict]:
     """Per protocol group: its images and captions, and the first stage's shortlists in group numbering.
 
     With ``collection`` (a bi-encoder index) each query keeps its top ``k``; without one, every
     item of the group is a candidate (the CE rows: all pairs) and there are no first-stage scores.
+    ``distractors`` (image positions after every test image) join each group's search space but
+    are never queries. Queries come first in each group's numbering (see evaluate_rankings).
     """
     out = []
-    for images in group_images:
+    for group in group_images:
+        images = group if distractors is None else np.concatenate([group, distractors])
         captions = np.flatnonzero(np.isin(caption_image_pos, images))
+        n_queries = int(np.isin(caption_image_pos[captions], group).sum())  # test captions come first
         caption_image = to_local(caption_image_pos[captions], images)
         if collection is None:
-            t2i_c, t2i_e, i2t_c, i2t_e = all_pairs(caption_image, len(images))
+            t2i_c, t2i_e, i2t_c, i2t_e = all_pairs(n_queries, len(group), len(captions), len(images))
         else:
-            t2i_e, t2i_c, i2t_e, i2t_c = collection.first_stage(images, k)
+            t2i_e, t2i_c, i2t_e, i2t_c = collection.first_stage(group, k)
         out.append({"images": images, "captions": captions, "caption_image": caption_image,
                     "t2i_candidates": t2i_c, "t2i_first": t2i_e, "i2t_candidates": i2t_c, "i2t_first": i2t_e})
     return out
+
+
+def _queries(members: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """The query rows of a group's members (its first rows, one per candidate list), as a column. (Q, 1)"""
+    return members[:len(candidates), None]
 
 
 def cross_score_groups(model, captions: CaptionSet, store: FeatureStore, image_ids: list[str],
@@ -156,7 +167,8 @@ def cross_score_groups(model, captions: CaptionSet, store: FeatureStore, image_i
         captions, image_ids: the whole split (caption rows and image positions index these).
         groups: per protocol group, a dict with ``images`` (global image positions), ``captions``
             (global caption rows), ``caption_image`` and the first-stage ``t2i_candidates``,
-            ``t2i_first``, ``i2t_candidates``, ``i2t_first`` in group numbering.
+            ``t2i_first``, ``i2t_candidates``, ``i2t_first`` in group numbering. The queries are
+            the first rows of ``captions`` and ``images`` (as many as the candidate arrays have rows).
 
     Returns:
         The shortlists with CE scores, and the number of distinct pairs that were cross-encoded.
@@ -165,10 +177,10 @@ def cross_score_groups(model, captions: CaptionSet, store: FeatureStore, image_i
     keys = []
     for g in groups:  # every pair as one integer: caption_row * n_img + image_position
         t2i_valid = g["t2i_candidates"] >= 0
-        cap = np.broadcast_to(g["captions"][:, None], g["t2i_candidates"].shape)[t2i_valid]
+        cap = np.broadcast_to(_queries(g["captions"], g["t2i_candidates"]), g["t2i_candidates"].shape)[t2i_valid]
         keys.append(cap * n_img + g["images"][g["t2i_candidates"][t2i_valid]])
         i2t_valid = g["i2t_candidates"] >= 0
-        img = np.broadcast_to(g["images"][:, None], g["i2t_candidates"].shape)[i2t_valid]
+        img = np.broadcast_to(_queries(g["images"], g["i2t_candidates"]), g["i2t_candidates"].shape)[i2t_valid]
         keys.append(g["captions"][g["i2t_candidates"][i2t_valid]] * n_img + img)
     unique = np.unique(np.concatenate(keys))  # sorted, and a pair seen in both directions is scored once
     scores = score_pairs(model, captions, unique // n_img, store, [image_ids[p] for p in unique % n_img],
@@ -182,8 +194,8 @@ def cross_score_groups(model, captions: CaptionSet, store: FeatureStore, image_i
     out = []
     for g in groups:
         t2i_c, i2t_c = g["t2i_candidates"], g["i2t_candidates"]
-        t2i_cross = lookup(g["captions"][:, None], g["images"][np.clip(t2i_c, 0, None)], t2i_c >= 0)
-        i2t_cross = lookup(g["captions"][np.clip(i2t_c, 0, None)], g["images"][:, None], i2t_c >= 0)
+        t2i_cross = lookup(_queries(g["captions"], t2i_c), g["images"][np.clip(t2i_c, 0, None)], t2i_c >= 0)
+        i2t_cross = lookup(g["captions"][np.clip(i2t_c, 0, None)], _queries(g["images"], i2t_c), i2t_c >= 0)
         out.append(Shortlist(g["caption_image"], t2i_c, g["t2i_first"].astype(np.float32), t2i_cross,
                              i2t_c, g["i2t_first"].astype(np.float32), i2t_cross))
     return out, len(unique)

@@ -84,9 +84,16 @@ def evaluate_rankings(t2i_positions: np.ndarray, i2t_positions: np.ndarray, capt
                       image_ids: list[str], ks) -> dict[str, float]:
     """Metrics from position rankings (-1 = no result) over one collection.
 
-    t2i_positions: (n_captions, K) positions into ``image_ids`` per caption query.
-    i2t_positions: (n_images, K) positions into ``caption_image_ids`` per image query.
+    t2i_positions: (Q_t, K) positions into ``image_ids`` per caption query.
+    i2t_positions: (Q_i, K) positions into ``caption_image_ids`` per image query.
+
+    The queries are the first Q_t captions and the first Q_i images of the collection; usually
+    that is all of them, but a collection grown with distractors (Table 5 of Geigle et al.)
+    continues past its queries with images and captions that are never relevant.
     """
+    if len(t2i_positions) > len(caption_image_ids) or len(i2t_positions) > len(image_ids):
+        raise ValueError(f"{len(t2i_positions)} caption / {len(i2t_positions)} image queries, but the collection "
+                         f"holds only {len(caption_image_ids)} captions / {len(image_ids)} images")
     k = max(ks)  # a collection smaller than K returns fewer results: pad with "no result"
     pad = lambda a: np.pad(a, ((0, 0), (0, max(0, k - a.shape[1]))), constant_values=-1)
     t2i_positions, i2t_positions = pad(np.asarray(t2i_positions)), pad(np.asarray(i2t_positions))
@@ -95,7 +102,7 @@ def evaluate_rankings(t2i_positions: np.ndarray, i2t_positions: np.ndarray, capt
     # -1 (no result) maps to a label no query has, so a missing result is a miss.
     t2i = np.where(t2i_positions >= 0, t2i_positions, -1)
     i2t = np.where(i2t_positions >= 0, cap_labels[np.clip(i2t_positions, 0, None)], -1)
-    return retrieval_metrics(t2i, cap_labels, i2t, np.arange(len(image_ids)), ks)
+    return retrieval_metrics(t2i, cap_labels[:len(t2i)], i2t, np.arange(len(i2t)), ks)
 
 
 def exact_metrics(image_vecs: np.ndarray, caption_vecs: np.ndarray, image_ids: list[str],

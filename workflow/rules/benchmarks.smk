@@ -1,10 +1,9 @@
 # Tables 3 and 4: latency and full-evaluation cost, measured by benchmarks/latency.py (JSON first).
 rule benchmark_latency:
     input:
-        be=MODEL.format(model="be"),
-        ce=MODEL.format(model="ce"),
-        data=DATASET_MANIFEST,
-        features=FEATURES_MANIFEST,
+        be=MODEL.format(variant=MAIN, model="be"),
+        ce=MODEL.format(variant=MAIN, model="ce"),
+        **data_inputs(DATASET),
         script="benchmarks/latency.py",
     output:
         "results/benchmarks/latency.json",

@@ -9,8 +9,14 @@ from itr.config import validate_params
 # Fail within seconds, naming the key, when params.yaml (or a --configfile) has a bad key.
 validate_params(config, source="workflow config (params.yaml or --configfile)")
 
-DATASET = "shapes"
 ITR_ENV = "../envs/itr.yaml"  # relative to workflow/rules
+
+# Datasets: ShapeCaptions, and the same generator in a second visual domain (Tables 5 and 6).
+DATASET = "shapes"
+SHIFT = config["shift"]
+SHIFT_DATASET = f"shapes_{SHIFT['domain']}"
+DATASETS = {DATASET: {}, SHIFT_DATASET: {"domain": SHIFT["domain"]}}  # overrides of the shapes section
+
 # Retrieve Fast, Rerank Smart. Trained checkpoints, and the rows of its tables built from them:
 MODELS = ["be", "ce", "joint"]
 EMBEDDING_MODEL = {"be": "be", "joint_be": "joint"}  # rows that rank by embedding similarity alone
@@ -22,41 +28,87 @@ RERANK = {  # rows that run the cross-encoder: (reranker, first-stage index or N
 }
 METHODS = list(EMBEDDING_MODEL) + list(RERANK)
 COOP_METHODS = [m for m, (_, first) in RERANK.items() if first]
-TABLE_PROTOCOL = config["rerank"]["protocol"]  # every row of Tables 1, 8, 9 is measured on this protocol
+TABLE_PROTOCOL = config["rerank"]["protocol"]  # every row of Tables 1, 8, 9 (and 5) is measured on this protocol
 
-DATASET_DIR = f"data/{DATASET}"
-DATASET_MANIFEST = f"{DATASET_DIR}/manifest.json"
-DETECTOR = f"models/detector/{DATASET}.pt"
+# A variant is one set of trained models: the dataset it trains on and its overrides of the be/ce/joint
+# sections. "rfrs" is the paper's main setting; the others feed one auxiliary table each.
+MAIN = "rfrs"
+SHIFT_VARIANT = f"rfrs_{SHIFT['domain']}"
+VARIANTS = {
+    MAIN: {"dataset": DATASET, "overrides": {}},
+    SHIFT_VARIANT: {"dataset": SHIFT_DATASET, "overrides": {"epochs": SHIFT["epochs"]}},  # Table 6
+}
+# A collection is what the test queries search: a dataset's test split, optionally grown with
+# distractors (other splits' images and captions, never queries; Table 5).
+DISTRACTED = f"{DATASET}_distractors"
+COLLECTIONS = {
+    DATASET: {"dataset": DATASET, "distractors": []},
+    SHIFT_DATASET: {"dataset": SHIFT_DATASET, "distractors": []},
+    DISTRACTED: {"dataset": DATASET, "distractors": SHIFT["distractors"]},
+}
+
+DATASET_DIR = "data/{dataset}"
+DATASET_MANIFEST = "data/{dataset}/manifest.json"
+DETECTOR = f"models/detector/{DATASET}.pt"  # one detector (trained on the main dataset) for every dataset
 DETECTOR_METRICS = f"results/metrics/detector/{DATASET}.json"
-FEATURES_DIR = f"features/{DATASET}"
-FEATURES_MANIFEST = f"{FEATURES_DIR}/manifest.json"
-MODEL = "models/rfrs/{model}.pt"
-TRAIN_HISTORY = "results/train/rfrs/{model}.csv"
-INDEX_DONE = "indexes/rfrs/{model}/collection.json"
-RERANK_SCORES = "scores/rfrs/{method}/{protocol}.npz"
-EVAL_METRICS = "results/metrics/rfrs/{method}/{protocol}.json"
+FEATURES_MANIFEST = "features/{dataset}/manifest.json"
+MODEL = "models/{variant}/{model}.pt"
+TRAIN_HISTORY = "results/train/{variant}/{model}.csv"
+INDEX_DONE = "indexes/{variant}/{model}/{collection}/collection.json"
+RERANK_SCORES = "scores/{variant}/{method}/{collection}/{protocol}.npz"
+EVAL_METRICS = "results/metrics/{variant}/{method}/{collection}/{protocol}.json"
 # Table 8 / 9 cells of the COOP rows, next to their k = rerank.k headline cell
-K_METRICS = "results/metrics/rfrs/{method}/{protocol}/k={k}.json"
-FUSION_METRICS = "results/metrics/rfrs/{method}/{protocol}/{fusion}_{lam}.json"
+VARIANTS_DIR = "results/metrics/{variant}/{method}/{collection}/{protocol}"
+K_METRICS = "results/metrics/{variant}/{method}/{collection}/{protocol}/k={k}.json"
+FUSION_METRICS = "results/metrics/{variant}/{method}/{collection}/{protocol}/{fusion}_{lam}.json"
+ON_MAIN = {"variant": MAIN, "collection": DATASET}  # the main models on the main test set (Tables 1, 8, 9)
 
 
-def variant_metrics(method, protocol):
+def is_main(wc):
+    return wc.variant == MAIN and wc.collection == DATASET
+
+
+def data_inputs(dataset):
+    return {"data": DATASET_MANIFEST.format(dataset=dataset), "features": FEATURES_MANIFEST.format(dataset=dataset)}
+
+
+def collection_inputs(collection):
+    """Manifests of a collection's test data and of every distractor dataset."""
+    c = COLLECTIONS[collection]
+    sources = sorted({c["dataset"], *(d["dataset"] for d in c["distractors"])})
+    return {f"{kind}_{name}": path for name in sources for kind, path in data_inputs(name).items()}
+
+
+def distractor_args(collection):
+    """--distractors DATA:FEATURES:SPLIT ... for the CLI."""
+    sources = COLLECTIONS[collection]["distractors"]
+    if not sources:
+        return ""
+    parts = [f"data/{s['dataset']}:features/{s['dataset']}:{s['split']}" for s in sources]
+    return "--distractors " + " ".join(parts)
+
+
+def variant_metrics(method, protocol, variant=MAIN, collection=DATASET):
     """Table 8 and 9 cells of one COOP row."""
     r = config["rerank"]
-    return expand(K_METRICS, method=method, protocol=protocol, k=r["ks"]) + expand(
-        FUSION_METRICS, method=method, protocol=protocol, fusion=["add", "norm_add"], lam=r["lambdas"])
+    where = {"variant": variant, "collection": collection}
+    return expand(K_METRICS, method=method, protocol=protocol, k=r["ks"], **where) + expand(
+        FUSION_METRICS, method=method, protocol=protocol, fusion=["add", "norm_add"], lam=r["lambdas"], **where)
 
 
 # Sections whose code draws random numbers get the global seed.
 SEEDED = {"shapes", "detector", "be", "ce", "joint", "benchmark"}
+RUN_NAME = "{variant}/{method}/{collection}/{protocol}"  # MLflow run name of an evaluation cell
 
 
-def section(name, drop=()):
+def section(name, drop=(), **overrides):
     """A params.yaml section as one shell-quoted JSON argument (the CLI's --config).
 
-    ``drop`` removes keys the rule does not read, so editing them does not rerun it.
+    ``drop`` removes keys the rule does not read, so editing them does not rerun it; ``overrides``
+    replace values (a dataset's domain, a variant's training budget).
     """
     value = {k: v for k, v in config[name].items() if k not in drop}
+    value.update(overrides)
     if name in SEEDED:
         value["seed"] = config["seed"]
     return shlex.quote(json.dumps(value, sort_keys=True))
@@ -67,18 +119,24 @@ def table_outputs(name):
 
 
 def rerank_inputs(wc):
-    """Inputs of a cross-encoder row: its reranker, and the first-stage index of COOP rows."""
+    """Inputs of a cross-encoder row: its reranker, the collection, and the first-stage index of COOP rows."""
     reranker, first_stage = RERANK[wc.method]
-    inputs = {"reranker": MODEL.format(model=reranker), "data": DATASET_MANIFEST, "features": FEATURES_MANIFEST}
+    inputs = {"reranker": MODEL.format(variant=wc.variant, model=reranker), **collection_inputs(wc.collection)}
     if first_stage:
-        inputs["first_stage"] = INDEX_DONE.format(model=first_stage)
+        inputs["first_stage"] = INDEX_DONE.format(variant=wc.variant, model=first_stage, collection=wc.collection)
     return inputs
+
+
+def test_dirs(wc):
+    """--data/--features of a collection's test split (the directories of its manifests)."""
+    return "--data data/{0} --features features/{0}".format(COLLECTIONS[wc.collection]["dataset"])
 
 
 RERANK_EVALUATE = (
     "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg}"
-    " --method {wildcards.method} --out {output.main} {params.variants} --tracking {params.tracking}"
-    " --run-name evaluate/method={wildcards.method},protocol={wildcards.protocol} > {log} 2>&1"
+    " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
+    " --out {output.main} {params.variants}"
+    " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 )
 
 

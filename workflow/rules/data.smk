@@ -1,16 +1,17 @@
+# ShapeCaptions in each domain (DATASETS in common.smk): the shapes section, plus the domain override.
 rule shapes_generate:
     output:
         manifest=DATASET_MANIFEST,
-        images=f"{DATASET_DIR}/images.parquet",
-        captions=f"{DATASET_DIR}/captions.parquet",
+        images="data/{dataset}/images.parquet",
+        captions="data/{dataset}/captions.parquet",
     params:
-        cfg=section("shapes"),
+        cfg=lambda wc: section("shapes", **DATASETS[wc.dataset]),
     conda:
         ITR_ENV
     log:
-        "logs/shapes_generate.log",
+        "logs/shapes_generate/{dataset}.log",
     benchmark:
-        "logs/benchmarks/shapes_generate.tsv"
+        "logs/benchmarks/shapes_generate/{dataset}.tsv"
     threads: 1
     resources:
         mem_mb=2000,

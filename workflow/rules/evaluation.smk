@@ -1,7 +1,7 @@
 # Embedding rows (BE, JOINT+BE): search the model's faiss index.
 rule evaluate:
     input:
-        lambda wc: INDEX_DONE.format(model=EMBEDDING_MODEL[wc.method]),
+        lambda wc: INDEX_DONE.format(variant=wc.variant, model=EMBEDDING_MODEL[wc.method], collection=wc.collection),
     output:
         EVAL_METRICS,
     wildcard_constraints:
@@ -9,21 +9,21 @@ rule evaluate:
     params:
         cfg=section("evaluation"),
         tracking=section("tracking"),
-        dataset=DATASET,
+        run_name=RUN_NAME,
+        trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
     conda:
         ITR_ENV
     log:
-        "logs/evaluate/{method}_{protocol}.log",
+        "logs/evaluate/{variant}/{method}/{collection}/{protocol}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{method}_{protocol}.tsv"
+        "logs/benchmarks/evaluate/{variant}/{method}/{collection}/{protocol}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
     shell:
         "itr evaluate --index $(dirname {input}) --config {params.cfg} --protocol {wildcards.protocol}"
-        " --method {wildcards.method} --dataset {params.dataset} --out {output}"
-        " --tracking {params.tracking} --run-name evaluate/method={wildcards.method},protocol={wildcards.protocol}"
-        " > {log} 2>&1"
+        " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on} --out {output}"
+        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
 # Cross-encoder rows: CE scores of every shortlisted pair (COOP) or of every pair (CE, JOINT+CE).
@@ -36,45 +36,54 @@ rule rerank_score:
     wildcard_constraints:
         method="|".join(RERANK),
     params:
-        cfg=section("rerank", drop=["lambdas", "protocol"]),
+        # Shortlists as deep as the deepest k a table reads: rerank.ks on the main test set (Table 8), rerank.k elsewhere.
+        cfg=lambda wc: section("rerank", drop=["lambdas", "protocol"],
+                               **({} if is_main(wc) else {"ks": [config["rerank"]["k"]]})),
         eval_cfg=section("evaluation", drop=["protocols", "ks"]),  # only the group definitions matter here
         first_stage=lambda wc, input: f"--first-stage $(dirname {input.first_stage})" if "first_stage" in input.keys() else "",
+        test=test_dirs,
+        distractors=lambda wc: distractor_args(wc.collection),
     conda:
         ITR_ENV
     log:
-        "logs/rerank_score/{method}_{protocol}.log",
+        "logs/rerank_score/{variant}/{method}/{collection}/{protocol}.log",
     benchmark:
-        "logs/benchmarks/rerank_score/{method}_{protocol}.tsv"
+        "logs/benchmarks/rerank_score/{variant}/{method}/{collection}/{protocol}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=6000,
         gpu=1,
     shell:
-        "itr rerank score --reranker {input.reranker} {params.first_stage} --data $(dirname {input.data})"
-        " --features $(dirname {input.features}) --config {params.cfg} --eval-config {params.eval_cfg}"
+        "itr rerank score --reranker {input.reranker} {params.first_stage} {params.test} {params.distractors}"
+        " --config {params.cfg} --eval-config {params.eval_cfg}"
         " --protocol {wildcards.protocol} --out {output} --threads {threads} > {log} 2>&1"
 
 
-# COOP rows: the k = rerank.k cell (Table 1) and the Table 8 (k) and Table 9 (fusion) cells.
+# COOP rows of the main models on the main test set: the k = rerank.k cell (Tables 1, 5) and the
+# Table 8 (k) and Table 9 (fusion) cells.
 rule rerank_evaluate_coop:
     input:
         RERANK_SCORES,
     output:
         main=EVAL_METRICS,
-        variants=variant_metrics("{method}", "{protocol}"),
+        variants=variant_metrics("{method}", "{protocol}", "{variant}", "{collection}"),
     wildcard_constraints:
         method="|".join(COOP_METHODS),
+        variant=MAIN,
+        collection=DATASET,
     params:
         cfg=section("rerank"),
         eval_cfg=section("evaluation", drop=["protocols"]),
         tracking=section("tracking"),
-        variants="--variants-dir results/metrics/rfrs/{method}/{protocol}",
+        variants=f"--variants-dir {VARIANTS_DIR}",
+        run_name=RUN_NAME,
+        trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
     conda:
         ITR_ENV
     log:
-        "logs/rerank_evaluate/{method}_{protocol}.log",
+        "logs/rerank_evaluate/{variant}/{method}/{collection}/{protocol}.log",
     benchmark:
-        "logs/benchmarks/rerank_evaluate/{method}_{protocol}.tsv"
+        "logs/benchmarks/rerank_evaluate/{variant}/{method}/{collection}/{protocol}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -82,27 +91,33 @@ rule rerank_evaluate_coop:
         RERANK_EVALUATE
 
 
-# CE rows: every pair scored, so there is no k and no fusion.
-rule rerank_evaluate_all_pairs:
+# Every other cross-encoder cell: CE rows (every pair scored, so no k and no fusion), and COOP rows
+# elsewhere than the main test set (k = rerank.k only; Tables 5 and 6).
+rule rerank_evaluate:
     input:
         RERANK_SCORES,
     output:
         main=EVAL_METRICS,
     wildcard_constraints:
-        method="|".join(m for m in RERANK if m not in COOP_METHODS),
+        method="|".join(RERANK),
     params:
         cfg=section("rerank"),
         eval_cfg=section("evaluation", drop=["protocols"]),
         tracking=section("tracking"),
         variants="",
+        run_name=RUN_NAME,
+        trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
     conda:
         ITR_ENV
     log:
-        "logs/rerank_evaluate/{method}_{protocol}.log",
+        "logs/rerank_evaluate/{variant}/{method}/{collection}/{protocol}.log",
     benchmark:
-        "logs/benchmarks/rerank_evaluate/{method}_{protocol}.tsv"
+        "logs/benchmarks/rerank_evaluate/{variant}/{method}/{collection}/{protocol}.tsv"
     threads: 1
     resources:
         mem_mb=2000,
     shell:
         RERANK_EVALUATE
+
+
+ruleorder: rerank_evaluate_coop > rerank_evaluate

@@ -1,6 +1,6 @@
 rule train_detector:
     input:
-        DATASET_MANIFEST,
+        DATASET_MANIFEST.format(dataset=DATASET),
     output:
         model=DETECTOR,
         metrics=DETECTOR_METRICS,
@@ -27,6 +27,8 @@ rule train_detector:
         " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
+# Every dataset goes through the one detector, as the paper's datasets all go through one
+# Visual Genome Faster R-CNN: the other domain is new to the detector too.
 rule extract_features:
     input:
         data=DATASET_MANIFEST,
@@ -38,9 +40,9 @@ rule extract_features:
     conda:
         ITR_ENV
     log:
-        "logs/extract_features.log",
+        "logs/extract_features/{dataset}.log",
     benchmark:
-        "logs/benchmarks/extract_features.tsv"
+        "logs/benchmarks/extract_features/{dataset}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=6000,

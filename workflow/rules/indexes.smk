@@ -1,25 +1,27 @@
+# A model's faiss indexes over one collection (COLLECTIONS in common.smk): a test split, grown with
+# distractors for Table 5, or the other domain's test split for Table 6.
 rule build_index:
     input:
-        model=MODEL,
-        data=DATASET_MANIFEST,
-        features=FEATURES_MANIFEST,
+        unpack(lambda wc: {"model": MODEL.format(variant=wc.variant, model=wc.model), **collection_inputs(wc.collection)}),
     output:
         collection=INDEX_DONE,
-        images="indexes/rfrs/{model}/images.faiss",
-        captions="indexes/rfrs/{model}/captions.faiss",
+        images="indexes/{variant}/{model}/{collection}/images.faiss",
+        captions="indexes/{variant}/{model}/{collection}/captions.faiss",
     wildcard_constraints:
         model="|".join(set(EMBEDDING_MODEL.values())),
     params:
         cfg=section("index"),
+        test=test_dirs,
+        distractors=lambda wc: distractor_args(wc.collection),
     conda:
         ITR_ENV
     log:
-        "logs/build_index/{model}.log",
+        "logs/build_index/{variant}/{model}/{collection}.log",
     benchmark:
-        "logs/benchmarks/build_index/{model}.tsv"
+        "logs/benchmarks/build_index/{variant}/{model}/{collection}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=8000,
     shell:
-        "itr index build --model {input.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
-        " --split test --config {params.cfg} --out $(dirname {output.collection}) --threads {threads} > {log} 2>&1"
+        "itr index build --model {input.model} {params.test} --split test {params.distractors}"
+        " --config {params.cfg} --out $(dirname {output.collection}) --threads {threads} > {log} 2>&1"

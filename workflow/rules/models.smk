@@ -1,22 +1,22 @@
+# One model of one variant (VARIANTS in common.smk): its dataset, its overrides of the section.
 rule train:
     input:
-        data=DATASET_MANIFEST,
-        features=FEATURES_MANIFEST,
+        unpack(lambda wc: data_inputs(VARIANTS[wc.variant]["dataset"])),
     output:
         model=MODEL,
         history=TRAIN_HISTORY,
     params:
-        cfg=lambda wc: section(wc.model),
+        cfg=lambda wc: section(wc.model, **VARIANTS[wc.variant]["overrides"]),
         text=section("text_encoder"),
         tracking=section("tracking"),
         # Resumable state outside the declared outputs: Snakemake does not delete it when a job is killed.
-        state="models/rfrs/.state/{model}",
+        state="models/{variant}/.state/{model}",
     conda:
         ITR_ENV
     log:
-        "logs/train/{model}.log",
+        "logs/train/{variant}/{model}.log",
     benchmark:
-        "logs/benchmarks/train/{model}.tsv"
+        "logs/benchmarks/train/{variant}/{model}.tsv"
     threads: workflow.cores
     resources:
         mem_mb=8000,
@@ -25,4 +25,4 @@ rule train:
         "itr train {wildcards.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
         " --config {params.cfg} --text-encoder {params.text} --out {output.model} --history {output.history}"
         " --state-dir {params.state} --threads {threads}"
-        " --tracking {params.tracking} --run-name train/model={wildcards.model} > {log} 2>&1"
+        " --tracking {params.tracking} --run-name train/{wildcards.variant}/{wildcards.model} > {log} 2>&1"

@@ -1,10 +1,28 @@
 # Tables of Retrieve Fast, Rerank Smart by number: results/tables/rfrs_table<n>.{md,csv,tex,json}
+RERANK_CFG = config["rerank"]
+SHIFT_PROTOCOL = SHIFT["protocol"]
+TABLE_PROTOCOLS = {"1": TABLE_PROTOCOL, "5": TABLE_PROTOCOL, "6": SHIFT_PROTOCOL, "8": TABLE_PROTOCOL, "9": TABLE_PROTOCOL}
 TABLE_INPUTS = {
-    "1": expand(EVAL_METRICS, method=METHODS, protocol=TABLE_PROTOCOL),
-    "8": [f for m in COOP_METHODS for f in expand(K_METRICS, method=m, protocol=TABLE_PROTOCOL, k=config["rerank"]["ks"])],
-    "9": expand(EVAL_METRICS, method=COOP_METHODS, protocol=TABLE_PROTOCOL)
+    "1": expand(EVAL_METRICS, method=METHODS, protocol=TABLE_PROTOCOL, **ON_MAIN),
+    "8": expand(K_METRICS, method=COOP_METHODS, protocol=TABLE_PROTOCOL, k=RERANK_CFG["ks"], **ON_MAIN),
+    "9": expand(EVAL_METRICS, method=COOP_METHODS, protocol=TABLE_PROTOCOL, **ON_MAIN)
     + expand(FUSION_METRICS, method=COOP_METHODS, protocol=TABLE_PROTOCOL, fusion=["add", "norm_add"],
-             lam=config["rerank"]["lambdas"]),
+             lam=RERANK_CFG["lambdas"], **ON_MAIN),
+    # the main models on the main test queries, alone and among distractors
+    "5": expand(EVAL_METRICS, variant=MAIN, method=["be", "sep_coop", "joint_coop"], collection=[DATASET, DISTRACTED],
+                protocol=TABLE_PROTOCOL),
+    # zero-shot in both directions, and the in-domain JOINT+COOP upper bound of each test domain
+    "6": [EVAL_METRICS.format(variant=v, method=m, collection=c, protocol=SHIFT_PROTOCOL)
+          for v, c in ((MAIN, SHIFT_DATASET), (SHIFT_VARIANT, DATASET)) for m in ["ce", "be", "sep_coop", "joint_coop"]]
+    + [EVAL_METRICS.format(variant=v, method="joint_coop", collection=VARIANTS[v]["dataset"], protocol=SHIFT_PROTOCOL)
+       for v in (MAIN, SHIFT_VARIANT)],
+}
+# (variant, collection) pairs the tables search: both embedding models get an index over each
+SEARCHED = [(MAIN, DATASET), (MAIN, DISTRACTED), (MAIN, SHIFT_DATASET), (SHIFT_VARIANT, DATASET),
+            (SHIFT_VARIANT, SHIFT_DATASET)]
+TABLE_NOTES = {  # reduced budgets, said in the caption
+    "6": f"Models trained on {SHIFT_DATASET}: {SHIFT['epochs']} epoch(s) each (shift.epochs; the {DATASET} models: "
+    f"BE {config['be']['epochs']}, CE {config['ce']['epochs']}, JOINT {config['joint']['epochs']}).",
 }
 
 
@@ -16,7 +34,8 @@ rule paper_table:
     wildcard_constraints:
         n="|".join(TABLE_INPUTS),
     params:
-        protocol=TABLE_PROTOCOL,
+        protocol=lambda wc: TABLE_PROTOCOLS[wc.n],
+        note=lambda wc: f"--note {shlex.quote(TABLE_NOTES[wc.n])}" if wc.n in TABLE_NOTES else "",
     conda:
         ITR_ENV
     log:
@@ -27,13 +46,13 @@ rule paper_table:
     resources:
         mem_mb=1000,
     shell:
-        "itr table rfrs{wildcards.n} --metrics {input} --protocol {params.protocol}"
+        "itr table rfrs{wildcards.n} --metrics {input} --protocol {params.protocol} {params.note}"
         " --out results/tables/rfrs_table{wildcards.n} > {log} 2>&1"
 
 
 rule claims_table:
     input:
-        [f"results/tables/rfrs_table{n}.json" for n in ("1", "3", "8", "9")],
+        [f"results/tables/rfrs_table{n}.json" for n in ("1", "3", "5", "6", "8", "9")],
     output:
         table_outputs("rfrs_claims"),
     conda:

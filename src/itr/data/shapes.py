@@ -8,6 +8,12 @@ a spatial relation (two objects swap places) or a count (one object more or fewe
 and its captions tell the two apart. A model that matches bags of words will confuse
 twins; one that binds attributes to objects will not.
 
+A *visual domain* (``domain``, one of ``DOMAINS``) changes how scenes are drawn and how the
+captions name the background: ``plain`` is the default (flat colours on grey noise), ``sketch``
+draws pastel shapes with dark outlines on light striped paper. A non-default domain also draws
+its own scenes (the domain enters the seed), so two domains never share an image. Tables 5 and 6
+of Geigle et al. use it as the "other dataset" (itr.cli, workflow/rules/shift.smk).
+
 Everything is a pure function of (config, seed): the same config gives byte-identical
 images and tables. Each image's scene (objects, attributes, boxes) is stored so that
 later stages can derive boxes, extended ground truth or other languages without
@@ -42,6 +48,17 @@ SIZES = {"small": 0.15, "large": 0.27}  # side of the object's box as a fraction
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four"}
 SPLITS = ("train", "val", "test")
 TWIN_TYPES = ("binding", "relation", "count")
+DOMAINS = ("plain", "sketch")
+BACKGROUND = {"plain": ("grey noisy background", "noisy background"),  # (long, short) caption phrases
+              "sketch": ("light striped background", "striped background")}
+
+
+def split_seed(cfg: ShapesConfig, split: str, *stream: int) -> list[int]:
+    """Seed of one split's random stream. The plain domain keeps the seeds it always had."""
+    if cfg.domain not in DOMAINS:
+        raise ValueError(f"unknown ShapeCaptions domain {cfg.domain!r}; known: {DOMAINS}")
+    domain = [] if cfg.domain == "plain" else [1000 + DOMAINS.index(cfg.domain)]
+    return [cfg.seed, SPLITS.index(split), *stream, *domain]
 
 
 def detection_labels() -> list[str]:
@@ -196,10 +213,11 @@ def captions_for(rng, objects: list[dict], cfg: ShapesConfig) -> list[str]:
         rel = f"{_np(o)} in the {'left' if _cx(o) < cfg.image_size / 2 else 'right'} half of the picture"
     count = _pick(rng, [_counts(objects), f"{NUMBERS[n]} {shape_word}: {_counts(objects)}"])
     o = objects[int(rng.integers(n))]
-    short = _pick(rng, [f"a picture with {_np(o)}", f"{_np(o, size=False)} on a noisy background",
+    background, short_background = BACKGROUND[cfg.domain]
+    short = _pick(rng, [f"a picture with {_np(o)}", f"{_np(o, size=False)} on a {short_background}",
                         f"an image showing {_np(o, size=False)} among {NUMBERS[n]} {shape_word}"])
     sizes = _pick(rng, [
-        f"{NUMBERS[n]} {shape_word} on a grey noisy background",
+        f"{NUMBERS[n]} {shape_word} on a {background}",
         "there " + ("is " if n == 1 else "are ") + _counts(objects),
     ])
     return [full, rel, count, short, sizes][: cfg.captions_per_image]
@@ -231,18 +249,29 @@ def _polygon(kind: str, box) -> list[tuple[float, float]]:
 
 
 def render(objects: list[dict], cfg: ShapesConfig, rng) -> Image.Image:
-    """Draw a scene: a random grey-ish tone plus Gaussian noise, then the shapes."""
+    """Draw a scene in the config's domain.
+
+    plain:  a random grey-ish tone plus Gaussian noise, then flat-coloured shapes.
+    sketch: light paper with faint diagonal stripes and half the noise, then pastel shapes
+            (colour mixed 40% toward white) with a dark 2-pixel outline.
+    """
     s = cfg.image_size
-    tone = rng.uniform(90, 170) + rng.uniform(-12, 12, size=3)
-    pixels = tone[None, None, :] + rng.normal(0, cfg.noise * 255, size=(s, s, 3))
+    sketch = cfg.domain == "sketch"
+    tone = (rng.uniform(200, 235) if sketch else rng.uniform(90, 170)) + rng.uniform(-12, 12, size=3)
+    pixels = tone[None, None, :] + rng.normal(0, (0.5 if sketch else 1.0) * cfg.noise * 255, size=(s, s, 3))
+    if sketch:
+        yy, xx = np.mgrid[:s, :s]
+        pixels -= 25.0 * (((xx + yy) // 6) % 2 == 0)[..., None]  # (s, s, 1) diagonal stripes
     img = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for o in objects:
-        colour = tuple(int(np.clip(c + rng.integers(-15, 16), 0, 255)) for c in COLOURS[o["colour"]])
+        colour = np.array([int(np.clip(c + rng.integers(-15, 16), 0, 255)) for c in COLOURS[o["colour"]]])
+        fill = tuple(int(v) for v in (0.6 * colour + 0.4 * 255 if sketch else colour))
+        outline = dict(outline=(30, 30, 30), width=2) if sketch else {}
         if o["kind"] == "circle":
-            draw.ellipse(o["box"], fill=colour)
+            draw.ellipse(o["box"], fill=fill, **outline)
         else:
-            draw.polygon(_polygon(o["kind"], o["box"]), fill=colour)
+            draw.polygon(_polygon(o["kind"], o["box"]), fill=fill, **outline)
     return img
 
 
@@ -251,7 +280,7 @@ def render(objects: list[dict], cfg: ShapesConfig, rng) -> Image.Image:
 def generate_split(cfg: ShapesConfig, split: str) -> list[dict]:
     """Scenes and captions of one split (no pixels): a list of dicts, twins adjacent."""
     n = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}[split]
-    rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
+    rng = np.random.default_rng(split_seed(cfg, split))
     n_pairs = int(round(cfg.twin_fraction * n / 2))
     scenes: list[dict] = []
     while len(scenes) < n:
@@ -281,7 +310,7 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
     image_rows, caption_rows = [], []
     for split in SPLITS:
         scenes = generate_split(cfg, split)
-        pixel_rng = np.random.default_rng([cfg.seed, SPLITS.index(split), 7])
+        pixel_rng = np.random.default_rng(split_seed(cfg, split, 7))
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
         for sc in tqdm(scenes, desc=f"render {split}", mininterval=5):
             rel = f"images/{split}/{sc['image_id']}.png"
