@@ -49,12 +49,12 @@ def test_twins_differ_in_exactly_one_controlled_way_and_captions_tell_them_apart
         else:
             assert abs(len(a) - len(b)) == 1
         # The first caption (left-to-right listing) always differs between twins.
-        assert base["captions"][0] != t["captions"][0]
+        assert base["captions"]["en"][0] != t["captions"]["en"][0]
     assert kinds == {"binding", "relation", "count"}
 
 
 def test_captions_mention_attributes_counts_and_relations():
-    text = " ".join(c for s in shapes.generate_split(CFG, "train") for c in s["captions"])
+    text = " ".join(c for s in shapes.generate_split(CFG, "train") for c in s["captions"]["en"])
     for word in ("left of", "two ", "small", "large", "red", "from left to right"):
         assert word in text
 
@@ -92,7 +92,7 @@ def test_sketch_domain_draws_its_own_scenes_and_names_its_background():
     # the plain domain keeps the seeds it always had; another domain never repeats its scenes
     assert shapes.split_seed(CFG, "test") == [CFG.seed, 2]
     assert [s["objects"] for s in plain_scenes] != [s["objects"] for s in sketch_scenes]
-    captions = [c for s in sketch_scenes for c in s["captions"]]
+    captions = [c for s in sketch_scenes for c in s["captions"]["en"]]
     assert any("striped background" in c for c in captions) and not any("noisy" in c for c in captions)
     rng = lambda: np.random.default_rng(0)
     objects = plain_scenes[0]["objects"]
@@ -101,3 +101,41 @@ def test_sketch_domain_draws_its_own_scenes_and_names_its_background():
     assert sketch_px.mean() > plain_px.mean() + 40  # light paper instead of mid-grey noise
     with pytest.raises(ValueError, match="unknown ShapeCaptions domain 'night'"):
         shapes.split_seed(dataclasses.replace(CFG, domain="night"), "test")
+
+
+def test_languages_share_one_plan_and_leave_english_unchanged(tmp_path):
+    import dataclasses
+
+    from itr.models.tiny import shapes_vocabulary
+
+    multi = dataclasses.replace(CFG, languages=("en", "de", "fr", "cs"))
+    english, all_four = shapes.generate_split(CFG, "val"), shapes.generate_split(multi, "val")
+    assert [s["captions"]["en"] for s in english] == [s["captions"]["en"] for s in all_four]
+    assert [s["objects"] for s in english] == [s["objects"] for s in all_four]  # same images
+    vocabulary = set(shapes_vocabulary())
+    for scene in all_four:
+        assert sorted(scene["captions"]) == ["cs", "de", "en", "fr"]
+        for texts in scene["captions"].values():
+            assert len(texts) == CFG.captions_per_image
+            assert {w for t in texts for w in t.replace(",", " ").replace(":", " ").split()} <= vocabulary
+    summary = shapes.build(dataclasses.replace(multi, n_train=2, n_val=2, n_test=2), tmp_path)
+    _, captions = read_dataset(tmp_path, "test")
+    assert summary["captions"] == 6 * 4 * CFG.captions_per_image
+    assert captions.groupby("lang").size().to_dict() == {lang: 2 * CFG.captions_per_image for lang in multi.languages}
+    assert captions["caption_id"].iloc[0] == "test-000000-0"  # English ids as before
+
+
+def test_grammatical_agreement_in_each_language():
+    from itr.data.captions import LEXICONS
+
+    star = {"kind": "star", "colour": "purple", "size": "small", "box": [0, 0, 1, 1]}
+    square = {"kind": "square", "colour": "green", "size": "large", "box": [0, 0, 1, 1]}
+    de, fr, cs = LEXICONS["de"], LEXICONS["fr"], LEXICONS["cs"]
+    assert (de.np(star), de.np(square)) == ("ein kleiner violetter Stern", "ein großes grünes Quadrat")
+    assert de.group("green", "diamond", 3) == "drei grüne Rauten"
+    assert (fr.np(star), fr.np(square)) == ("une petite étoile violette", "un grand carré vert")
+    assert (fr.group("green", "star", 2), fr.group("orange", "circle", 2)) == ("deux étoiles vertes", "deux cercles orange")
+    assert (cs.np(star), cs.np(square)) == ("malá fialová hvězda", "velký zelený čtverec")
+    assert (cs.group("red", "star", 2), cs.group("red", "circle", 2)) == ("dvě červené hvězdy", "dva červené kruhy")
+    # "A left of B" is said from A: B lies to A's right
+    assert de.relation(star, "left of", square).endswith("rechts davon ein grünes Quadrat")

@@ -211,7 +211,8 @@ def cmd_index_build(args) -> int:
     save_index(out / "captions", caption_index, captions.caption_ids, model_id, cfg.factory, cfg.search_params)
     _write_json(out / "collection.json", {"model": str(args.model), "model_id": model_id, "split": args.split,
                                           "caption_image_ids": captions.image_ids, "factory": cfg.factory,
-                                          "n_targets": n_targets, "distractors": args.distractors})
+                                          "n_targets": n_targets, "distractors": args.distractors,
+                                          "lang": args.lang})
     log.info("indexed %d images (%d distractors) and %d captions with %s", len(image_ids),
              len(image_ids) - n_targets, len(captions), cfg.factory)
     return 0
@@ -247,7 +248,8 @@ def _model_and_split(args, model_path):
     torch.set_num_threads(max(1, args.threads))
     device = _device(args.device)
     distractors = [Source.parse(text) for text in args.distractors]
-    images, caps, store, n_targets = read_collection(Source(args.data, args.features, args.split), distractors)
+    images, caps, store, n_targets = read_collection(Source(args.data, args.features, args.split), distractors,
+                                                     args.lang)
     model, tokenizer, ckpt = load_trained(model_path, store, device)
     captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
     return device, store, model, ckpt, list(images["image_id"]), captions, n_targets
@@ -290,7 +292,7 @@ def cmd_rerank_score(args) -> int:
     if n_targets < len(image_ids):
         label += f", searched among {len(image_ids) - n_targets} distractor images and their captions"
     meta = {"split": args.split, "protocol": args.protocol, "protocol_label": label, "n_groups": len(groups),
-            "distractors": args.distractors or None,
+            "distractors": args.distractors or None, "lang": args.lang,
             "n_images": int(sum(len(g) for g in groups) // len(groups)), "k_max": k_max if collection else None,
             "first_stage": ({"index": collection.factory, "model_id": collection.model_id} if collection else None),
             "reranker_model_id": file_digest(args.reranker), "pairs_scored": int(n_pairs), "precision": cfg.precision,
@@ -327,7 +329,7 @@ def cmd_rerank_evaluate(args) -> int:
         per_group = rerank_metrics(groups, k, how, lam or 0.0, eval_cfg.ks)
         result = {**{key: meta[key] for key in ("split", "protocol", "protocol_label", "n_images", "n_groups",
                                                   "first_stage", "reranker_model_id", "pairs_scored")},
-                  "distractors": meta.get("distractors"), "method": args.method, "dataset": args.dataset, "trained_on": args.trained_on, "k": k,
+                  "distractors": meta.get("distractors"), "lang": meta.get("lang"), "method": args.method, "dataset": args.dataset, "trained_on": args.trained_on, "k": k,
                   "fusion": how, "lambda": lam, "metrics": average_metrics(per_group),
                   "per_group": per_group if len(per_group) > 1 else None}
         _write_json(out, result)
@@ -387,13 +389,15 @@ def _common(p: argparse.ArgumentParser, tracked: bool = False, compute: bool = F
 
 
 # itr.tables.BUILDERS' keys, listed here so that `itr --help` does not import pandas
-BUILDER_NAMES = ("claims", "rfrs1", "rfrs3", "rfrs4", "rfrs5", "rfrs6", "rfrs8", "rfrs9")
+BUILDER_NAMES = ("claims", "rfrs1", "rfrs2", "rfrs3", "rfrs4", "rfrs5", "rfrs6", "rfrs7", "rfrs8", "rfrs9")
 PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.evaluate)"
 
 
-def _distractors(p: argparse.ArgumentParser) -> None:
+def _collection_options(p: argparse.ArgumentParser) -> None:
+    """Options that define the test collection beyond --data/--features/--split."""
     p.add_argument("--distractors", nargs="*", default=[], metavar="DATA:FEATURES:SPLIT",
                    help="grow the collection with these splits' images and captions (never queries; Table 5)")
+    p.add_argument("--lang", help="keep only the test captions in this language (Tables 2 and 7)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -432,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     for a in ("--model", "--data", "--features", "--config", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--split", default="test")
-    _distractors(p)
+    _collection_options(p)
     _common(p, compute=True)
     p.set_defaults(func=cmd_index_build)
 
@@ -454,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--first-stage", help="index directory of the bi-encoder; omit to score every pair")
     p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
     p.add_argument("--split", default="test")
-    _distractors(p)
+    _collection_options(p)
     _common(p, compute=True)
     p.set_defaults(func=cmd_rerank_score)
     p = rsub.add_parser("evaluate", help="metrics of reranked shortlists: k = rerank.k, plus Table 8/9 variants")

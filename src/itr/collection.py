@@ -83,12 +83,19 @@ class StackedStore:
         return {key: torch.cat([arrays[key] for _, arrays in parts])[order] for key in parts[0][1]}
 
 
-def read_collection(target: Source, distractors: list[Source]) -> tuple[pd.DataFrame, pd.DataFrame, StackedStore, int]:
+def read_collection(target: Source, distractors: list[Source], lang: str | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, StackedStore, int]:
     """(images, captions, store, n_targets): the test split, then each distractor source with prefixed ids;
-    the first ``n_targets`` images are the test split's."""
+    the first ``n_targets`` images are the test split's. ``lang`` keeps the test captions in one language
+    (a multilingual dataset is searched one language at a time, Tables 2 and 7)."""
     from itr.data.tables import read_dataset
 
     images, captions = read_dataset(target.data, target.split)
+    if lang is not None:
+        if lang not in set(captions["lang"]):
+            raise ValueError(f"{target.data} has no {target.split} captions in {lang!r} (it has "
+                             f"{sorted(set(captions['lang']))}); generate it with shapes.languages including {lang!r}")
+        captions = captions[captions["lang"] == lang]
     frames_i, frames_c, stores = [images], [captions], {}
     for src in distractors:
         if src.prefix in stores and Path(stores[src.prefix].root) != Path(src.features):

@@ -110,6 +110,7 @@ class ShapesConfig(_Section):
     captions_per_image: int = 5
     noise: float = 0.08
     domain: str = "plain"  # visual domain, itr.data.shapes.DOMAINS
+    languages: tuple = ("en",)  # caption languages, itr.data.captions.LANGUAGES
     seed: int = 0
 
 
@@ -150,6 +151,9 @@ class _TrainSection(_Section):
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     precision: str = "fp32"
+    # 0 = one pass over the training captions per epoch; N > 0 = N steps over a fresh shuffle of them, a
+    # budget independent of the data size (the four-language models of Tables 2 and 7 use it).
+    steps_per_epoch: int = 0
     seed: int = 0
 
 

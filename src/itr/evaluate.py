@@ -75,6 +75,7 @@ class IndexedCollection:
         # Test images come first, distractors (if any) after them, and likewise their captions.
         self.n_targets = collection.get("n_targets", len(self.image_ids))
         self.distractor_sources = collection.get("distractors", [])
+        self.lang = collection.get("lang")  # captions of one language only (None: all the split has)
 
     def group_captions(self, images: np.ndarray) -> np.ndarray:
         """Caption rows (sorted) whose image is among the given image positions."""
@@ -115,7 +116,7 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
     return {"split": c.split, "protocol": protocol, "protocol_label": label + distractor_label(c),
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
             "n_groups": len(groups), "index": c.factory, "model_id": c.model_id,
-            "distractors": c.distractor_sources or None,
+            "distractors": c.distractor_sources or None, "lang": c.lang,
             "metrics": average_metrics(per_group),
             "per_group": per_group if len(per_group) > 1 else None}
 

@@ -143,7 +143,11 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
     """
     objectives = [cls(cfg, model, train, store, device) for cls in OBJECTIVES[method]]
-    steps_per_epoch = (len(train) + cfg.batch_size - 1) // cfg.batch_size
+    full_pass = (len(train) + cfg.batch_size - 1) // cfg.batch_size
+    if cfg.steps_per_epoch > full_pass:
+        raise ValueError(f"steps_per_epoch={cfg.steps_per_epoch} exceeds one pass over the {len(train)} training "
+                         f"captions ({full_pass} steps of {cfg.batch_size}); lower it or set 0 (= one pass)")
+    steps_per_epoch = cfg.steps_per_epoch or full_pass
     opt = adamw_no_decay_on_norms(model, cfg.lr, cfg.weight_decay)
     sched = linear_decay(opt, cfg.epochs * steps_per_epoch)
     state_dir.mkdir(parents=True, exist_ok=True)

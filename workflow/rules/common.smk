@@ -15,7 +15,13 @@ ITR_ENV = "../envs/itr.yaml"  # relative to workflow/rules
 DATASET = "shapes"
 SHIFT = config["shift"]
 SHIFT_DATASET = f"shapes_{SHIFT['domain']}"
-DATASETS = {DATASET: {}, SHIFT_DATASET: {"domain": SHIFT["domain"]}}  # overrides of the shapes section
+MULTI = config["multilingual"]
+MULTI_DATASET = f"{DATASET}_multi"  # the main images, captioned in every language of multilingual.languages
+DATASETS = {  # overrides of the shapes section
+    DATASET: {},
+    SHIFT_DATASET: {"domain": SHIFT["domain"]},
+    MULTI_DATASET: {"languages": MULTI["languages"]},
+}
 
 # Retrieve Fast, Rerank Smart. Trained checkpoints, and the rows of its tables built from them:
 MODELS = ["be", "ce", "joint"]
@@ -34,9 +40,12 @@ TABLE_PROTOCOL = config["rerank"]["protocol"]  # every row of Tables 1, 8, 9 (an
 # sections. "rfrs" is the paper's main setting; the others feed one auxiliary table each.
 MAIN = "rfrs"
 SHIFT_VARIANT = f"rfrs_{SHIFT['domain']}"
+MULTI_VARIANT = "rfrs_multi"
 VARIANTS = {
     MAIN: {"dataset": DATASET, "overrides": {}},
     SHIFT_VARIANT: {"dataset": SHIFT_DATASET, "overrides": {"epochs": SHIFT["epochs"]}},  # Table 6
+    MULTI_VARIANT: {"dataset": MULTI_DATASET,  # Table 2
+                    "overrides": {"epochs": MULTI["epochs"], "steps_per_epoch": MULTI["steps_per_epoch"]}},
 }
 # A collection is what the test queries search: a dataset's test split, optionally grown with
 # distractors (other splits' images and captions, never queries; Table 5).
@@ -45,6 +54,8 @@ COLLECTIONS = {
     DATASET: {"dataset": DATASET, "distractors": []},
     SHIFT_DATASET: {"dataset": SHIFT_DATASET, "distractors": []},
     DISTRACTED: {"dataset": DATASET, "distractors": SHIFT["distractors"]},
+    # Tables 2 and 7: the multilingual test split searched one caption language at a time
+    **{f"{MULTI_DATASET}_{lang}": {"dataset": MULTI_DATASET, "distractors": [], "lang": lang} for lang in MULTI["languages"]},
 }
 
 DATASET_DIR = "data/{dataset}"
@@ -128,8 +139,9 @@ def rerank_inputs(wc):
 
 
 def test_dirs(wc):
-    """--data/--features of a collection's test split (the directories of its manifests)."""
-    return "--data data/{0} --features features/{0}".format(COLLECTIONS[wc.collection]["dataset"])
+    """--data/--features of a collection's test split (the directories of its manifests), and its language."""
+    c = COLLECTIONS[wc.collection]
+    return "--data data/{0} --features features/{0}".format(c["dataset"]) + (f" --lang {c['lang']}" if "lang" in c else "")
 
 
 RERANK_EVALUATE = (

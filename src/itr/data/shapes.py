@@ -1,7 +1,8 @@
 """ShapeCaptions: a generated image-text benchmark that demands fine-grained matching.
 
 Each image shows 1-4 coloured shapes on a noisy background. Five captions per image
-come from varied templates that mention attributes, counts and spatial relations.
+come from varied templates that mention attributes, counts and spatial relations, in
+English and optionally German, French and Czech (``languages``; itr.data.captions).
 A share of the images (``twin_fraction``) come in *near-twin* pairs inside one split:
 the twin differs from its partner only in attribute binding (two colours swapped),
 a spatial relation (two objects swap places) or a count (one object more or fewer),
@@ -21,6 +22,7 @@ re-rendering.
 
 Example:
     >>> from itr.config import ShapesConfig
+from itr.data.captions import LANGUAGES, plan_captions, render_captions
     >>> scenes = generate_split(ShapesConfig(n_test=4), "test")
     >>> len(scenes), sorted(scenes[0])
     (4, ['captions', 'image_id', 'objects', 'twin_of', 'twin_type'])
@@ -36,27 +38,25 @@ from PIL import Image, ImageDraw
 
 from itr.atomic import replacing
 from itr.config import ShapesConfig
+from itr.data.captions import LANGUAGES, plan_captions, render_captions
 from itr.data.tables import write_dataset
 
 KINDS = ("circle", "square", "triangle", "diamond", "star", "cross")
-PLURALS = {k: ("crosses" if k == "cross" else k + "s") for k in KINDS}
 COLOURS = {
     "red": (215, 40, 40), "green": (40, 165, 60), "blue": (45, 85, 225),
     "yellow": (235, 215, 40), "purple": (150, 60, 195), "orange": (245, 140, 25),
 }
 SIZES = {"small": 0.15, "large": 0.27}  # side of the object's box as a fraction of the image side
-NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four"}
 SPLITS = ("train", "val", "test")
 TWIN_TYPES = ("binding", "relation", "count")
 DOMAINS = ("plain", "sketch")
-BACKGROUND = {"plain": ("grey noisy background", "noisy background"),  # (long, short) caption phrases
-              "sketch": ("light striped background", "striped background")}
-
-
 def split_seed(cfg: ShapesConfig, split: str, *stream: int) -> list[int]:
     """Seed of one split's random stream. The plain domain keeps the seeds it always had."""
     if cfg.domain not in DOMAINS:
         raise ValueError(f"unknown ShapeCaptions domain {cfg.domain!r}; known: {DOMAINS}")
+    unknown = set(cfg.languages) - set(LANGUAGES)
+    if unknown or not cfg.languages:
+        raise ValueError(f"ShapeCaptions languages {list(cfg.languages)}: use some of {LANGUAGES}")
     domain = [] if cfg.domain == "plain" else [1000 + DOMAINS.index(cfg.domain)]
     return [cfg.seed, SPLITS.index(split), *stream, *domain]
 
@@ -154,73 +154,13 @@ def _cx(o) -> float:
     return (o["box"][0] + o["box"][2]) / 2
 
 
-def _cy(o) -> float:
-    return (o["box"][1] + o["box"][3]) / 2
-
-
 # --------------------------------------------------------------------------- captions
 
-def _np(o, size=True, article=True) -> str:
-    words = ([o["size"]] if size else []) + [o["colour"], o["kind"]]
-    phrase = " ".join(words)
-    return (("an " if phrase[0] in "aeiou" else "a ") + phrase) if article else phrase
-
-
-def _counts(objects) -> str:
-    groups: dict[tuple, int] = {}
-    for o in sorted(objects, key=_cx):
-        groups[(o["colour"], o["kind"])] = groups.get((o["colour"], o["kind"]), 0) + 1
-    parts = [(f"{NUMBERS[n]} {c} {PLURALS[k]}" if n > 1 else _np({"colour": c, "kind": k}, size=False))
-             for (c, k), n in groups.items()]
-    return _join(parts)
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def _relation(rng, objects, image_size) -> str | None:
-    pairs = [(a, b) for a in objects for b in objects if a is not b]
-    rng.shuffle(pairs)
-    for a, b in pairs:
-        dx, dy = _cx(b) - _cx(a), _cy(b) - _cy(a)
-        if abs(dx) > 0.12 * image_size and abs(dx) >= abs(dy):
-            rel = "left of" if dx > 0 else "right of"
-        elif abs(dy) > 0.12 * image_size:
-            rel = "above" if dy > 0 else "below"
-        else:
-            continue
-        return f"{_np(a)} {rel} {_np(b, size=False)}"
-    return None
-
-
-def _pick(rng, options: list[str]) -> str:
-    return options[int(rng.integers(len(options)))]
-
-
-def captions_for(rng, objects: list[dict], cfg: ShapesConfig) -> list[str]:
-    """Five captions in different styles; the first three pin down binding, relation and count."""
-    left_to_right = [_np(o) for o in sorted(objects, key=_cx)]
-    n = len(objects)
-    shape_word = "shape" if n == 1 else "shapes"
-    full = _pick(rng, [
-        "from left to right: " + _join(left_to_right),
-        _join(left_to_right) + ", from left to right",
-    ])
-    rel = _relation(rng, objects, cfg.image_size)
-    if rel is None:  # a single object, or objects too close to name a relation
-        o = objects[0]
-        rel = f"{_np(o)} in the {'left' if _cx(o) < cfg.image_size / 2 else 'right'} half of the picture"
-    count = _pick(rng, [_counts(objects), f"{NUMBERS[n]} {shape_word}: {_counts(objects)}"])
-    o = objects[int(rng.integers(n))]
-    background, short_background = BACKGROUND[cfg.domain]
-    short = _pick(rng, [f"a picture with {_np(o)}", f"{_np(o, size=False)} on a {short_background}",
-                        f"an image showing {_np(o, size=False)} among {NUMBERS[n]} {shape_word}"])
-    sizes = _pick(rng, [
-        f"{NUMBERS[n]} {shape_word} on a {background}",
-        "there " + ("is " if n == 1 else "are ") + _counts(objects),
-    ])
-    return [full, rel, count, short, sizes][: cfg.captions_per_image]
+def captions_for(rng, objects: list[dict], cfg: ShapesConfig) -> dict[str, list[str]]:
+    """Language -> captions of one scene: one plan of random choices, rendered in each of cfg.languages."""
+    plan = plan_captions(rng, objects, cfg.image_size)
+    return {lang: render_captions(plan, objects, cfg.image_size, cfg.domain, lang, cfg.captions_per_image)
+            for lang in cfg.languages}
 
 
 # ---------------------------------------------------------------------------- render
@@ -323,9 +263,11 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
                 "scene": json.dumps({"objects": sc["objects"]}),
                 "twin_of": sc["twin_of"], "twin_type": sc["twin_type"],
             })
-            for j, text in enumerate(sc["captions"]):
-                caption_rows.append({"image_id": sc["image_id"], "caption_id": f"{sc['image_id']}-{j}",
-                                     "split": split, "lang": "en", "text": text})
+            for lang, texts in sc["captions"].items():
+                for j, text in enumerate(texts):  # English ids as they always were; others name their language
+                    caption_id = f"{sc['image_id']}-{j}" if lang == "en" else f"{sc['image_id']}-{lang}{j}"
+                    caption_rows.append({"image_id": sc["image_id"], "caption_id": caption_id,
+                                         "split": split, "lang": lang, "text": text})
     write_dataset(out_dir, image_rows, caption_rows)
     twins = sum(r["twin_of"] is not None for r in image_rows)
     return {"dataset": "shapes", "images": len(image_rows), "captions": len(caption_rows),

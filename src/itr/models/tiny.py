@@ -1,7 +1,7 @@
 """A tiny randomly initialised BERT with a word-level vocabulary, built offline.
 
 Used by tests and the CI config so the whole DAG runs in seconds without any pretrained
-weights. The vocabulary covers every word ShapeCaptions can produce.
+weights. The vocabulary covers every word ShapeCaptions can produce, in every language and domain.
 
 Example:
     >>> make_tiny_bert("/tmp/tiny-bert")          # then text_encoder.path: /tmp/tiny-bert
@@ -19,12 +19,9 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def shapes_vocabulary() -> list[str]:
     from itr.data import shapes
+    from itr.data.captions import vocabulary
 
-    words = set(shapes.KINDS) | set(shapes.PLURALS.values()) | set(shapes.COLOURS) | set(shapes.SIZES)
-    words |= set(shapes.NUMBERS.values())
-    words |= set("a an and the of from to left right above below in half picture there is are with on grey noisy "
-                 "background image showing among shape shapes".split())
-    return sorted(words) + [",", ":"]
+    return sorted(vocabulary(shapes.KINDS, shapes.COLOURS, shapes.SIZES, shapes.DOMAINS)) + [",", ":"]
 
 
 def make_tiny_bert(out_dir: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
