@@ -47,10 +47,11 @@ def test_dvc_repro_builds_the_table_from_nothing(project):
     log = first.stdout + first.stderr
     assert "Using workflow specific profile profiles/default" in log
     # DVC rewrites the outputs it caches; each job must still run exactly once.
-    # two datasets (plain, sketch); three models per domain; be and joint indexes of five (models, collection)
-    # pairs; cross-encoder scores of 4 rows of Tables 1/8/9, 2 of Table 5 and 8 of Table 6
-    for rule, n in (("shapes_generate", 2), ("train_detector", 1), ("extract_features", 2), ("train", 6),
-                    ("build_index", 10), ("rerank_score", 14)):
+    # three datasets (plain, sketch, multilingual) with three models each; be and joint indexes of nine
+    # (models, collection) pairs; cross-encoder scores of 4 rows of Tables 1/8/9, 2 of Table 5, 8 of Table 6 and
+    # 3 rows x 2 languages x 2 model sets of Tables 2/7
+    for rule, n in (("shapes_generate", 3), ("train_detector", 1), ("extract_features", 3), ("train", 9),
+                    ("build_index", 18), ("rerank_score", 26)):
         assert log.count(f"rule {rule}:") == n, rule
     table = (proj / "results/tables/rfrs_table1.md").read_text()
     for model in ("CE", "BE", "SEP+COOP", "JOINT+COOP", "JOINT+CE", "JOINT+BE"):
@@ -98,6 +99,22 @@ def test_zero_shot_table_crosses_the_domains(project):
     assert "Models trained on shapes_sketch: 1 epoch(s)" in table
 
 
+def test_multilingual_tables_search_one_language_at_a_time(project):
+    proj, _ = project
+    de = json.loads((proj / "results/metrics/rfrs/be/shapes_multi_de/subset10.json").read_text())
+    en = json.loads((proj / "results/metrics/rfrs/be/shapes_multi_en/subset10.json").read_text())
+    assert (de["lang"], en["lang"]) == ("de", "en") and de["metrics"] != en["metrics"]
+    # the English captions and the images of shapes_multi are those of shapes: same model, same numbers
+    index_en = json.loads((proj / "indexes/rfrs/be/shapes_multi_en/collection.json").read_text())
+    index_plain = json.loads((proj / "indexes/rfrs/be/shapes/collection.json").read_text())
+    assert index_en["caption_image_ids"] == index_plain["caption_image_ids"]
+    history = (proj / "results/train/rfrs_multi/be.csv").read_text().splitlines()
+    assert history[1].split(",")[1] == "4"  # multilingual.steps_per_epoch: 4 steps, not a pass over 4 languages
+    for n, last in (("2", "mean"), ("7", "avg")):
+        table = (proj / f"results/tables/rfrs_table{n}.md").read_text()
+        assert table.splitlines()[0].rstrip().endswith(f"{last} |") and "| SEP+COOP   | ours" in table, n
+
+
 def test_running_again_does_nothing(project):
     proj, _ = project
     assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout + run(["snakemake", "-n", "all"], proj).stderr
@@ -123,21 +140,24 @@ def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     assert "rfrs/be/shapes/full" in out
 
 
-def test_evaluation_only_param_change_retrains_and_reextracts_nothing(project):
+def test_a_fusion_param_change_recomputes_cells_from_the_cached_scores(project):
     proj, _ = project
-    # evaluation.ks does not change which pairs the cross-encoder scores, so its cached scores are kept too
+    # rerank.lambdas changes Table 9's cells only: no training, extraction, indexing or cross-encoding again,
+    # and no cell that does not fuse scores
     watched = ["models/detector/shapes.pt", "features/shapes/manifest.json", "models/rfrs/be.pt",
                "indexes/rfrs/be/shapes/collection.json", "models/rfrs/joint.pt", "scores/rfrs/sep_coop/shapes/subset.npz",
                "scores/rfrs/ce/shapes/subset.npz", "models/rfrs_sketch/joint.pt",
-               "scores/rfrs/joint_coop/shapes_distractors/subset.npz"]
+               "scores/rfrs/joint_coop/shapes_distractors/subset.npz", "results/metrics/rfrs/be/shapes/full.json",
+               "results/metrics/rfrs/joint_coop/shapes_distractors/subset.json"]
     before = {p: (proj / p).stat().st_mtime_ns for p in watched}
     params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["evaluation"]["ks"] = [1, 5, 10, 20]
+    params["rerank"]["lambdas"] = [0.1, 0.3, 0.9]
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], proj).stdout
     for stage in ("data", "features", "models", "indexes"):
         assert f"Stage '{stage}' didn't change, skipping" in out, out
     assert "Running stage 'evaluation'" in out
     assert {p: (proj / p).stat().st_mtime_ns for p in watched} == before
-    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/be/shapes/full.json").read_text())["metrics"]
-    assert "t2i/R@20" in json.loads((proj / "results/metrics/rfrs/joint_coop/shapes/subset.json").read_text())["metrics"]
+    cell = json.loads((proj / "results/metrics/rfrs/joint_coop/shapes/subset/norm_add_0.3.json").read_text())
+    assert (cell["fusion"], cell["lambda"]) == ("norm_add", 0.3)
+    assert "| JOINT+COOP | NORM_ADD | 0.3 | ours" in (proj / "results/tables/rfrs_table9.md").read_text()

@@ -142,10 +142,12 @@ def build_rfrs_table9(metrics_paths: list[Path], out_stem: Path, protocol: str) 
     rows, flat = [], {}
     for model, by_fusion in paper["rows"].items():
         for fusion, by_lam in by_fusion.items():
-            for lam, values in by_lam.items():
-                lam = None if lam == "-" else float(lam)
-                rows.append({"Model": model, "Fusion": fusion.upper(), "λ": lam, "Source": "paper",
-                             "Benchmark": paper["benchmark"], **_recalls(values)})
+            reported = {None if lam == "-" else float(lam): values for lam, values in by_lam.items()}
+            measured = {lam for name, f, lam in ours if (name, f) == (model, fusion)}
+            for lam in sorted(set(reported) | measured, key=lambda v: -1.0 if v is None else v):
+                if lam in reported:  # the paper's λ values; ours may add others (rerank.lambdas)
+                    rows.append({"Model": model, "Fusion": fusion.upper(), "λ": lam, "Source": "paper",
+                                 "Benchmark": paper["benchmark"], **_recalls(reported[lam])})
                 m = ours.get((model, fusion, lam))
                 if m:
                     rows.append({"Model": model, "Fusion": fusion.upper(), "λ": lam, "Source": "ours",

@@ -101,7 +101,7 @@ rule rerank_evaluate:
     wildcard_constraints:
         method="|".join(RERANK),
     params:
-        cfg=section("rerank"),
+        cfg=section("rerank", drop=["ks", "lambdas", "batch_size", "precision", "protocol"]),  # reads k only
         eval_cfg=section("evaluation", drop=["protocols"]),
         tracking=section("tracking"),
         variants="",
