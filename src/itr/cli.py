@@ -265,7 +265,7 @@ def cmd_rerank_score(args) -> int:
     from itr.atomic import save_npz
     from itr.checkpoint import CheckpointError, file_digest
     from itr.config import EvalConfig, RerankConfig, parse_section
-    from itr.evaluate import IndexedCollection, protocol_groups
+    from itr.evaluate import IndexedCollection, distractor_label, protocol_groups
     from itr.rerank import cross_score_groups, first_stage_groups
 
     cfg = parse_section(RerankConfig, args.config)
@@ -289,8 +289,7 @@ def cmd_rerank_score(args) -> int:
                                                                     np.arange(n_targets, len(image_ids))),
                                                  cfg.batch_size, device)
     seconds = time.time() - t0
-    if n_targets < len(image_ids):
-        label += f", searched among {len(image_ids) - n_targets} distractor images and their captions"
+    label += distractor_label(len(image_ids) - n_targets)
     meta = {"split": args.split, "protocol": args.protocol, "protocol_label": label, "n_groups": len(groups),
             "distractors": args.distractors or None, "lang": args.lang,
             "n_images": int(sum(len(g) for g in groups) // len(groups)), "k_max": k_max if collection else None,

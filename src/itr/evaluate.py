@@ -113,7 +113,7 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
         group_ids = [c.image_ids[p] for p in images]
         group_caption_ids = [c.caption_image_ids[r] for r in c.group_captions(images)]
         per_group.append(evaluate_rankings(t2i, i2t, group_caption_ids, group_ids, cfg.ks))
-    return {"split": c.split, "protocol": protocol, "protocol_label": label + distractor_label(c),
+    return {"split": c.split, "protocol": protocol, "protocol_label": label + distractor_label(len(c.image_ids) - c.n_targets),
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
             "n_groups": len(groups), "index": c.factory, "model_id": c.model_id,
             "distractors": c.distractor_sources or None, "lang": c.lang,
@@ -121,6 +121,6 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
             "per_group": per_group if len(per_group) > 1 else None}
 
 
-def distractor_label(c: IndexedCollection) -> str:
-    n = len(c.image_ids) - c.n_targets
-    return f", searched among {n} distractor images and their captions" if n else ""
+def distractor_label(n_distractors: int) -> str:
+    """What a protocol label adds for a collection grown with distractors (nothing without any)."""
+    return f", searched among {n_distractors} distractor images and their captions" if n_distractors else ""
