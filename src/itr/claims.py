@@ -135,8 +135,56 @@ def _claims_table7(t: dict) -> list[tuple[str, bool, str]]:
     return [("Trained on English only, SEP+COOP transfers best to de, fr, cs (their mean mR)", holds, evidence)]
 
 
+def _claims_figure3(t: dict) -> list[tuple[str, bool, str]]:
+    sizes = sorted({int(key.split("/")[1]) for key in t})
+    gap = {n: _r(t[f"CE/{n}"], 1) - _r(t[f"BE/{n}"], 1) for n in sizes if f"CE/{n}" in t and f"BE/{n}" in t}
+    evidence = "CE minus BE, R@1, by training images: " + ", ".join(f"{n}: {g:+.1f}" for n, g in gap.items())
+    if len(gap) < 2:
+        return [("BE-based retrieval is less sample-efficient than the CE", None, evidence)]
+    small, large = min(gap), max(gap)
+    return [("BE-based retrieval is less sample-efficient than the CE: the CE's R@1 lead over the BE is larger "
+             "with the fewest training images than with the most", gap[small] > gap[large] + TOLERANCE, evidence)]
+
+
+HALF_SIZE_SHARE = 0.85  # "around 90%": at least this share of the full model's rsum
+
+
+def _claims_figure4(t: dict) -> list[tuple[str, bool, str]]:
+    half = {key.split("/")[0]: row for key, row in t.items() if key.endswith("/half")}
+    ratios = ", ".join(f"{m} {row['half/full rsum']:.2f}" for m, row in half.items())
+    best = max(half, key=lambda m: _r(half[m], 1)) if half else None
+    return [
+        (f"Half-size models keep about 90% of the full models' performance (every half/full rsum >= {HALF_SIZE_SHARE})",
+         bool(half) and all(row["half/full rsum"] >= HALF_SIZE_SHARE for row in half.values()), "half/full rsum: " + ratios),
+        ("With half-size models JOINT+COOP again scores highest",
+         "JOINT+COOP" in half and _matches(_r(half["JOINT+COOP"], 1), _r(half[best], 1)),
+         "R@1 (half): " + ", ".join(f"{m} {_r(row, 1):.1f}" for m, row in half.items())),
+    ]
+
+
+def _no_gain(t: dict, base: str, name: str) -> tuple[str, bool, str]:
+    others = [k for k in t if k != base]
+    evidence = "R@1: " + ", ".join(f"{k} {_r(t[k], 1):.1f}" for k in t)
+    return (f"{name}: ANCE negatives do not improve on in-batch hardest negatives ({base})",
+            bool(others) and all(_r(t[k], 1) <= _r(t[base], 1) + TOLERANCE for k in others), evidence)
+
+
+def _claims_appendix9(t: dict) -> list[tuple[str, bool, str]]:
+    return [_no_gain(t, "T_BHE", "BE")]
+
+
+def _claims_appendix10(t: dict) -> list[tuple[str, bool, str]]:
+    return [_no_gain(t, "T_BHE + E", "JOINT+COOP")]
+
+
 CHECKS = {"1": _claims_table1, "2": _claims_table2, "7": _claims_table7, "3": _claims_table3, "5": _claims_table5, "6": _claims_table6, "8": _claims_table8,
-          "9": _claims_table9}
+          "9": _claims_table9, "figure3": _claims_figure3, "figure4": _claims_figure4, "appendix9": _claims_appendix9,
+          "appendix10": _claims_appendix10}
+
+
+def table_file(key: str) -> str:
+    """Claims key -> the table file that shows it: '1' -> rfrs_table1.md, 'figure3' -> rfrs_figure3.md."""
+    return f"rfrs_table{key}.md" if key.isdigit() else f"rfrs_{key}.md"
 
 
 def check_claims(tables: dict[str, dict]) -> list[dict]:
@@ -145,9 +193,9 @@ def check_claims(tables: dict[str, dict]) -> list[dict]:
     for number, check in CHECKS.items():
         if number not in tables:
             rows.append({"claim": f"(claims of Table {number})", "verdict": "not checked",
-                         "evidence": "table not built", "table": f"rfrs_table{number}.md"})
+                         "evidence": "table not built", "table": table_file(number)})
             continue
         for claim, holds, evidence in check(tables[number]):
             verdict = "not checked" if holds is None else "holds" if holds else "does not hold"
-            rows.append({"claim": claim, "verdict": verdict, "evidence": evidence, "table": f"rfrs_table{number}.md"})
+            rows.append({"claim": claim, "verdict": verdict, "evidence": evidence, "table": table_file(number)})
     return rows

@@ -19,6 +19,7 @@ only through Snakemake's params, and writes its outputs atomically.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -150,7 +151,7 @@ def cmd_train(args) -> int:
     import torch
 
     from itr.config import BEConfig, CEConfig, JointConfig, TextEncoderConfig, parse_section
-    from itr.data.tables import read_dataset
+    from itr.data.tables import first_images, read_dataset
     from itr.features.store import FeatureStore
     from itr.models.encoder import load_encoder
     from itr.retrieval import CaptionSet
@@ -163,9 +164,10 @@ def cmd_train(args) -> int:
     device = _device(args.device)
     store = FeatureStore(args.features)
     torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
-    model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be")
+    model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
     model.to(device)
     _, train_caps = read_dataset(args.data, "train")
+    train_caps = first_images(train_caps, cfg.train_images)
     _, val_caps = read_dataset(args.data, "val")
     train = CaptionSet.from_frame(train_caps, tokenizer, text_cfg.max_text_len)
     val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
@@ -225,7 +227,8 @@ def cmd_evaluate(args) -> int:
     cfg = parse_section(EvalConfig, args.config)
     _pin_faiss_threads()
     result = evaluate_collection(Path(args.index), cfg, args.protocol)
-    result.update({"method": args.method, "dataset": args.dataset, "trained_on": args.trained_on})
+    result.update({"method": args.method, "dataset": args.dataset, "trained_on": args.trained_on,
+                   "variant": args.variant})
     with _tracker(args, args.run_name, {"evaluation": cfg.to_dict(), "protocol": args.protocol},
                   {"rule": "evaluate", "method": args.method, "protocol": args.protocol}) as run:
         if run:
@@ -256,7 +259,6 @@ def _model_and_split(args, model_path):
 
 
 def cmd_rerank_score(args) -> int:
-    import json
     import time
 
     import numpy as np
@@ -305,7 +307,6 @@ def cmd_rerank_score(args) -> int:
 
 
 def cmd_rerank_evaluate(args) -> int:
-    import json
 
     import numpy as np
 
@@ -328,7 +329,8 @@ def cmd_rerank_evaluate(args) -> int:
         per_group = rerank_metrics(groups, k, how, lam or 0.0, eval_cfg.ks)
         result = {**{key: meta[key] for key in ("split", "protocol", "protocol_label", "n_images", "n_groups",
                                                   "first_stage", "reranker_model_id", "pairs_scored")},
-                  "distractors": meta.get("distractors"), "lang": meta.get("lang"), "method": args.method, "dataset": args.dataset, "trained_on": args.trained_on, "k": k,
+                  "distractors": meta.get("distractors"), "lang": meta.get("lang"), "method": args.method, "dataset": args.dataset, "trained_on": args.trained_on,
+                  "variant": args.variant, "k": k,
                   "fusion": how, "lambda": lam, "metrics": average_metrics(per_group),
                   "per_group": per_group if len(per_group) > 1 else None}
         _write_json(out, result)
@@ -342,10 +344,13 @@ def cmd_rerank_evaluate(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from itr.tables import BUILDERS
+    from itr import ablations, tables
 
+    builders = {**tables.BUILDERS, **ablations.BUILDERS}
     extra = {"note": args.note} if args.note else {}  # tables with reduced budgets say so in their caption
-    BUILDERS[args.name]([Path(p) for p in args.metrics], Path(args.out), args.protocol, **extra)
+    if args.labels:  # ablations: what each variant changes (training images, model size, loss)
+        extra["labels"] = json.loads(args.labels)
+    builders[args.name]([Path(p) for p in args.metrics], Path(args.out), args.protocol, **extra)
     return 0
 
 
@@ -388,7 +393,8 @@ def _common(p: argparse.ArgumentParser, tracked: bool = False, compute: bool = F
 
 
 # itr.tables.BUILDERS' keys, listed here so that `itr --help` does not import pandas
-BUILDER_NAMES = ("claims", "rfrs1", "rfrs2", "rfrs3", "rfrs4", "rfrs5", "rfrs6", "rfrs7", "rfrs8", "rfrs9")
+BUILDER_NAMES = ("claims", "rfrs1", "rfrs2", "rfrs3", "rfrs4", "rfrs5", "rfrs6", "rfrs7", "rfrs8", "rfrs9",
+                 "figure3", "figure4", "appendix9", "appendix10")  # and itr.ablations.BUILDERS
 PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.evaluate)"
 
 
@@ -446,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--dataset", default="shapes", help="name of the test collection")
     p.add_argument("--trained-on", default="shapes", help="name of the dataset the model was trained on")
+    p.add_argument("--variant", default="rfrs", help="name of the set of trained models (the workflow's {variant})")
     _common(p, tracked=True)
     p.set_defaults(func=cmd_evaluate)
 
@@ -466,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants-dir", help="also write k=<k>.json and <fusion>_<lambda>.json cells here")
     p.add_argument("--dataset", default="shapes", help="name of the test collection")
     p.add_argument("--trained-on", default="shapes", help="name of the dataset the model was trained on")
+    p.add_argument("--variant", default="rfrs", help="name of the set of trained models (the workflow's {variant})")
     _common(p, tracked=True)
     p.set_defaults(func=cmd_rerank_evaluate)
 
@@ -475,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="protocol every metrics file must have (retrieval tables)")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
     p.add_argument("--note", help="appended to the caption (say, a reduced training budget)")
+    p.add_argument("--labels", help="ablations: JSON {variant: label}, e.g. training images per variant")
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("check-scores", help="compare metrics files with workflow/expected_scores.yaml")

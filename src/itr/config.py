@@ -67,6 +67,11 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     return params
 
 
+def section_keys(name: str) -> set[str]:
+    """Every key the schema allows in params section ``name``."""
+    return set(_schema()["properties"][name].get("properties", {}))
+
+
 def load_params(path: str | Path) -> dict:
     """Read and validate a params YAML file."""
     path = Path(path)
@@ -140,6 +145,7 @@ class FeaturesConfig(_Section):
 class TextEncoderConfig(_Section):
     path: str = "minilm"
     max_text_len: int = 32
+    layers: str = "all"  # or "every_other": the half-size models of Figure 4 (itr.models.encoder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +160,9 @@ class _TrainSection(_Section):
     # 0 = one pass over the training captions per epoch; N > 0 = N steps over a fresh shuffle of them, a
     # budget independent of the data size (the four-language models of Tables 2 and 7 use it).
     steps_per_epoch: int = 0
+    # 0 = every training image; N > 0 = the first N training images and all their captions (Figure 3's
+    # sample efficiency, and the small budget of the auxiliary tables).
+    train_images: int = 0
     seed: int = 0
 
 
@@ -162,6 +171,12 @@ class BEConfig(_TrainSection):
     """Bi-encoder training (Geigle et al. 2022, §3.2): triplet loss with in-batch hardest negatives."""
     margin: float = 0.1
     all_negatives_warmup_steps: int = 150
+    # ANCE (appendix A.3 of the first version): a second triplet objective, T_ANCE, whose negatives are
+    # sampled from the model's own top-k neighbours, mined again before every epoch (itr.mining).
+    ance_triplet: bool = False
+    ance_top_k: int = 50
+    ance_negatives: int = 7  # sampled negatives per positive pair and direction
+    ance_batch_size: int = 16  # positive pairs per T_ANCE step (the released config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +184,10 @@ class CEConfig(_TrainSection):
     """Cross-encoder training (Geigle et al. 2022, §3.1): BCE on one positive and one negative per caption."""
     p_replace_image: float = 0.5
     val_images: int = 100
+    # E_ANCE: the probability that a negative pair is drawn from the mined top-k neighbours instead of
+    # uniformly (0 = the paper's E; the released code's example used 0.05).
+    ance_p: float = 0.0
+    ance_top_k: int = 50
 
 
 @dataclasses.dataclass(frozen=True)

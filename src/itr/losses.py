@@ -47,6 +47,27 @@ def batch_hard_triplet_loss(text: torch.Tensor, image: torch.Tensor, image_label
     return (F.relu(pos - hardest_image + margin) + F.relu(pos - hardest_caption + margin)).mean()
 
 
+def sampled_triplet_loss(text: torch.Tensor, image: torch.Tensor, negative_text: torch.Tensor,
+                         negative_image: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Triplet loss over sampled negatives (T_ANCE, the released ``SampledHardTripletLoss``).
+
+    Every positive pair (text[i], image[i]) is compared with its own n sampled negative images
+    (for the caption) and n sampled negative captions (for the image):
+
+        L = mean_{i,j} [d(t_i, v_i) - d(t_i, v'_ij) + m]_+  +  [d(t_i, v_i) - d(v_i, t'_ij) + m]_+
+
+    Args:
+        text, image: (B, H) the positive pairs.
+        negative_text: (B, n, H) negative captions of each pair's image.
+        negative_image: (B, n, H) negative images of each pair's caption.
+    """
+    t, v = F.normalize(text, dim=-1), F.normalize(image, dim=-1)
+    pos = 1.0 - (t * v).sum(-1, keepdim=True)  # (B, 1)
+    to_images = 1.0 - torch.einsum("bh,bnh->bn", t, F.normalize(negative_image, dim=-1))  # (B, n)
+    to_captions = 1.0 - torch.einsum("bh,bnh->bn", v, F.normalize(negative_text, dim=-1))  # (B, n)
+    return (F.relu(pos - to_images + margin) + F.relu(pos - to_captions + margin)).mean()
+
+
 def match_bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-encoder loss (Geigle et al. §3.1): binary cross-entropy of match logits, mean over pairs.
 

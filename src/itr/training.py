@@ -5,11 +5,15 @@ biases and LayerNorm), linear decay to zero without warmup, gradient clipping at
 A model is trained by a list of *objectives*, each with its own data order:
 
 * ``triplet`` (BE): in-batch hardest-negative triplet loss on the two embeddings (margin 0.1);
-* ``match`` (CE): binary cross-entropy on one positive and one sampled negative per caption.
+* ``match`` (CE): binary cross-entropy on one positive and one sampled negative per caption;
+* ``triplet_ance`` (T_ANCE, optional): triplet loss on negatives sampled from the model's own
+  top-k neighbours (itr.mining), mined again before every epoch; ``match`` draws some of its
+  negatives from the same lists when ``ance_p`` > 0 (E_ANCE).
 
 Every step runs each objective in turn, each with its own forward, backward, clipping and
 optimizer step on the *shared* weights (the released ``fit()``); the schedule steps once
-per step. BE = [triplet], CE = [match], JOINT = [triplet, match].
+per step. BE = [triplet], CE = [match], JOINT = [triplet, match]; ``ance_triplet`` adds
+triplet_ance after triplet.
 
 After every epoch each objective is scored on the *validation* split (BE: exact search over
 all of val; CE: every pair of the first ``val_images`` val images with one caption each, the
@@ -33,7 +37,8 @@ from tqdm import tqdm
 from itr.atomic import replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.features.store import FeatureStore
-from itr.losses import batch_hard_triplet_loss, match_bce_loss
+from itr.losses import batch_hard_triplet_loss, match_bce_loss, sampled_triplet_loss
+from itr.mining import HardNegatives, mine_hard_negatives
 from itr.rerank import score_pairs
 from itr.retrieval import (
     CaptionSet,
@@ -86,13 +91,24 @@ def validate_match(model, val: CaptionSet, store: FeatureStore, device, n_images
     return evaluate_rankings(t2i, i2t, images, images, VAL_KS)
 
 
-class TripletObjective:
-    """BE updates: embed the batch's captions and images, triplet loss with in-batch negatives."""
-    name = "be"
+class _Objective:
+    """What every objective shares: its data, a batch size, and (when it mines) the current hard negatives."""
+    name = ""
+    validates = True  # scored on val after every epoch (and part of checkpoint selection)
+    needs_mining = False
 
     def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device):
         self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
-        self.labels = {iid: n for n, iid in enumerate(train.unique_images)}
+        self.images = train.unique_images
+        self.labels = {iid: n for n, iid in enumerate(self.images)}
+        self.caption_labels = np.array([self.labels[i] for i in train.image_ids])  # (N,)
+        self.batch_size = cfg.batch_size
+        self.hard: HardNegatives | None = None
+
+
+class TripletObjective(_Objective):
+    """BE updates: embed the batch's captions and images, triplet loss with in-batch negatives."""
+    name = "be"
 
     def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
         ids, mask = self.train.batch(rows)
@@ -107,20 +123,49 @@ class TripletObjective:
         return validate(self.model, val, store, device)
 
 
-class MatchObjective:
+class SampledTripletObjective(_Objective):
+    """T_ANCE updates: each positive pair against negatives sampled from the mined neighbour lists."""
+    name = "be_ance"
+    validates = False  # the same embeddings as the triplet objective, which validates them
+    needs_mining = True
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.batch_size = self.cfg.ance_batch_size
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.cfg.seed, step, 11])
+        n, b = self.cfg.ance_negatives, len(rows)
+        own = self.caption_labels[rows]  # (B,)
+        neg_images = self.hard.sample_images(rows, n, rng)  # (B, n) labels
+        neg_captions = self.hard.sample_captions(own, n, rng)  # (B, n) rows
+        ids, mask = self.train.batch(np.concatenate([rows, neg_captions.ravel()]))
+        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (B + B*n, H)
+        image_ids = [self.images[i] for i in np.concatenate([own, neg_images.ravel()])]
+        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (B + B*n, H)
+        h = text.shape[-1]
+        return sampled_triplet_loss(text[:b].float(), image[:b].float(), text[b:].float().view(b, n, h),
+                                    image[b:].float().view(b, n, h), self.cfg.margin)
+
+
+class MatchObjective(_Objective):
     """CE updates: each caption gives a positive and a sampled negative pair; BCE on the match logits."""
     name = "ce"
 
-    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device):
-        self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
-        self.images = train.unique_images
-        label = {iid: n for n, iid in enumerate(self.images)}
-        self.caption_labels = np.array([label[i] for i in train.image_ids])  # (N,)
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.needs_mining = self.cfg.ance_p > 0
 
     def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
         rng = np.random.default_rng([self.cfg.seed, step, 7])  # per step: a resumed run draws the same pairs
+        hard_images = hard_captions = None
+        if self.needs_mining:  # one mined candidate per caption (E_ANCE), from its own generator
+            hard_rng = np.random.default_rng([self.cfg.seed, step, 13])
+            hard_images = self.hard.sample_images(rows, 1, hard_rng)[:, 0]
+            hard_captions = self.hard.sample_captions(self.caption_labels[rows], 1, hard_rng)[:, 0]
         cap_rows, img_labels, y = sample_match_pairs(rows, self.caption_labels, len(self.images), rng,
-                                                     self.cfg.p_replace_image)
+                                                     self.cfg.p_replace_image, hard_images, hard_captions,
+                                                     self.cfg.ance_p)
         ids, mask = self.train.batch(cap_rows)
         images = image_batch(self.store, [self.images[i] for i in img_labels], self.device)
         logits = self.model.match_logits(ids.to(self.device), mask.to(self.device), *image_inputs(images))  # (2B,)
@@ -130,7 +175,20 @@ class MatchObjective:
         return validate_match(self.model, val, store, device, self.cfg.val_images)
 
 
-OBJECTIVES = {"be": (TripletObjective,), "ce": (MatchObjective,), "joint": (TripletObjective, MatchObjective)}
+def objectives_of(method: str, cfg) -> list[type]:
+    """The objectives one training step runs, in order."""
+    triplet = [TripletObjective] + ([SampledTripletObjective] if getattr(cfg, "ance_triplet", False) else [])
+    return {"be": triplet, "ce": [MatchObjective], "joint": triplet + [MatchObjective]}[method]
+
+
+def mine(model, train: CaptionSet, store: FeatureStore, device, k: int) -> HardNegatives:
+    """Hard negative lists of the training set under the current model (ANCE)."""
+    images = train.unique_images
+    label = {iid: n for n, iid in enumerate(images)}
+    caption_vecs = embed_captions(model, train, 256, device)  # (N, H)
+    image_vecs = embed_images(model, store, images, 256, device)  # (M, H)
+    model.train()
+    return mine_hard_negatives(caption_vecs, image_vecs, np.array([label[i] for i in train.image_ids]), k)
 
 
 def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: CaptionSet, store: FeatureStore,
@@ -142,7 +200,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         extra_state: saved into every checkpoint (architecture, text encoder path, ...).
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
     """
-    objectives = [cls(cfg, model, train, store, device) for cls in OBJECTIVES[method]]
+    objectives = [cls(cfg, model, train, store, device) for cls in objectives_of(method, cfg)]
     full_pass = (len(train) + cfg.batch_size - 1) // cfg.batch_size
     if cfg.steps_per_epoch > full_pass:
         raise ValueError(f"steps_per_epoch={cfg.steps_per_epoch} exceeds one pass over the {len(train)} training "
@@ -165,6 +223,10 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         log(f"resuming from {last}: epochs 0..{state['epoch']} done, best val rsum {best_score:.2f}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     for epoch in range(start_epoch, cfg.epochs):
+        if any(o.needs_mining for o in objectives):
+            hard = mine(model, train, store, device, cfg.ance_top_k)
+            for o in objectives:
+                o.hard = hard
         model.train()
         # One data order per objective; the first one's seed is the BE-only run's, so BE is unchanged by JOINT.
         orders = [np.random.default_rng([cfg.seed, epoch] + ([n] if n else [])).permutation(len(train))
@@ -174,7 +236,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
             step = epoch * steps_per_epoch + s
             for objective, order in zip(objectives, orders):
                 with autocast:
-                    loss = objective.loss(order[s * cfg.batch_size:(s + 1) * cfg.batch_size], step)
+                    loss = objective.loss(order[s * objective.batch_size:(s + 1) * objective.batch_size], step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -185,17 +247,18 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
                 track({**{_key("train/loss", o.name, objectives): losses[o.name][-1] for o in objectives},
                        "train/lr": sched.get_last_lr()[0]}, step)
         with autocast:
-            val_metrics = {o.name: o.validate(val, store, device) for o in objectives}
+            val_metrics = {o.name: o.validate(val, store, device) for o in objectives if o.validates}
         score = float(np.mean([m["rsum"] for m in val_metrics.values()]))  # the paper's mean over dev evaluators
         row = {"epoch": epoch, "step": (epoch + 1) * steps_per_epoch,
                **{_key("train_loss", o.name, objectives): float(np.mean(losses[o.name])) for o in objectives},
                "epoch_seconds": round(time.time() - t0, 1)}
-        for o in objectives:
-            row.update({_key("val", o.name, objectives) + f"/{k}": v for k, v in val_metrics[o.name].items()})
+        validated = [o for o in objectives if o.validates]
+        for o in validated:
+            row.update({_key("val", o.name, validated) + f"/{k}": v for k, v in val_metrics[o.name].items()})
         row["val/rsum"] = score
         history.append(row)
-        log(f"epoch {epoch}: " + ", ".join(f"{o.name} loss {np.mean(losses[o.name]):.4f} val rsum "
-                                           f"{val_metrics[o.name]['rsum']:.2f}" for o in objectives)
+        log(f"epoch {epoch}: " + ", ".join(f"{o.name} loss {np.mean(losses[o.name]):.4f}" for o in objectives)
+            + ", " + ", ".join(f"{name} val rsum {m['rsum']:.2f}" for name, m in val_metrics.items())
             + f" ({row['epoch_seconds']} s)")
         if score > best_score:
             best_score, best_epoch = score, epoch

@@ -4,7 +4,7 @@ import shlex
 
 import yaml
 
-from itr.config import validate_params
+from itr.config import section_keys, validate_params
 
 # Fail within seconds, naming the key, when params.yaml (or a --configfile) has a bad key.
 validate_params(config, source="workflow config (params.yaml or --configfile)")
@@ -36,16 +36,33 @@ METHODS = list(EMBEDDING_MODEL) + list(RERANK)
 COOP_METHODS = [m for m, (_, first) in RERANK.items() if first]
 TABLE_PROTOCOL = config["rerank"]["protocol"]  # every row of Tables 1, 8, 9 (and 5) is measured on this protocol
 
-# A variant is one set of trained models: the dataset it trains on and its overrides of the be/ce/joint
-# sections. "rfrs" is the paper's main setting; the others feed one auxiliary table each.
+# A variant is one set of trained models: the dataset it trains on, its overrides of the be/ce/joint
+# sections (a key a section does not have is left out of it) and of text_encoder. "rfrs" is the
+# paper's main setting; the auxiliary ones train on the first auxiliary.train_images images, for the
+# same epochs (the 3-hour budget of the aggregate target; README "Budgets").
 MAIN = "rfrs"
+AUX = config["auxiliary"]
+ABLATIONS = config["ablations"]
+AUX_PROTOCOL = AUX["protocol"]  # every auxiliary table and figure is measured on this protocol
+AUX_BUDGET = {"train_images": AUX["train_images"]}
+AUX_VARIANT = "rfrs_aux"  # the main recipe at the auxiliary budget: Tables 6 and 7, and the baseline of the ablations
 SHIFT_VARIANT = f"rfrs_{SHIFT['domain']}"
 MULTI_VARIANT = "rfrs_multi"
+HALF_VARIANT = "rfrs_aux_half"
+ANCE_VARIANT = "rfrs_aux_ance"
+# Figure 3's smaller training sets, one directory (models/rfrs_aux_sizes/n<N>/) whatever the sizes, for dvc.yaml
+SIZE_VARIANTS = {n: f"rfrs_aux_sizes/n{n}" for n in ABLATIONS["sample_sizes"]}
 VARIANTS = {
     MAIN: {"dataset": DATASET, "overrides": {}},
-    SHIFT_VARIANT: {"dataset": SHIFT_DATASET, "overrides": {"epochs": SHIFT["epochs"]}},  # Table 6
-    MULTI_VARIANT: {"dataset": MULTI_DATASET,  # Table 2
-                    "overrides": {"epochs": MULTI["epochs"], "steps_per_epoch": MULTI["steps_per_epoch"]}},
+    AUX_VARIANT: {"dataset": DATASET, "overrides": AUX_BUDGET},
+    SHIFT_VARIANT: {"dataset": SHIFT_DATASET, "overrides": AUX_BUDGET},  # Table 6
+    MULTI_VARIANT: {"dataset": MULTI_DATASET,  # Table 2: the English steps over all languages' captions
+                    "overrides": {**AUX_BUDGET, "steps_per_epoch": MULTI["steps_per_epoch"]}},
+    HALF_VARIANT: {"dataset": DATASET, "overrides": AUX_BUDGET, "text": {"layers": "every_other"}},  # Figure 4
+    # appendix Tables 9-10: BE with T_BHE + T_ANCE, JOINT with T_BHE + T_ANCE + E_ANCE
+    ANCE_VARIANT: {"dataset": DATASET, "overrides": {**AUX_BUDGET, "ance_triplet": True, "ance_p": ABLATIONS["ance_p"]},
+                   "models": ["be", "joint"]},
+    **{v: {"dataset": DATASET, "overrides": {"train_images": n}} for n, v in SIZE_VARIANTS.items()},  # Figure 3
 }
 # A collection is what the test queries search: a dataset's test split, optionally grown with
 # distractors (other splits' images and captions, never queries; Table 5).
@@ -119,7 +136,7 @@ def section(name, drop=(), **overrides):
     replace values (a dataset's domain, a variant's training budget).
     """
     value = {k: v for k, v in config[name].items() if k not in drop}
-    value.update(overrides)
+    value.update({k: v for k, v in overrides.items() if k in section_keys(name)})  # e.g. ance_p: ce/joint only
     if name in SEEDED:
         value["seed"] = config["seed"]
     return shlex.quote(json.dumps(value, sort_keys=True))
@@ -147,6 +164,7 @@ def test_dirs(wc):
 RERANK_EVALUATE = (
     "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg}"
     " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
+    " --variant {wildcards.variant}"
     " --out {output.main} {params.variants}"
     " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 )

@@ -22,7 +22,8 @@ rule evaluate:
         mem_mb=4000,
     shell:
         "itr evaluate --index $(dirname {input}) --config {params.cfg} --protocol {wildcards.protocol}"
-        " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on} --out {output}"
+        " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
+        " --variant {wildcards.variant} --out {output}"
         " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 

@@ -7,7 +7,7 @@ rule train:
         history=TRAIN_HISTORY,
     params:
         cfg=lambda wc: section(wc.model, **VARIANTS[wc.variant]["overrides"]),
-        text=section("text_encoder"),
+        text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         tracking=section("tracking"),
         # Resumable state outside the declared outputs: Snakemake does not delete it when a job is killed.
         state="models/{variant}/.state/{model}",

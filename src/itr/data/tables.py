@@ -72,3 +72,18 @@ def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.Dat
         if images.empty:
             raise DatasetError(f"{data_dir}: split {split!r} has no images")
     return images, captions
+
+
+def first_images(captions: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The captions of the first ``n`` distinct images (in file order); n = 0 keeps every image.
+
+    Training on a prefix of the split is how the sample-efficiency runs (Figure 3 of Geigle et al.)
+    and the small budgets of the auxiliary tables see less data; prefixes are nested, so the
+    250-image set is part of the 500-image set.
+    """
+    if n == 0:
+        return captions
+    images = list(dict.fromkeys(captions["image_id"]))
+    if n > len(images):
+        raise ValueError(f"train_images={n}, but the split holds only {len(images)} images; lower it or set 0 (= all)")
+    return captions[captions["image_id"].isin(set(images[:n]))].reset_index(drop=True)

@@ -123,11 +123,36 @@ class MultimodalEncoder(nn.Module):
                 "match_head": self.match_head is not None}
 
 
-def load_encoder(path: str, region_dim: int, match_head: bool = False) -> tuple[MultimodalEncoder, object]:
-    """Pretrained text encoder from a local path ('minilm' = packaged MiniLM) -> (model, tokenizer)."""
+LAYER_CHOICES = ("all", "every_other")
+
+
+def keep_every_other_layer(bert: BertModel) -> BertModel:
+    """Halve a pretrained transformer: keep layers 2, 4, 6, ... (1-based), skip the odd-numbered ones.
+
+    Figure 4 of Geigle et al. (2022): the representations pass through every second layer only,
+    which halves the transformer's parameters while keeping its pretrained weights.
+    """
+    kept = [layer for i, layer in enumerate(bert.encoder.layer) if i % 2 == 1]  # 0-based 1, 3, 5
+    if not kept:
+        raise ValueError(f"a {len(bert.encoder.layer)}-layer transformer has no second layer to keep")
+    bert.encoder.layer = nn.ModuleList(kept)
+    bert.config.num_hidden_layers = len(kept)
+    return bert
+
+
+def load_encoder(path: str, region_dim: int, match_head: bool = False,
+                 layers: str = "all") -> tuple[MultimodalEncoder, object]:
+    """Pretrained text encoder from a local path ('minilm' = packaged MiniLM) -> (model, tokenizer).
+
+    ``layers="every_other"`` keeps only every second transformer layer (half-size models, Figure 4).
+    """
+    if layers not in LAYER_CHOICES:
+        raise ValueError(f"layers={layers!r}; choose one of {LAYER_CHOICES}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     directory = resolve_text_encoder(path)
     bert = BertModel.from_pretrained(directory, add_pooling_layer=False, local_files_only=True)
+    if layers == "every_other":
+        bert = keep_every_other_layer(bert)
     return MultimodalEncoder(bert, region_dim, match_head), load_tokenizer(path)
 
 
