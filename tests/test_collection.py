@@ -7,8 +7,9 @@ from itr.collection import Source, StackedStore
 from itr.evaluate import protocol_groups
 from itr.config import EvalConfig
 from itr.features.store import FeatureStoreError
-from itr.rerank import cross_score_groups, first_stage_groups, rerank_metrics
-from itr.retrieval import evaluate_rankings
+from itr.metrics import evaluate_rankings
+from itr.rerank import cross_score_groups, first_stage_groups
+from itr.shortlist import rerank_metrics
 
 
 def test_distractor_captions_and_images_are_never_hits():

@@ -6,7 +6,8 @@ import pytest
 from itr.config import EvalConfig
 from itr.evaluate import evaluate_collection, protocol_groups
 from itr.index import IndexFileError, build_index, load_index, save_index, search
-from itr.retrieval import evaluate_rankings, rank_exact
+from itr.metrics import evaluate_rankings
+from itr.retrieval import rank_exact
 
 
 def _vectors(n, d=32, seed=0):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from itr.metrics import average_metrics, hits_at_k, retrieval_metrics
-from itr.retrieval import evaluate_rankings
+from itr.metrics import evaluate_rankings
 
 
 def test_hits_at_k_counts_first_k_only():

@@ -1,8 +1,11 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from itr.metrics import retrieval_metrics
-from itr.rerank import Shortlist, fuse, rerank, rerank_metrics
+from itr.shortlist import Shortlist, fuse, rerank, rerank_metrics
 
 
 def test_rerank_sorts_by_cross_score_and_keeps_missing_last():
@@ -68,3 +71,12 @@ def test_smaller_k_drops_candidates_before_reranking():
     g.i2t_cross = np.ones((3, 1))
     assert rerank_metrics([g], 3, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == 100.0
     assert rerank_metrics([g], 2, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == 0.0
+
+
+def test_evaluating_a_cell_needs_neither_torch_nor_transformers():
+    """`itr evaluate` and `itr rerank evaluate` are a third of the DAG's jobs; importing torch would be
+    most of their run time."""
+    code = ("import sys, itr.cli, itr.evaluate, itr.shortlist, itr.tracking, itr.config; "
+            "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

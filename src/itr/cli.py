@@ -312,7 +312,7 @@ def cmd_rerank_evaluate(args) -> int:
 
     from itr.config import EvalConfig, RerankConfig, parse_section
     from itr.metrics import average_metrics
-    from itr.rerank import Shortlist, rerank_metrics
+    from itr.shortlist import Shortlist, rerank_metrics
 
     cfg = parse_section(RerankConfig, args.config)
     eval_cfg = parse_section(EvalConfig, args.eval_config)

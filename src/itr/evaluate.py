@@ -27,8 +27,7 @@ import numpy as np
 
 from itr.config import EvalConfig
 from itr.index import load_index, search
-from itr.metrics import average_metrics
-from itr.retrieval import evaluate_rankings
+from itr.metrics import average_metrics, evaluate_rankings
 
 
 def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str) -> tuple[list[np.ndarray], str]:

@@ -12,6 +12,9 @@ Protocol (all tables use it):
 * An item that a first stage failed to shortlist is a miss: rankings are lists of retrieved
   ids, and an id that is not in the list is never counted as found.
 
+``evaluate_rankings`` applies the protocol to position rankings over one collection (from a
+faiss search, exact search or a reranked shortlist).
+
 Names are flat strings: ``t2i/R@1`` ... ``i2t/R@10``, ``rsum``, ``mR``; values in percent.
 
 Example:
@@ -67,3 +70,28 @@ def retrieval_metrics(t2i_ranked_images, t2i_gt_images, i2t_ranked_caption_image
 def average_metrics(per_fold: list[dict[str, float]]) -> dict[str, float]:
     """Mean of each metric over folds (rsum of the means equals the mean of the rsums)."""
     return {k: float(np.mean([m[k] for m in per_fold])) for k in per_fold[0]}
+
+
+def evaluate_rankings(t2i_positions: np.ndarray, i2t_positions: np.ndarray, caption_image_ids: list[str],
+                      image_ids: list[str], ks) -> dict[str, float]:
+    """Metrics from position rankings (-1 = no result) over one collection.
+
+    t2i_positions: (Q_t, K) positions into ``image_ids`` per caption query.
+    i2t_positions: (Q_i, K) positions into ``caption_image_ids`` per image query.
+
+    The queries are the first Q_t captions and the first Q_i images of the collection; usually
+    that is all of them, but a collection grown with distractors (Table 5 of Geigle et al.)
+    continues past its queries with images and captions that are never relevant.
+    """
+    if len(t2i_positions) > len(caption_image_ids) or len(i2t_positions) > len(image_ids):
+        raise ValueError(f"{len(t2i_positions)} caption / {len(i2t_positions)} image queries, but the collection "
+                         f"holds only {len(caption_image_ids)} captions / {len(image_ids)} images")
+    k = max(ks)  # a collection smaller than K returns fewer results: pad with "no result"
+    pad = lambda a: np.pad(a, ((0, 0), (0, max(0, k - a.shape[1]))), constant_values=-1)
+    t2i_positions, i2t_positions = pad(np.asarray(t2i_positions)), pad(np.asarray(i2t_positions))
+    img_label = {iid: n for n, iid in enumerate(image_ids)}
+    cap_labels = np.array([img_label[i] for i in caption_image_ids])  # image label of each caption
+    # -1 (no result) maps to a label no query has, so a missing result is a miss.
+    t2i = np.where(t2i_positions >= 0, t2i_positions, -1)
+    i2t = np.where(i2t_positions >= 0, cap_labels[np.clip(i2t_positions, 0, None)], -1)
+    return retrieval_metrics(t2i, cap_labels[:len(t2i)], i2t, np.arange(len(i2t)), ks)

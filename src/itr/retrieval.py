@@ -3,7 +3,7 @@
 ``CaptionSet`` holds tokenised captions with their image ids; ``embed_captions`` and
 ``embed_images`` turn captions and feature-store images into L2-normalised vectors;
 ``rank_exact`` is the reference search (a plain matrix product) that faiss indexes are
-checked against; ``evaluate_rankings`` turns rankings into the metrics of itr.metrics.
+checked against; ``exact_metrics`` scores a collection with it (itr.metrics.evaluate_rankings).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from itr.features.store import FeatureStore
-from itr.metrics import retrieval_metrics
+from itr.metrics import evaluate_rankings
 
 
 @dataclasses.dataclass
@@ -90,31 +90,6 @@ def rank_exact(queries: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
     """Top-k item positions per query by inner product, computed exactly with torch. (Q, k)."""
     scores = torch.from_numpy(queries) @ torch.from_numpy(items).T  # (Q, N)
     return torch.topk(scores, min(k, items.shape[0]), dim=1).indices.numpy()
-
-
-def evaluate_rankings(t2i_positions: np.ndarray, i2t_positions: np.ndarray, caption_image_ids: list[str],
-                      image_ids: list[str], ks) -> dict[str, float]:
-    """Metrics from position rankings (-1 = no result) over one collection.
-
-    t2i_positions: (Q_t, K) positions into ``image_ids`` per caption query.
-    i2t_positions: (Q_i, K) positions into ``caption_image_ids`` per image query.
-
-    The queries are the first Q_t captions and the first Q_i images of the collection; usually
-    that is all of them, but a collection grown with distractors (Table 5 of Geigle et al.)
-    continues past its queries with images and captions that are never relevant.
-    """
-    if len(t2i_positions) > len(caption_image_ids) or len(i2t_positions) > len(image_ids):
-        raise ValueError(f"{len(t2i_positions)} caption / {len(i2t_positions)} image queries, but the collection "
-                         f"holds only {len(caption_image_ids)} captions / {len(image_ids)} images")
-    k = max(ks)  # a collection smaller than K returns fewer results: pad with "no result"
-    pad = lambda a: np.pad(a, ((0, 0), (0, max(0, k - a.shape[1]))), constant_values=-1)
-    t2i_positions, i2t_positions = pad(np.asarray(t2i_positions)), pad(np.asarray(i2t_positions))
-    img_label = {iid: n for n, iid in enumerate(image_ids)}
-    cap_labels = np.array([img_label[i] for i in caption_image_ids])  # image label of each caption
-    # -1 (no result) maps to a label no query has, so a missing result is a miss.
-    t2i = np.where(t2i_positions >= 0, t2i_positions, -1)
-    i2t = np.where(i2t_positions >= 0, cap_labels[np.clip(i2t_positions, 0, None)], -1)
-    return retrieval_metrics(t2i, cap_labels[:len(t2i)], i2t, np.arange(len(i2t)), ks)
 
 
 def exact_metrics(image_vecs: np.ndarray, caption_vecs: np.ndarray, image_ids: list[str],

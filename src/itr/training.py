@@ -38,13 +38,13 @@ from itr.atomic import replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.features.store import FeatureStore
 from itr.losses import batch_hard_triplet_loss, match_bce_loss, sampled_triplet_loss
+from itr.metrics import evaluate_rankings
 from itr.mining import HardNegatives, mine_hard_negatives
 from itr.rerank import score_pairs
 from itr.retrieval import (
     CaptionSet,
     embed_captions,
     embed_images,
-    evaluate_rankings,
     exact_metrics,
     image_batch,
     image_inputs,
