@@ -5,11 +5,16 @@ What is timed, per text query, against collections grown to each size in ``sizes
 test images, then recombinations of their regions); larger collections add normalised mixtures
 of pairs of those embeddings, which borrow their first parent's regions for the cross-encoder:
 
-* ``encode``   - the query caption through the text tower (batch 1);
+* ``encode``   - the query caption through the text tower (batch 1), in ``query_precision``
+                 (itr.models.serving: fp32, or int8 quantized and traced), and in fp32 beside it;
 * ``search``   - the configured faiss index (a factory string, e.g. HNSW32) for each
-                 ``search_params`` setting, with recall@10 against exact search: a result counts
-                 when its exact score reaches the exact 10th-best score (``recall@10``; grown
-                 collections contain exact ties), and, stricter, by id (``recall@10_ids``);
+                 ``search_params`` setting, with recall@10 against exact search with the same query
+                 vectors: a result counts when its exact score reaches the exact 10th-best score
+                 (``recall@10``; grown collections contain exact ties), and, stricter, by id
+                 (``recall@10_ids``); ``recall@10_vs_fp32`` scores the same results against exact
+                 search with the fp32 tower's vectors (what an int8 tower changes, on top of the index);
+* ``quality``  - what the serving tower costs in accuracy: t2i R@1/5/10 of test captions over the
+                 real test images (exact search), with the serving and with the fp32 tower;
 * ``baseline`` - the paper's implementation of the first stage: exact search as a plain
                  PyTorch matrix product over all image embeddings plus top-k, in the same run;
 * ``coop``     - encode + search the top k + cross-encode the k pairs + sort;
@@ -44,7 +49,9 @@ from itr.data.grow import RecombinedFeatures, mix_embeddings
 from itr.data.tables import read_dataset
 from itr.features.store import FeatureStore
 from itr.index import build_index, normalise
+from itr.metrics import hits_at_k
 from itr.models.encoder import load_trained
+from itr.models.serving import text_tower
 from itr.retrieval import CaptionSet
 
 log = logging.getLogger("itr.benchmarks.latency")
@@ -86,11 +93,10 @@ def encode_collection(model, grown: RecombinedFeatures, n: int, batch: int, prec
 
 
 @torch.inference_mode()
-def encode_query(model, captions: CaptionSet, row: int) -> np.ndarray:
-    """(1, H) one caption through the text tower; returns on the host, so GPU time is included."""
-    device = _device_of(model)
+def encode_query(tower, captions: CaptionSet, row: int, device) -> np.ndarray:
+    """(1, H) one caption through a text tower (itr.models.serving); returns on the host, so GPU time is included."""
     ids, mask = captions.batch([row])
-    return torch.nn.functional.normalize(model.embed_text(ids.to(device), mask.to(device)), dim=-1).cpu().numpy()
+    return tower(ids.to(device), mask.to(device)).float().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -114,12 +120,15 @@ def tie_aware_recall(queries: np.ndarray, items: np.ndarray, found: np.ndarray, 
     return float(np.mean(((got >= kth[:, None] - 1e-6) & (found >= 0)).sum(1) / found.shape[1]))
 
 
-def bench_size(cfg: dict, size: int, emb: np.ndarray, query_vecs: np.ndarray, encode_s: list[float],
-               coop_fn, device) -> dict:
+def bench_size(cfg: dict, size: int, emb: np.ndarray, query_vecs: np.ndarray, reference_vecs: np.ndarray,
+               encode_s: dict[str, list[float]], coop_fn, device) -> dict:
+    """One collection size. query_vecs: the serving tower's (searched); reference_vecs: the fp32 tower's;
+    encode_s: per tower ("serving", "fp32"), the encoding time of each query."""
     items = emb[:size]
     items_t = torch.from_numpy(items).to(device)
     q_t = torch.from_numpy(query_vecs).to(device)
     truth = exact_torch(q_t, items_t, RECALL_AT)  # (Q, 10) ground truth for recall
+    truth_fp32 = exact_torch(torch.from_numpy(reference_vecs).to(device), items_t, RECALL_AT)  # the fp32 tower's
     baseline = [timed(exact_torch, q_t[i:i + 1], items_t, cfg["k"])[1] for i in range(len(query_vecs))]
     index, build_s = timed(build_index, items, cfg["factory"])
     result = {"size": size, "baseline_torch_exact": percentiles(baseline), "factory": cfg["factory"],
@@ -133,11 +142,14 @@ def bench_size(cfg: dict, size: int, emb: np.ndarray, query_vecs: np.ndarray, en
             lat.append(dt)
             found.append(pos[0, :RECALL_AT])
         recall = tie_aware_recall(query_vecs, items, np.stack(found), truth)
+        recall_fp32 = tie_aware_recall(reference_vecs, items, np.stack(found), truth_fp32)
         search = percentiles(lat)
-        be = percentiles([e + s for e, s in zip(encode_s, lat)])
+        be = percentiles([e + s for e, s in zip(encode_s["serving"], lat)])
+        be_fp32 = percentiles([e + s for e, s in zip(encode_s["fp32"], lat)])
         id_recall = float(np.mean([len(set(f) & set(g)) / RECALL_AT for f, g in zip(found, truth)]))
         result["settings"].append({"search_params": params, "recall@10": recall, "recall@10_ids": id_recall,
-                                   "search": search, "be": be,
+                                   "recall@10_vs_fp32": recall_fp32,
+                                   "search": search, "be": be, "be_fp32_tower": be_fp32,
                                    "speedup_vs_baseline_p50": result["baseline_torch_exact"]["p50_ms"] / search["p50_ms"]})
         log.info("%d images, %s %s: search p50 %.2f ms, BE (encode+search) p50 %.2f ms, recall@10 %.3f",
                  size, cfg["factory"], params, search["p50_ms"], be["p50_ms"], recall)
@@ -147,6 +159,22 @@ def bench_size(cfg: dict, size: int, emb: np.ndarray, query_vecs: np.ndarray, en
     result["chosen"] = chosen["search_params"]
     result["coop"] = percentiles([coop_fn(index, i) for i in range(min(cfg["coop_queries"], len(query_vecs)))])
     return result
+
+
+@torch.inference_mode()
+def tower_quality(towers: dict, captions: CaptionSet, image_ids: list[str], image_vecs: np.ndarray, n: int,
+                  seed: int, device) -> dict:
+    """t2i R@1/5/10 (percent) of n random test captions over the given images, exact search, per tower."""
+    position = {iid: i for i, iid in enumerate(image_ids)}
+    pool = [r for r, iid in enumerate(captions.image_ids) if iid in position]  # captions of encoded images
+    rows = np.random.default_rng([seed, 2]).choice(pool, min(n, len(pool)), replace=False)
+    gt = np.array([position[captions.image_ids[r]] for r in rows])
+    out = {}
+    for name, tower in towers.items():
+        q = np.concatenate([encode_query(tower, captions, int(r), device) for r in rows])
+        ranked = exact_torch(torch.from_numpy(q), torch.from_numpy(image_vecs), RECALL_AT)
+        out[name] = {f"t2i/R@{k}": v for k, v in hits_at_k(ranked, gt, (1, 5, RECALL_AT)).items()}
+    return {"n_images": len(image_ids), "n_captions": len(rows), "towers": out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,17 +199,27 @@ def main(argv: list[str] | None = None) -> int:
     ce_captions = CaptionSet.from_frame(caps, ce_tokenizer, ce_ckpt["text_encoder"]["max_text_len"])
     rows = np.random.default_rng(cfg["seed"]).choice(len(captions), cfg["queries"], replace=False)
 
-    # Query encoding, batch 1, timed per query (warm-up first: the first calls allocate).
-    for r in rows[:5]:
-        encode_query(be, captions, int(r))
-    encoded = [timed(encode_query, be, captions, int(r)) for r in rows]
-    query_vecs = np.concatenate([v for v, _ in encoded])
-    encode_s = [dt for _, dt in encoded]
+    # Query encoding, batch 1, timed per query (warm-up first: the first calls allocate), with the
+    # serving tower and with the fp32 one (the reference the recall is measured against).
+    example = [t.to(device) for t in captions.batch([int(rows[0])])]
+    towers = {"fp32": text_tower(be, "fp32", *example), "serving": text_tower(be, cfg["query_precision"], *example)}
+    encode_s, vecs = {}, {}
+    for name, tower in towers.items():
+        for r in rows[:5]:
+            encode_query(tower, captions, int(r), device)
+        encoded = [timed(encode_query, tower, captions, int(r), device) for r in rows]
+        vecs[name], encode_s[name] = np.concatenate([v for v, _ in encoded]), [dt for _, dt in encoded]
+    query_vecs, reference_vecs = vecs["serving"], vecs["fp32"]
+    cosine = np.einsum("qd,qd->q", query_vecs, reference_vecs)  # (Q,) how far the serving tower moves a query
 
     n_max = max(cfg["sizes"])
     n_encoded = min(cfg["encoded_images"], n_max)
     encoded, images_per_s = encode_collection(be, grown, n_encoded, cfg["encode_batch"], cfg["encode_precision"])
     emb, parent = mix_embeddings(encoded, n_max, cfg["seed"])  # parent: whose regions an item has
+    n_test = len(images)  # the first embeddings are the real test images, in order (itr.data.grow)
+    quality = tower_quality(towers, captions, list(images["image_id"][:min(n_test, n_encoded)]),
+                            encoded[:min(n_test, n_encoded)], 1000, cfg["seed"], device)
+    log.info("t2i recall of test captions by query tower: %s", quality)
 
     # CE throughput: pairs/s at the batch size the rerank rules use.
     ce_autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["ce_precision"] == "bf16")
@@ -195,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def coop(index, i: int) -> float:
         t = time.perf_counter()
-        q = encode_query(be, captions, int(rows[i]))
+        q = encode_query(towers["serving"], captions, int(rows[i]), device)
         _, pos = index.search(q, cfg["k"])
         cand = pos[0][pos[0] >= 0]
         with ce_autocast:
@@ -217,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     _, dt = timed(flat.search, q, 10)
     dots_per_s = len(q) * 5000 / dt
 
-    sizes = [bench_size(cfg, size, emb, query_vecs, encode_s, coop, device) for size in cfg["sizes"]]
+    sizes = [bench_size(cfg, size, emb, query_vecs, reference_vecs, encode_s, coop, device)
+             for size in cfg["sizes"]]
     for s in sizes:
         s["ce_extrapolated"] = {"seconds_per_query": s["size"] / pairs_per_s, "extrapolated": True}
     full_eval = []
@@ -238,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         "collection": (f"{n_encoded:,} images through the image tower (the ShapeCaptions test images, then "
                        "recombinations of their detector regions), and beyond that mixtures of pairs of their "
                        "embeddings (itr.data.grow)"),
-        "encode_query": percentiles(encode_s),
+        "query_precision": cfg["query_precision"],
+        "encode_query": percentiles(encode_s["serving"]),
+        "encode_query_fp32": percentiles(encode_s["fp32"]),
+        "query_cosine_to_fp32": {"mean": float(cosine.mean()), "min": float(cosine.min())},
+        "query_tower_quality": quality,
         "throughput": {"images_per_s": images_per_s, "captions_per_s": captions_per_s,
                        "ce_pairs_per_s": pairs_per_s, "exact_dots_per_s": dots_per_s,
                        "image_precision": cfg["encode_precision"], "ce_precision": cfg["ce_precision"]},
