@@ -38,8 +38,9 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str, first_images:
     only ``subset<M>`` with M <= N measures what its name says; anything else is refused.
     """
     is_subset = protocol == "subset" or (protocol.startswith("subset") and protocol[6:].isdigit())
+    subset_size = int(protocol[6:] or cfg.subset_size) if is_subset else None  # images a subset protocol asks for
     if first_images is not None:
-        if not is_subset or int(protocol[6:] or cfg.subset_size) > first_images:
+        if subset_size is None or subset_size > first_images:
             raise ValueError(f"protocol {protocol!r} needs more of the test split than this collection holds (its first "
                              f"{first_images} images, built with --first-images {first_images}); use subset<M> with "
                              f"M <= {first_images}, or rebuild the index without --first-images")
@@ -51,8 +52,8 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str, first_images:
         size = n_images // cfg.n_folds
         return ([np.arange(f * size, (f + 1) * size) for f in range(cfg.n_folds)],
                 f"mean over {cfg.n_folds} folds of {size} images")
-    if is_subset:
-        m = min(int(protocol[6:] or cfg.subset_size), n_images)
+    if subset_size is not None:
+        m = min(subset_size, n_images)
         return [np.arange(m)], f"fixed subset: first {m} test images"
     raise ValueError(f"unknown protocol {protocol!r}; use full, folds, subset (evaluation.subset_size images) "
                      "or subset<N> (the first N)")
