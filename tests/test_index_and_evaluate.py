@@ -96,3 +96,26 @@ def test_to_local_maps_members_and_marks_the_rest_missing():
     members = np.array([3, 5, 9])
     got = to_local(np.array([[9, 3, -1], [4, 5, 10]]), members)
     np.testing.assert_array_equal(got, [[2, 0, -1], [-1, 1, -1]])
+
+
+def test_collection_of_the_first_images_answers_only_subsets_it_holds(tmp_path):
+    """An index built with --first-images N equals the full collection on subset<M <= N>, refuses the rest."""
+    (tmp_path / "all").mkdir()
+    img, cap, image_ids, cap_img = _collection(tmp_path / "all")
+    keep = image_ids[:10]
+    rows = [c for c, i in enumerate(cap_img) if i in keep]
+    cut = tmp_path / "first10"
+    cut.mkdir()
+    np.save(cut / "images.vectors.npy", img[:10])
+    np.save(cut / "captions.vectors.npy", cap[rows])
+    save_index(cut / "images", build_index(img[:10], "Flat"), keep, "m", "Flat", "")
+    save_index(cut / "captions", build_index(cap[rows], "Flat"), [f"c{k}" for k in rows], "m", "Flat", "")
+    (cut / "collection.json").write_text(json.dumps({"model_id": "m", "split": "test", "first_images": 10,
+                                                     "caption_image_ids": [cap_img[r] for r in rows]}))
+    cfg = EvalConfig(ks=(1, 5), subset_size=10)
+    for protocol in ("subset8", "subset10", "subset"):
+        assert evaluate_collection(cut, cfg, protocol)["metrics"] == evaluate_collection(tmp_path / "all", cfg,
+                                                                                         protocol)["metrics"]
+    for protocol in ("full", "folds", "subset11"):
+        with pytest.raises(ValueError, match="--first-images 10"):
+            evaluate_collection(cut, cfg, protocol)

@@ -214,7 +214,7 @@ def cmd_index_build(args) -> int:
     _write_json(out / "collection.json", {"model": str(args.model), "model_id": model_id, "split": args.split,
                                           "caption_image_ids": captions.image_ids, "factory": cfg.factory,
                                           "n_targets": n_targets, "distractors": args.distractors,
-                                          "lang": args.lang})
+                                          "lang": args.lang, "first_images": args.first_images})
     log.info("indexed %d images (%d distractors) and %d captions with %s", len(image_ids),
              len(image_ids) - n_targets, len(captions), cfg.factory)
     return 0
@@ -252,7 +252,7 @@ def _model_and_split(args, model_path):
     device = _device(args.device)
     distractors = [Source.parse(text) for text in args.distractors]
     images, caps, store, n_targets = read_collection(Source(args.data, args.features, args.split), distractors,
-                                                     args.lang)
+                                                     args.lang, args.first_images)
     model, tokenizer, ckpt = load_trained(model_path, store, device)
     captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
     return device, store, model, ckpt, list(images["image_id"]), captions, n_targets
@@ -282,8 +282,8 @@ def cmd_rerank_score(args) -> int:
         if collection.image_ids != image_ids or collection.caption_image_ids != captions.image_ids:
             raise CheckpointError(f"{args.first_stage} indexes another collection than the {args.split} split of "
                                   f"{args.data} with distractors {args.distractors}; rebuild the index "
-                                  "(snakemake indexes) or pass the same --distractors.")
-    groups, label = protocol_groups(n_targets, eval_cfg, args.protocol)
+                                  "(snakemake indexes) or pass the same --distractors and --first-images.")
+    groups, label = protocol_groups(n_targets, eval_cfg, args.protocol, args.first_images)
     t0 = time.time()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
         shortlists, n_pairs = cross_score_groups(model, captions, store, image_ids,
@@ -403,6 +403,8 @@ def _collection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distractors", nargs="*", default=[], metavar="DATA:FEATURES:SPLIT",
                    help="grow the collection with these splits' images and captions (never queries; Table 5)")
     p.add_argument("--lang", help="keep only the test captions in this language (Tables 2 and 7)")
+    p.add_argument("--first-images", type=int, metavar="N",
+                   help="keep only the split's first N images and their captions (enough for subset<M>, M <= N)")
 
 
 def build_parser() -> argparse.ArgumentParser:

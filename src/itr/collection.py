@@ -83,14 +83,22 @@ class StackedStore:
         return {key: torch.cat([arrays[key] for _, arrays in parts])[order] for key in parts[0][1]}
 
 
-def read_collection(target: Source, distractors: list[Source], lang: str | None = None
-                    ) -> tuple[pd.DataFrame, pd.DataFrame, StackedStore, int]:
+def read_collection(target: Source, distractors: list[Source], lang: str | None = None,
+                    first_images: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, StackedStore, int]:
     """(images, captions, store, n_targets): the test split, then each distractor source with prefixed ids;
     the first ``n_targets`` images are the test split's. ``lang`` keeps the test captions in one language
-    (a multilingual dataset is searched one language at a time, Tables 2 and 7)."""
+    (a multilingual dataset is searched one language at a time, Tables 2 and 7). ``first_images`` keeps
+    only the split's first N images and their captions: all that a ``subset<N>`` protocol reads, so the
+    auxiliary models do not encode the 95 % of the test split their tables never look at."""
     from itr.data.tables import read_dataset
 
     images, captions = read_dataset(target.data, target.split)
+    if first_images is not None:
+        if not 0 < first_images <= len(images):
+            raise ValueError(f"--first-images {first_images}: the {target.split} split of {target.data} has "
+                             f"{len(images)} images; pass 1..{len(images)}")
+        images = images.iloc[:first_images]
+        captions = captions[captions["image_id"].isin(set(images["image_id"]))]
     if lang is not None:
         if lang not in set(captions["lang"]):
             raise ValueError(f"{target.data} has no {target.split} captions in {lang!r} (it has "

@@ -30,8 +30,20 @@ from itr.index import load_index, search
 from itr.metrics import average_metrics, evaluate_rankings
 
 
-def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str) -> tuple[list[np.ndarray], str]:
-    """Image positions of each group the protocol scores, and a human-readable label."""
+def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str, first_images: int | None = None
+                    ) -> tuple[list[np.ndarray], str]:
+    """Image positions of each group the protocol scores, and a human-readable label.
+
+    ``first_images``: the collection holds only the split's first N images (``--first-images``), so
+    only ``subset<M>`` with M <= N measures what its name says; anything else is refused.
+    """
+    is_subset = protocol == "subset" or (protocol.startswith("subset") and protocol[6:].isdigit())
+    subset_size = int(protocol[6:] or cfg.subset_size) if is_subset else None  # images a subset protocol asks for
+    if first_images is not None:
+        if subset_size is None or subset_size > first_images:
+            raise ValueError(f"protocol {protocol!r} needs more of the test split than this collection holds (its first "
+                             f"{first_images} images, built with --first-images {first_images}); use subset<M> with "
+                             f"M <= {first_images}, or rebuild the index without --first-images")
     if protocol == "full":
         return [np.arange(n_images)], f"full test set ({n_images} images)"
     if protocol == "folds":
@@ -40,8 +52,8 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str) -> tuple[list
         size = n_images // cfg.n_folds
         return ([np.arange(f * size, (f + 1) * size) for f in range(cfg.n_folds)],
                 f"mean over {cfg.n_folds} folds of {size} images")
-    if protocol == "subset" or (protocol.startswith("subset") and protocol[6:].isdigit()):
-        m = min(int(protocol[6:] or cfg.subset_size), n_images)
+    if subset_size is not None:
+        m = min(subset_size, n_images)
         return [np.arange(m)], f"fixed subset: first {m} test images"
     raise ValueError(f"unknown protocol {protocol!r}; use full, folds, subset (evaluation.subset_size images) "
                      "or subset<N> (the first N)")
@@ -75,6 +87,7 @@ class IndexedCollection:
         self.n_targets = collection.get("n_targets", len(self.image_ids))
         self.distractor_sources = collection.get("distractors", [])
         self.lang = collection.get("lang")  # captions of one language only (None: all the split has)
+        self.first_images = collection.get("first_images")  # only the split's first N images (None: all)
 
     def group_captions(self, images: np.ndarray) -> np.ndarray:
         """Caption rows (sorted) whose image is among the given image positions."""
@@ -104,7 +117,7 @@ class IndexedCollection:
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
     """Metrics of the collection indexed in ``index_dir`` (see itr.cli index build)."""
     c = IndexedCollection(index_dir)
-    groups, label = protocol_groups(c.n_targets, cfg, protocol)
+    groups, label = protocol_groups(c.n_targets, cfg, protocol, c.first_images)
     per_group = []
     for group in groups:
         _, t2i, _, i2t = c.first_stage(group, max(cfg.ks))

@@ -44,6 +44,8 @@ MAIN = "rfrs"
 AUX = config["auxiliary"]
 ABLATIONS = config["ablations"]
 AUX_PROTOCOL = AUX["protocol"]  # every auxiliary table and figure is measured on this protocol
+# subset<N>: the auxiliary variants index and cross-encode only the test split's first N images (None: all)
+AUX_IMAGES = int(AUX_PROTOCOL[6:]) if AUX_PROTOCOL.startswith("subset") and AUX_PROTOCOL[6:].isdigit() else None
 AUX_BUDGET = {"train_images": AUX["train_images"]}
 AUX_VARIANT = "rfrs_aux"  # the main recipe at the auxiliary budget: Tables 6 and 7, and the baseline of the ablations
 SHIFT_VARIANT = f"rfrs_{SHIFT['domain']}"
@@ -156,9 +158,11 @@ def rerank_inputs(wc):
 
 
 def test_dirs(wc):
-    """--data/--features of a collection's test split (the directories of its manifests), and its language."""
+    """--data/--features of a collection's test split (the directories of its manifests), its language,
+    and for the auxiliary variants (measured on auxiliary.protocol only) the images that protocol reads."""
     c = COLLECTIONS[wc.collection]
-    return "--data data/{0} --features features/{0}".format(c["dataset"]) + (f" --lang {c['lang']}" if "lang" in c else "")
+    args = "--data data/{0} --features features/{0}".format(c["dataset"]) + (f" --lang {c['lang']}" if "lang" in c else "")
+    return args + (f" --first-images {AUX_IMAGES}" if wc.variant != MAIN and AUX_IMAGES else "")
 
 
 RERANK_EVALUATE = (
