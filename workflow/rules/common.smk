@@ -95,7 +95,8 @@ ON_MAIN = {"variant": MAIN, "collection": DATASET}  # the main models on the mai
 
 
 def is_main(wc):
-    return wc.variant == MAIN and wc.collection == DATASET
+    """The main models on the main test set under rerank.protocol: the only cells with Table 8 and 9 variants."""
+    return wc.variant == MAIN and wc.collection == DATASET and wc.protocol == TABLE_PROTOCOL
 
 
 def data_inputs(dataset):

@@ -60,8 +60,8 @@ rule rerank_score:
         " --protocol {wildcards.protocol} --out {output} --threads {threads} > {log} 2>&1"
 
 
-# COOP rows of the main models on the main test set: the k = rerank.k cell (Tables 1, 5) and the
-# Table 8 (k) and Table 9 (fusion) cells.
+# COOP rows of the main models on the main test set under rerank.protocol: the k = rerank.k cell
+# (Table 1) and the Table 8 (k) and Table 9 (fusion) cells.
 rule rerank_evaluate_coop:
     input:
         RERANK_SCORES,
@@ -72,6 +72,7 @@ rule rerank_evaluate_coop:
         method="|".join(COOP_METHODS),
         variant=MAIN,
         collection=DATASET,
+        protocol=TABLE_PROTOCOL,
     params:
         cfg=section("rerank"),
         eval_cfg=section("evaluation", drop=["protocols"]),
@@ -93,7 +94,7 @@ rule rerank_evaluate_coop:
 
 
 # Every other cross-encoder cell: CE rows (every pair scored, so no k and no fusion), and COOP rows
-# elsewhere than the main test set (k = rerank.k only; Tables 5 and 6).
+# elsewhere (k = rerank.k only): Tables 5 and 6, and the main models' auxiliary.protocol cells (Figure 3).
 rule rerank_evaluate:
     input:
         RERANK_SCORES,
