@@ -221,6 +221,16 @@ class EvalConfig(_Section):
     n_folds: int = 5
     subset_size: int = 200
 
+    def subset_images(self, protocol: str) -> int | None:
+        """Test images a subset protocol reads (``subset``: ``subset_size``; ``subset<N>``: N), else None.
+
+        >>> EvalConfig().subset_images("subset100"), EvalConfig().subset_images("folds")
+        (100, None)
+        """
+        if protocol == "subset" or (protocol.startswith("subset") and protocol[6:].isdigit()):
+            return int(protocol[6:] or self.subset_size)
+        return None
+
 
 @dataclasses.dataclass(frozen=True)
 class TrackingConfig(_Section):

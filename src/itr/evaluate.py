@@ -37,8 +37,7 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str, first_images:
     ``first_images``: the collection holds only the split's first N images (``--first-images``), so
     only ``subset<M>`` with M <= N measures what its name says; anything else is refused.
     """
-    is_subset = protocol == "subset" or (protocol.startswith("subset") and protocol[6:].isdigit())
-    subset_size = int(protocol[6:] or cfg.subset_size) if is_subset else None  # images a subset protocol asks for
+    subset_size = cfg.subset_images(protocol)
     if first_images is not None:
         if subset_size is None or subset_size > first_images:
             raise ValueError(f"protocol {protocol!r} needs more of the test split than this collection holds (its first "

@@ -4,7 +4,7 @@ import shlex
 
 import yaml
 
-from itr.config import section_keys, validate_params
+from itr.config import EvalConfig, section_keys, validate_params
 
 # Fail within seconds, naming the key, when params.yaml (or a --configfile) has a bad key.
 validate_params(config, source="workflow config (params.yaml or --configfile)")
@@ -45,7 +45,7 @@ AUX = config["auxiliary"]
 ABLATIONS = config["ablations"]
 AUX_PROTOCOL = AUX["protocol"]  # every auxiliary table and figure is measured on this protocol
 # subset<N>: the auxiliary variants index and cross-encode only the test split's first N images (None: all)
-AUX_IMAGES = int(AUX_PROTOCOL[6:]) if AUX_PROTOCOL.startswith("subset") and AUX_PROTOCOL[6:].isdigit() else None
+AUX_IMAGES = EvalConfig.from_dict(config["evaluation"]).subset_images(AUX_PROTOCOL)
 AUX_BUDGET = {"train_images": AUX["train_images"]}
 AUX_VARIANT = "rfrs_aux"  # the main recipe at the auxiliary budget: Tables 6 and 7, and the baseline of the ablations
 SHIFT_VARIANT = f"rfrs_{SHIFT['domain']}"
