@@ -43,9 +43,12 @@ SEARCHED = sorted({(MAIN, DATASET), (MAIN, DISTRACTED), (AUX_VARIANT, SHIFT_DATA
 AUX_BUDGET_NOTE = (f"Auxiliary budget: trained on the first {AUX['train_images']} training images "
                    f"(auxiliary.train_images; the main models: all {N_TRAIN}) for the same epochs "
                    f"(BE {config['be']['epochs']}, CE {config['ce']['epochs']}, JOINT {config['joint']['epochs']}).")
+# steps of one English epoch at the auxiliary budget, as itr.training counts them (ceil(captions / batch))
+ENGLISH_AUX_STEPS = -(-AUX["train_images"] * config["shapes"]["captions_per_image"] // config["be"]["batch_size"])
 TABLE_NOTES = {  # reduced budgets, said in the caption
     "2": f"{AUX_BUDGET_NOTE} The four-language models take {MULTI['steps_per_epoch']} steps per epoch "
-    "(multilingual.steps_per_epoch), as many as one English epoch.",
+    f"(multilingual.steps_per_epoch; one English epoch at this budget is {ENGLISH_AUX_STEPS} steps of "
+    f"{config['be']['batch_size']} captions).",
     "6": AUX_BUDGET_NOTE,
     "7": AUX_BUDGET_NOTE,
     "figure3": f"Each point: the main recipe on the first N training images; {N_TRAIN} = the main models.",
