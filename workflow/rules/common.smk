@@ -127,6 +127,12 @@ def variant_metrics(method, protocol, variant=MAIN, collection=DATASET):
         FUSION_METRICS, method=method, protocol=protocol, fusion=["add", "norm_add"], lam=r["lambdas"], **where)
 
 
+# Threads of build_index and rerank_score. At full scale these are mostly short jobs (an auxiliary
+# index: 50 images and 250 captions; an auxiliary CE cell: 6k-12.5k pairs) in which importing torch and
+# loading a model (single-threaded) is a large share, so two run side by side. A GPU node's profile
+# can raise them with set-threads.
+SHORT_JOB_THREADS = 1
+
 # Sections whose code draws random numbers get the global seed.
 SEEDED = {"shapes", "detector", "be", "ce", "joint", "benchmark"}
 RUN_NAME = "{variant}/{method}/{collection}/{protocol}"  # MLflow run name of an evaluation cell

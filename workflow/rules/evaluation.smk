@@ -50,10 +50,7 @@ rule rerank_score:
         "logs/rerank_score/{variant}/{method}/{collection}/{protocol}.log",
     benchmark:
         "logs/benchmarks/rerank_score/{variant}/{method}/{collection}/{protocol}.tsv"
-    # One thread: at full scale these are mostly short jobs (auxiliary cells: 50 images, 6k-12.5k
-    # pairs) where importing torch and loading a model (single-threaded) is a large share, so two run
-    # side by side. A GPU node gives them more with set-threads in its profile.
-    threads: 1
+    threads: SHORT_JOB_THREADS
     resources:
         mem_mb=6000,
         gpu=1,
