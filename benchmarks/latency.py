@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from itr.atomic import write_json
 from itr.data.grow import RecombinedFeatures, mix_embeddings
-from itr.data.tables import read_dataset
+from itr.data.dataset import read_dataset
 from itr.features.store import FeatureStore
 from itr.index import build_index, normalise
 from itr.metrics import hits_at_k

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from itr.claims import check_claims
+from itr.papers.rfrs.claims import check_claims
 from itr.config import BEConfig, JointConfig
-from itr.data.tables import first_images
+from itr.data.dataset import first_images
 from itr.losses import sampled_triplet_loss
 from itr.mining import mine_hard_negatives
 from itr.models.encoder import encoder_from_architecture, keep_every_other_layer, load_encoder
@@ -142,13 +142,13 @@ def _recalls(r1):
 
 
 def test_figure3_table_png_and_its_claim(tmp_path):
-    from itr.ablations import build_rfrs_figure3
+    from itr.papers.rfrs.figures import build_figure3
 
     r1 = {("s", "be"): 10, ("s", "ce"): 30, ("l", "be"): 50, ("l", "ce"): 52, ("s", "sep_coop"): 12,
           ("l", "sep_coop"): 51, ("s", "joint_coop"): 11, ("l", "joint_coop"): 50}
     paths = _cells(tmp_path, ["s", "l"], ["be", "ce", "sep_coop", "joint_coop"], lambda v, m: _recalls(r1[(v, m)]))
     out = tmp_path / "rfrs_figure3"
-    df = build_rfrs_figure3(paths, out, "subset50", labels={"s": 100, "l": 2000})
+    df = build_figure3(paths, out, "subset50", labels={"s": 100, "l": 2000})
     assert df[df["Model"] == "BE"]["Training images"].tolist() == [100, 2000]
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     flat = json.loads(out.with_suffix(".json").read_text())
@@ -156,19 +156,19 @@ def test_figure3_table_png_and_its_claim(tmp_path):
     verdict = check_claims({"figure3": flat})
     assert [r["verdict"] for r in verdict if r["table"] == "rfrs_figure3.md"] == ["holds"]  # gap 20 at 100 vs 2 at 2000
     with pytest.raises(ValueError, match="no label"):
-        build_rfrs_figure3(paths, out, "subset50", labels={"s": 100})
+        build_figure3(paths, out, "subset50", labels={"s": 100})
 
 
 def test_figure4_ratio_and_appendix_claims(tmp_path):
-    from itr.ablations import build_rfrs_appendix9, build_rfrs_figure4
+    from itr.papers.rfrs.figures import build_appendix9, build_figure4
 
     r1 = {"full": 50, "half": 30}
     paths = _cells(tmp_path, ["full", "half"], ["be", "joint_coop"], lambda v, m: _recalls(r1[v]))
-    build_rfrs_figure4(paths, tmp_path / "f4", "subset50", labels={"full": "full", "half": "half"})
+    build_figure4(paths, tmp_path / "f4", "subset50", labels={"full": "full", "half": "half"})
     flat4 = json.loads((tmp_path / "f4.json").read_text())
     assert flat4["BE/half"]["half/full rsum"] == pytest.approx((6 * 30 + 100) / (6 * 50 + 100), abs=1e-4)
     paths9 = _cells(tmp_path, ["bhe", "ance"], ["be"], lambda v, m: _recalls({"bhe": 40, "ance": 45}[v]))
-    build_rfrs_appendix9(paths9, tmp_path / "a9", "subset50", labels={"bhe": "T_BHE", "ance": "T_BHE + T_ANCE"})
+    build_appendix9(paths9, tmp_path / "a9", "subset50", labels={"bhe": "T_BHE", "ance": "T_BHE + T_ANCE"})
     flat9 = json.loads((tmp_path / "a9.json").read_text())
     verdicts = {}
     for r in check_claims({"figure4": flat4, "appendix9": flat9}):

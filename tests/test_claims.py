@@ -1,4 +1,4 @@
-from itr.claims import check_claims
+from itr.papers.rfrs.claims import check_claims
 
 
 def _row(r1, r10=90.0):

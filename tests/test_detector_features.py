@@ -7,7 +7,7 @@ import torch
 from itr.config import DetectorConfig, FeaturesConfig, ShapesConfig
 from itr.data import shapes
 from itr.data.images import ImageError, load_image
-from itr.data.tables import read_dataset
+from itr.data.dataset import read_dataset
 from itr.features import extract
 from itr.features.detector import average_precision, build_detector, mean_average_precision
 from itr.features.store import FeatureStore, FeatureStoreWriter

@@ -4,7 +4,7 @@ import numpy as np
 
 from itr.config import ShapesConfig
 from itr.data import shapes
-from itr.data.tables import read_dataset
+from itr.data.dataset import read_dataset
 
 CFG = ShapesConfig(n_train=40, n_val=10, n_test=60, twin_fraction=0.5, seed=3)
 

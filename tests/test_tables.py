@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from itr.tables import COLUMNS, build_rfrs_table1
+from itr.papers.rfrs.tables import COLUMNS, build_table1
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _metrics(path, protocol="full", rsum_scale=1.0):
@@ -15,7 +18,7 @@ def _metrics(path, protocol="full", rsum_scale=1.0):
 
 
 def test_table1_has_paper_rows_and_ours_in_fixed_order(tmp_path):
-    df = build_rfrs_table1([_metrics(tmp_path / "be.json")], tmp_path / "t1", "full")
+    df = build_table1([_metrics(tmp_path / "be.json")], tmp_path / "t1", "full")
     assert list(df.columns) == COLUMNS
     be = df[df["Model"] == "BE"]
     assert list(be["Source"]) == ["paper", "paper", "ours"]
@@ -33,11 +36,22 @@ def test_table1_has_paper_rows_and_ours_in_fixed_order(tmp_path):
 
 def test_protocol_mismatch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="protocol 'folds'"):
-        build_rfrs_table1([_metrics(tmp_path / "be.json", protocol="folds")], tmp_path / "t1", "full")
+        build_table1([_metrics(tmp_path / "be.json", protocol="folds")], tmp_path / "t1", "full")
 
 
-def test_the_cli_offers_every_table_builder():
-    from itr import ablations, tables
-    from itr.cli import BUILDER_NAMES
+def test_every_registered_target_has_a_builder_and_cells_under_both_configs():
+    """The registry, the builders and the plans agree: each target builds, and each plan lists exactly the
+    registered targets, whatever the config (the full-scale params.yaml and the tiny CI one)."""
+    import yaml
 
-    assert sorted(BUILDER_NAMES) == sorted({**tables.BUILDERS, **ablations.BUILDERS})
+    from itr import papers
+
+    for name in papers.PAPERS:
+        paper = papers.load(name)
+        assert all(callable(papers.builder(name, t.name)) for t in paper.targets)
+        for params in ("params.yaml", ".test/params.yaml"):
+            plan = papers.plan(name, yaml.safe_load((ROOT / params).read_text()))
+            assert sorted(plan.tables) == sorted(t.name for t in paper.targets), params
+            assert all(spec.inputs for spec in plan.tables.values()), params
+    with pytest.raises(KeyError, match="no target 'table99'"):
+        papers.builder("rfrs", "table99")

@@ -13,7 +13,7 @@ only through Snakemake's params, and writes its outputs atomically.
     itr evaluate --index DIR --config JSON --protocol folds --out results/metrics/....json
     itr rerank score --reranker CE.pt [--first-stage DIR] --data ... --protocol subset --out scores.npz
     itr rerank evaluate --scores scores.npz --config JSON --method sep_coop --out M.json [--variants-dir D]
-    itr table rfrs1 --metrics a.json b.json --protocol subset --out results/tables/rfrs_table1
+    itr table <paper> <target> --inputs a.json b.json --spec JSON --out results/tables/<paper>_<target>
     itr runs compare
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ def cmd_detector_train(args) -> int:
     from itr.checkpoint import save_checkpoint
     from itr.config import DetectorConfig, parse_section
     from itr.data import shapes
-    from itr.data.tables import read_dataset
+    from itr.data.dataset import read_dataset
     from itr.features.detector import targets_from_scenes, train_detector
 
     cfg = parse_section(DetectorConfig, args.config)
@@ -123,7 +123,7 @@ def cmd_features_extract(args) -> int:
 
     from itr.checkpoint import file_digest, load_checkpoint
     from itr.config import DetectorConfig, FeaturesConfig, parse_section
-    from itr.data.tables import read_dataset
+    from itr.data.dataset import read_dataset
     from itr.features.detector import build_detector
     from itr.features.extract import extract_to_store
     from itr.features.store import FeatureStoreWriter
@@ -151,7 +151,7 @@ def cmd_train(args) -> int:
     import torch
 
     from itr.config import BEConfig, CEConfig, JointConfig, TextEncoderConfig, parse_section
-    from itr.data.tables import first_images, read_dataset
+    from itr.data.dataset import first_images, read_dataset
     from itr.features.store import FeatureStore
     from itr.models.encoder import load_encoder
     from itr.retrieval import CaptionSet
@@ -312,7 +312,8 @@ def cmd_rerank_evaluate(args) -> int:
 
     from itr.config import EvalConfig, RerankConfig, parse_section
     from itr.metrics import average_metrics
-    from itr.shortlist import Shortlist, rerank_metrics
+    from itr.layout import fusion_cell, k_cell
+    from itr.shortlist import SCORE_FUSIONS, Shortlist, rerank_metrics
 
     cfg = parse_section(RerankConfig, args.config)
     eval_cfg = parse_section(EvalConfig, args.eval_config)
@@ -322,9 +323,9 @@ def cmd_rerank_evaluate(args) -> int:
     all_pairs = meta["first_stage"] is None
     cells = [(args.out, None if all_pairs else cfg.k, "ce", None)]
     if args.variants_dir and not all_pairs:
-        d = Path(args.variants_dir)
-        cells += [(d / f"k={k}.json", k, "ce", None) for k in cfg.ks]
-        cells += [(d / f"{how}_{lam}.json", cfg.k, how, lam) for how in ("add", "norm_add") for lam in cfg.lambdas]
+        d = args.variants_dir
+        cells += [(k_cell(d, k), k, "ce", None) for k in cfg.ks]
+        cells += [(fusion_cell(d, how, lam), cfg.k, how, lam) for how in SCORE_FUSIONS for lam in cfg.lambdas]
     for out, k, how, lam in cells:
         per_group = rerank_metrics(groups, k, how, lam or 0.0, eval_cfg.ks)
         result = {**{key: meta[key] for key in ("split", "protocol", "protocol_label", "n_images", "n_groups",
@@ -344,13 +345,10 @@ def cmd_rerank_evaluate(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from itr import ablations, tables
+    from itr import papers
 
-    builders = {**tables.BUILDERS, **ablations.BUILDERS}
-    extra = {"note": args.note} if args.note else {}  # tables with reduced budgets say so in their caption
-    if args.labels:  # ablations: what each variant changes (training images, model size, loss)
-        extra["labels"] = json.loads(args.labels)
-    builders[args.name]([Path(p) for p in args.metrics], Path(args.out), args.protocol, **extra)
+    build = papers.builder(args.paper, args.target)
+    build([Path(p) for p in args.inputs], Path(args.out), **json.loads(args.spec))
     return 0
 
 
@@ -360,12 +358,13 @@ def cmd_check_scores(args) -> int:
     from itr.atomic import write_text
     from itr.expected import check, load_expected
 
-    rows = check(load_expected(args.expected), root=args.root)
+    rows = [row for path in args.expected for row in check(load_expected(path), root=args.root)]
     table = pd.DataFrame(rows).to_markdown(index=False)
     print(table)
     failed = [r for r in rows if r["status"] != "OK"]
     if failed:
-        print(f"itr: {len(failed)} score(s) outside their tolerance or missing; see {args.expected}", file=sys.stderr)
+        print(f"itr: {len(failed)} score(s) outside their tolerance or missing; see {' '.join(args.expected)}",
+              file=sys.stderr)
         return 1
     if args.out:
         write_text(args.out, table + "\n")
@@ -392,9 +391,6 @@ def _common(p: argparse.ArgumentParser, tracked: bool = False, compute: bool = F
         p.add_argument("--run-name", default="manual")
 
 
-# itr.tables.BUILDERS' keys, listed here so that `itr --help` does not import pandas
-BUILDER_NAMES = ("claims", "rfrs1", "rfrs2", "rfrs3", "rfrs4", "rfrs5", "rfrs6", "rfrs7", "rfrs8", "rfrs9",
-                 "figure3", "figure4", "appendix9", "appendix10")  # and itr.ablations.BUILDERS
 PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.evaluate)"
 
 
@@ -407,7 +403,16 @@ def _collection_options(p: argparse.ArgumentParser) -> None:
                    help="keep only the split's first N images and their captions (enough for subset<M>, M <= N)")
 
 
+def _cell_names(p: argparse.ArgumentParser) -> None:
+    """What a metrics file records about its cell (the workflow's wildcards)."""
+    p.add_argument("--dataset", required=True, help="name of the test collection")
+    p.add_argument("--trained-on", required=True, help="name of the dataset the model was trained on")
+    p.add_argument("--variant", required=True, help="name of the set of trained models (the workflow's {variant})")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from itr.papers import PAPERS
+
     ap = argparse.ArgumentParser(prog="itr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="group", required=True)
 
@@ -452,9 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(a, required=True)
     p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
     p.add_argument("--method", required=True)
-    p.add_argument("--dataset", default="shapes", help="name of the test collection")
-    p.add_argument("--trained-on", default="shapes", help="name of the dataset the model was trained on")
-    p.add_argument("--variant", default="rfrs", help="name of the set of trained models (the workflow's {variant})")
+    _cell_names(p)
     _common(p, tracked=True)
     p.set_defaults(func=cmd_evaluate)
 
@@ -473,23 +476,20 @@ def build_parser() -> argparse.ArgumentParser:
     for a in ("--scores", "--config", "--eval-config", "--method", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--variants-dir", help="also write k=<k>.json and <fusion>_<lambda>.json cells here")
-    p.add_argument("--dataset", default="shapes", help="name of the test collection")
-    p.add_argument("--trained-on", default="shapes", help="name of the dataset the model was trained on")
-    p.add_argument("--variant", default="rfrs", help="name of the set of trained models (the workflow's {variant})")
+    _cell_names(p)
     _common(p, tracked=True)
     p.set_defaults(func=cmd_rerank_evaluate)
 
-    p = sub.add_parser("table")
-    p.add_argument("name", choices=sorted(BUILDER_NAMES))
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--protocol", help="protocol every metrics file must have (retrieval tables)")
+    p = sub.add_parser("table", help="build one table or figure of a registered paper (itr.papers)")
+    p.add_argument("paper", help="a registered paper: " + ", ".join(PAPERS))
+    p.add_argument("target", help="one of its targets, e.g. table1 (itr.papers.<paper>.PAPER)")
+    p.add_argument("--inputs", nargs="+", required=True, help="metrics files (or the JSON) the table reads")
+    p.add_argument("--spec", default="{}", help="JSON: protocol, note, labels (the paper plan's TableSpec)")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
-    p.add_argument("--note", help="appended to the caption (say, a reduced training budget)")
-    p.add_argument("--labels", help="ablations: JSON {variant: label}, e.g. training images per variant")
     p.set_defaults(func=cmd_table)
 
-    p = sub.add_parser("check-scores", help="compare metrics files with workflow/expected_scores.yaml")
-    p.add_argument("--expected", default="workflow/expected_scores.yaml")
+    p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
+    p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
     p.add_argument("--root", default=".")
     p.add_argument("--out", help="write the report here when every score is OK")
     p.set_defaults(func=cmd_check_scores)

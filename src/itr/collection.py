@@ -90,7 +90,7 @@ def read_collection(target: Source, distractors: list[Source], lang: str | None 
     (a multilingual dataset is searched one language at a time, Tables 2 and 7). ``first_images`` keeps
     only the split's first N images and their captions: all that a ``subset<N>`` protocol reads, so the
     auxiliary models do not encode the 95 % of the test split their tables never look at."""
-    from itr.data.tables import read_dataset
+    from itr.data.dataset import read_dataset
 
     images, captions = read_dataset(target.data, target.split)
     if first_images is not None:

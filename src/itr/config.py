@@ -165,6 +165,10 @@ class _TrainSection(_Section):
     train_images: int = 0
     seed: int = 0
 
+    def full_pass_steps(self, n_captions: int) -> int:
+        """Steps of one pass over ``n_captions`` training captions (the last batch may be short)."""
+        return -(-n_captions // self.batch_size)
+
 
 @dataclasses.dataclass(frozen=True)
 class BEConfig(_TrainSection):

@@ -6,7 +6,7 @@ anything else is a bug and keeps its traceback.
 from itr.checkpoint import CheckpointError
 from itr.config import ConfigError
 from itr.data.images import ImageError
-from itr.data.tables import DatasetError
+from itr.data.dataset import DatasetError
 from itr.features.store import FeatureStoreError
 from itr.index import IndexFileError
 

@@ -24,6 +24,7 @@ import numpy as np
 from itr.metrics import evaluate_rankings
 
 FUSIONS = ("ce", "add", "norm_add")
+SCORE_FUSIONS = FUSIONS[1:]  # the fusions of the CE score with the first-stage score
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

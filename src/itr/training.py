@@ -201,7 +201,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
     """
     objectives = [cls(cfg, model, train, store, device) for cls in objectives_of(method, cfg)]
-    full_pass = (len(train) + cfg.batch_size - 1) // cfg.batch_size
+    full_pass = cfg.full_pass_steps(len(train))
     if cfg.steps_per_epoch > full_pass:
         raise ValueError(f"steps_per_epoch={cfg.steps_per_epoch} exceeds one pass over the {len(train)} training "
                          f"captions ({full_pass} steps of {cfg.batch_size}); lower it or set 0 (= one pass)")

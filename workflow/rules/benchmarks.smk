@@ -1,12 +1,17 @@
-# Tables 3 and 4: latency and full-evaluation cost, measured by benchmarks/latency.py (JSON first).
+# Query latency and full-evaluation cost of a BE and a CE (the models a paper's plan names as
+# latency_models), measured by benchmarks/latency.py (JSON first).
+LATENCY_MODELS = [plan.latency_models for plan in PAPER_PLANS.values() if plan.latency_models]
+if len(LATENCY_MODELS) > 1:
+    raise ValueError("two papers ask for the latency benchmark: give LATENCY_BENCHMARK a file per paper first")
+
+
 rule benchmark_latency:
     input:
-        be=MODEL.format(variant=MAIN, model="be"),
-        ce=MODEL.format(variant=MAIN, model="ce"),
+        **(LATENCY_MODELS[0] if LATENCY_MODELS else {}),
         **data_inputs(DATASET),
         script="benchmarks/latency.py",
     output:
-        "results/benchmarks/latency.json",
+        LATENCY_BENCHMARK,
     params:
         cfg=section("benchmark"),
     conda:
@@ -23,22 +28,3 @@ rule benchmark_latency:
         " --features $(dirname {input.features}) --config {params.cfg} --out {output} --threads {threads}"
         " > {log} 2>&1"
 
-
-rule latency_table:
-    input:
-        "results/benchmarks/latency.json",
-    output:
-        table_outputs("rfrs_table{n}"),
-    wildcard_constraints:
-        n="3|4",
-    conda:
-        ITR_ENV
-    log:
-        "logs/table/rfrs{n}.log",
-    benchmark:
-        "logs/benchmarks/table/rfrs{n}.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-    shell:
-        "itr table rfrs{wildcards.n} --metrics {input} --out results/tables/rfrs_table{wildcards.n} > {log} 2>&1"

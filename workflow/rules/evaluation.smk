@@ -39,7 +39,7 @@ rule rerank_score:
     params:
         # Shortlists as deep as the deepest k a table reads: rerank.ks on the main test set (Table 8), rerank.k elsewhere.
         cfg=lambda wc: section("rerank", drop=["lambdas", "protocol"],
-                               **({} if is_main(wc) else {"ks": [config["rerank"]["k"]]})),
+                               **({} if is_sweep(wc) else {"ks": [config["rerank"]["k"]]})),
         eval_cfg=section("evaluation", drop=["protocols", "ks"]),  # only the group definitions matter here
         first_stage=lambda wc, input: f"--first-stage $(dirname {input.first_stage})" if "first_stage" in input.keys() else "",
         test=test_dirs,
@@ -67,12 +67,12 @@ rule rerank_evaluate_coop:
         RERANK_SCORES,
     output:
         main=EVAL_METRICS,
-        variants=variant_metrics("{method}", "{protocol}", "{variant}", "{collection}"),
+        variants=cell_variants(VARIANTS_DIR, config["rerank"]["ks"], SCORE_FUSIONS, config["rerank"]["lambdas"]),
     wildcard_constraints:
         method="|".join(COOP_METHODS),
-        variant=MAIN,
-        collection=DATASET,
-        protocol=TABLE_PROTOCOL,
+        variant="|".join(sorted({s["variant"] for s in SWEEPS})),
+        collection="|".join(sorted({s["collection"] for s in SWEEPS})),
+        protocol="|".join(sorted({s["protocol"] for s in SWEEPS})),
     params:
         cfg=section("rerank"),
         eval_cfg=section("evaluation", drop=["protocols"]),

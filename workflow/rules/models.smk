@@ -1,4 +1,4 @@
-# One model of one variant (VARIANTS in common.smk): its dataset, its overrides of the section.
+# One model of one variant (VARIANTS: the papers' plans, merged in common.smk): its dataset, its overrides of the section.
 rule train:
     input:
         unpack(lambda wc: data_inputs(VARIANTS[wc.variant]["dataset"])),
@@ -10,7 +10,7 @@ rule train:
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         tracking=section("tracking"),
         # Resumable state outside the declared outputs: Snakemake does not delete it when a job is killed.
-        state="models/{variant}/.state/{model}",
+        state=TRAIN_STATE,
     conda:
         ITR_ENV
     log:

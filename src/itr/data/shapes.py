@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 from itr.atomic import replacing
 from itr.config import ShapesConfig
 from itr.data.captions import LANGUAGES, plan_captions, render_captions
-from itr.data.tables import write_dataset
+from itr.data.dataset import write_dataset
 
 KINDS = ("circle", "square", "triangle", "diamond", "star", "cross")
 COLOURS = {

@@ -12,6 +12,10 @@ Example:
 """
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 TOLERANCE = 1.0  # recall points
 
 
@@ -199,3 +203,21 @@ def check_claims(tables: dict[str, dict]) -> list[dict]:
             verdict = "not checked" if holds is None else "holds" if holds else "does not hold"
             rows.append({"claim": claim, "verdict": verdict, "evidence": evidence, "table": table_file(number)})
     return rows
+
+
+def build_claims(paths: list[Path], out_stem: Path) -> "pd.DataFrame":
+    """The claims table: each claim marked holds / does not hold, from the flat JSON of the tables."""
+    import pandas as pd
+
+    from itr.tables import write_plain_table
+
+    def key(path) -> str:  # rfrs_table1.json -> '1', rfrs_figure3.json -> 'figure3'
+        name = re.search(r"rfrs_(\w+)\.json$", str(path)).group(1)
+        return name.removeprefix("table") if re.fullmatch(r"table\d+", name) else name
+
+    tables = {key(p): json.loads(Path(p).read_text()) for p in paths}
+    df = pd.DataFrame(check_claims(tables), columns=["claim", "verdict", "evidence", "table"])
+    caption = ("Claims of Geigle et al. (2022) checked on ShapeCaptions. R@1 / R@10 = mean of the two directions; "
+               f"'matches' = at most {TOLERANCE:g} point below. Computed by itr.papers.rfrs.claims from the tables' JSON.")
+    write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in df.to_dict("records")})
+    return df

@@ -1,0 +1,72 @@
+"""Where every artifact lives: the one naming scheme of the workflow's files.
+
+Snakemake rules, the CLI and the paper plans all build paths with these patterns and helpers, so a
+file name is spelled once. Paths are relative to the project root; ``{name}`` fields are Snakemake
+wildcards (and ``str.format`` fields).
+
+    data/{dataset}/                                   a dataset in the canonical format (itr.data.dataset)
+    features/{dataset}/                               its region features (itr.features.store)
+    models/{variant}/{model}.pt                       a trained checkpoint; variant = one set of trained models
+    indexes/{variant}/{model}/{collection}/           faiss indexes of a model over a test collection
+    scores/{variant}/{method}/{collection}/{protocol}.npz          cached cross-encoder scores
+    results/metrics/{variant}/{method}/{collection}/{protocol}.json  one table cell
+    results/metrics/.../{protocol}/k={k}.json, {fusion}_{lam}.json   its shortlist-depth and fusion variants
+    results/tables/{paper}_{target}.{md,csv,tex,json[,png]}          a paper's table or figure
+
+Example:
+    >>> cell_variants("results/metrics/v/sep_coop/shapes/subset", ks=[10, 20], fusions=["add"], lambdas=[0.5])
+    ['results/metrics/v/sep_coop/shapes/subset/k=10.json', 'results/metrics/v/sep_coop/shapes/subset/k=20.json', \
+'results/metrics/v/sep_coop/shapes/subset/add_0.5.json']
+"""
+from __future__ import annotations
+
+MAIN_DATASET = "shapes"  # ShapeCaptions, the embedded benchmark; its detector extracts every dataset's features
+
+DATASET_MANIFEST = "data/{dataset}/manifest.json"
+FEATURES_MANIFEST = "features/{dataset}/manifest.json"
+DETECTOR = "models/detector/{dataset}.pt"
+DETECTOR_METRICS = "results/metrics/detector/{dataset}.json"
+MODEL = "models/{variant}/{model}.pt"
+TRAIN_HISTORY = "results/train/{variant}/{model}.csv"
+TRAIN_STATE = "models/{variant}/.state/{model}"  # resumable state, outside the declared outputs
+INDEX_DONE = "indexes/{variant}/{model}/{collection}/collection.json"
+RERANK_SCORES = "scores/{variant}/{method}/{collection}/{protocol}.npz"
+EVAL_METRICS = "results/metrics/{variant}/{method}/{collection}/{protocol}.json"
+VARIANTS_DIR = "results/metrics/{variant}/{method}/{collection}/{protocol}"  # a cell's k and fusion variants
+K_METRICS = VARIANTS_DIR + "/k={k}.json"
+FUSION_METRICS = VARIANTS_DIR + "/{fusion}_{lam}.json"
+TABLE_STEM = "results/tables/{paper}_{target}"
+TABLE_FORMATS = ("md", "csv", "tex", "json")
+LATENCY_BENCHMARK = "results/benchmarks/latency.json"
+
+
+def datasets(config: dict) -> dict[str, dict]:
+    """Every generated dataset the workflow builds, as overrides of the ``shapes`` section: ShapeCaptions,
+    the same generator in a second visual domain (``shift.domain``), and the main images captioned in
+    every language of ``multilingual.languages``."""
+    return {
+        MAIN_DATASET: {},
+        f"{MAIN_DATASET}_{config['shift']['domain']}": {"domain": config["shift"]["domain"]},
+        f"{MAIN_DATASET}_multi": {"languages": config["multilingual"]["languages"]},
+    }
+
+
+def k_cell(variants_dir, k: int) -> str:
+    """The metrics file of a COOP cell reranking the top ``k``."""
+    return f"{variants_dir}/k={k}.json"
+
+
+def fusion_cell(variants_dir, fusion: str, lam: float) -> str:
+    """The metrics file of a COOP cell ranking the top k by a fusion of first-stage and CE scores."""
+    return f"{variants_dir}/{fusion}_{lam}.json"
+
+
+def cell_variants(variants_dir, ks, fusions, lambdas) -> list[str]:
+    """Every k and fusion variant of one COOP cell (Tables 8 and 9 of Retrieve Fast, Rerank Smart)."""
+    return [k_cell(variants_dir, k) for k in ks] + [fusion_cell(variants_dir, f, lam) for f in fusions for lam in lambdas]
+
+
+def table_files(paper: str, target: str, png: bool = False) -> list[str]:
+    """The files of one paper table (and its PNG when it is a figure)."""
+    stem = TABLE_STEM.format(paper=paper, target=target)
+    return [f"{stem}.{ext}" for ext in TABLE_FORMATS] + ([f"{stem}.png"] if png else [])

@@ -1,0 +1,113 @@
+"""The paper registry: every paper this workflow reproduces, and what each one builds.
+
+A paper is a package ``itr.papers.<name>`` whose ``__init__`` declares ``PAPER`` (a :class:`Paper`):
+its targets (tables and figures, each built by one function of the package) and its plan (a function
+of the params mapping that lists the variants to train, the collections to search and the cells of
+every table). Everything else is generated from this registry, never kept in a second list:
+
+* Snakemake's target rules (``<paper>_all``, ``<paper>_<target>``) and the table rules' inputs
+  (workflow/Snakefile, workflow/rules/common.smk);
+* the ``itr table <paper> <target>`` builders (itr.cli);
+* the expected scores checked by ``snakemake check_scores`` (each package's ``expected_scores.yaml``).
+
+Example:
+    >>> [t.name for t in load("rfrs").targets][:3]
+    ['table1', 'table2', 'table3']
+    >>> plan("rfrs", params).tables["table1"].protocol
+    'subset100'
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from importlib import resources
+from typing import Callable
+
+PAPERS = ("rfrs",)  # the registry: one entry per package under itr.papers
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One result of a paper: ``results/tables/<paper>_<name>.{md,csv,tex,json}``, plus a PNG for figures.
+
+    ``builder`` names a function of the paper's package (``"module:function"``), imported only when the
+    table is built: ``builder(input_paths, out_stem, **spec)`` with the spec of the plan's TableSpec.
+    """
+    name: str
+    builder: str
+    png: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Paper:
+    name: str
+    title: str
+    targets: tuple[Target, ...]
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(f"paper {self.name!r} has no target {name!r}; its targets: {[t.name for t in self.targets]}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """What one table reads (metrics files, a benchmark JSON or other tables' JSON) and how it is captioned."""
+    inputs: list[str]
+    protocol: str | None = None  # every metrics file must have been measured with it
+    note: str | None = None  # appended to the caption (say, a reduced training budget)
+    labels: dict | None = None  # ablations: what each variant changes
+
+    def spec(self) -> dict:
+        """Keyword arguments of the builder (the fields that are set)."""
+        return {k: v for k, v in (("protocol", self.protocol), ("note", self.note), ("labels", self.labels))
+                if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a paper asks of the shared rules under one params mapping.
+
+    variants: variant -> {"dataset", "overrides" (of the training section), "text" (of text_encoder), "models"}.
+    collections: collection -> {"dataset", "distractors": [{"dataset", "split"}], "lang" (optional)}.
+    embedding_rows: method -> the model whose index ranks it; rerank_rows: method -> (reranker, first-stage
+    model or None for every pair). searched: the (variant, collection) pairs indexed. first_images: variant ->
+    the test images its collections hold (None: all). sweep: the cell (variant, collection, protocol) whose COOP
+    rows also get k and fusion variants. extra_outputs: files the paper builds beside its tables.
+    latency_models: {"be": path, "ce": path} for the latency benchmark, or None.
+    """
+    variants: dict
+    collections: dict
+    embedding_rows: dict
+    rerank_rows: dict
+    searched: list
+    tables: dict[str, TableSpec]
+    first_images: dict
+    sweep: dict | None = None
+    extra_outputs: list = dataclasses.field(default_factory=list)
+    latency_models: dict | None = None
+
+
+def load(name: str) -> Paper:
+    """The declaration of a registered paper."""
+    if name not in PAPERS:
+        raise KeyError(f"unknown paper {name!r}; registered: {list(PAPERS)} (itr.papers.PAPERS)")
+    return importlib.import_module(f"itr.papers.{name}").PAPER
+
+
+def plan(name: str, config: dict) -> Plan:
+    """The paper's plan under a validated params mapping (its package's ``plan.plan``)."""
+    load(name)
+    return importlib.import_module(f"itr.papers.{name}.plan").plan(config)
+
+
+def builder(paper: str, target: str) -> Callable:
+    """The function that builds one target's table."""
+    module, function = load(paper).target(target).builder.split(":")
+    return getattr(importlib.import_module(f"itr.papers.{paper}.{module}"), function)
+
+
+def expected_scores(name: str) -> str:
+    """Path of the paper's expected scores (checked both ways by ``snakemake check_scores``)."""
+    return str(resources.files(f"itr.papers.{name}").joinpath("expected_scores.yaml"))
