@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def test_unknown_top_level_key_and_wrong_type():
 def test_sections_reject_unknown_keys_too():
     with pytest.raises(ConfigError, match="unknown keys \\['lr_rate'\\]"):
         parse_section(BEConfig, '{"lr_rate": 1}')
-    assert parse_section(BEConfig, '{"margin": 0.3}').margin == 0.3
+    full = {**PARAMS["be"], "seed": 0, "margin": 0.3}
+    assert parse_section(BEConfig, json.dumps(full)).margin == 0.3
 
 
 def test_cli_check_exits_2_naming_the_key(tmp_path, capsys):

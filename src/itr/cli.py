@@ -270,8 +270,8 @@ def cmd_rerank_score(args) -> int:
     from itr.evaluate import IndexedCollection, distractor_label, protocol_groups
     from itr.rerank import cross_score_groups, first_stage_groups
 
-    cfg = parse_section(RerankConfig, args.config)
-    eval_cfg = parse_section(EvalConfig, args.eval_config)
+    cfg = parse_section(RerankConfig, args.config, stage="rerank_score")
+    eval_cfg = parse_section(EvalConfig, args.eval_config, stage="rerank_score")
     device, store, model, _, image_ids, captions, n_targets = _model_and_split(args, args.reranker)
     pos_of = {iid: n for n, iid in enumerate(image_ids)}
     caption_image_pos = np.array([pos_of[i] for i in captions.image_ids])
@@ -315,8 +315,10 @@ def cmd_rerank_evaluate(args) -> int:
     from itr.layout import fusion_cell, k_cell
     from itr.shortlist import SCORE_FUSIONS, Shortlist, rerank_metrics
 
-    cfg = parse_section(RerankConfig, args.config)
-    eval_cfg = parse_section(EvalConfig, args.eval_config)
+    # The workflow runs this command in two rules: with --variants-dir (Table 8 and 9 cells), without (k = rerank.k).
+    stage = "rerank_evaluate_coop" if args.variants_dir else "rerank_evaluate"
+    cfg = parse_section(RerankConfig, args.config, stage=stage)
+    eval_cfg = parse_section(EvalConfig, args.eval_config, stage=stage)
     with np.load(args.scores, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         groups = [Shortlist.from_arrays(z, f"g{n}/") for n in range(meta["n_groups"])]

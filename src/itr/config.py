@@ -3,11 +3,17 @@
 The library never reads params.yaml itself. The CLI (or Snakemake, through the CLI)
 hands each stage the section it needs as a JSON object, which becomes one of the
 dataclasses below. Unknown keys are errors everywhere: a misspelled hyperparameter
-that is silently ignored is the most expensive bug a sweep can have.
+that is silently ignored is the most expensive bug a sweep can have. Missing keys are
+errors too (unless the stage declares it does not read them, STAGE_UNREAD): a key that
+falls back on a dataclass default is one whose edit in params.yaml changes nothing.
+
+params.yaml is the one source of values. The dataclass defaults repeat it, so that code
+and tests building a config by hand get the shipped values; tests/test_config_sources.py
+checks that the fields are the schema's keys and the defaults params.yaml's values.
 
 Example:
     >>> params = load_params("params.yaml")          # validates against the schema
-    >>> cfg = BEConfig.from_dict(params["be"])
+    >>> cfg = BEConfig.from_dict({**params["be"], "seed": params["seed"]})
     >>> cfg.margin
     0.1
 """
@@ -18,7 +24,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -87,15 +93,46 @@ def params_hash(section: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+# Keys of a params section that a workflow stage does not read, by stage: the Snakemake rule's name
+# (the CLI command the rule runs looks up the same entry). The rule leaves them out of its --config,
+# so editing them does not rerun it, and the CLI accepts their absence. The dataclass then holds its
+# default for them, which equals params.yaml's value but is never read by that stage.
+STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
+    # Shortlists of depth max(k, *ks); fusion weights and the table protocol are the evaluation's business,
+    # and the test groups come from n_folds and subset_size.
+    "rerank_score": {"rerank": ("lambdas", "protocol"), "evaluation": ("protocols", "ks")},
+    # The k = rerank.k cell and the Table 8 and 9 cells (--variants-dir: k, ks and lambdas).
+    "rerank_evaluate_coop": {"evaluation": ("protocols",)},
+    # The k = rerank.k cell only.
+    "rerank_evaluate": {"rerank": ("ks", "lambdas", "batch_size", "precision", "protocol"),
+                        "evaluation": ("protocols",)},
+}
+
+
+def unread_keys(stage: str | None, section: str) -> tuple[str, ...]:
+    """Keys of params section ``section`` that ``stage`` (a key of STAGE_UNREAD, or None: every key is read)
+    does not read."""
+    return STAGE_UNREAD[stage].get(section, ()) if stage else ()
+
+
 class _Section:
-    """Mixin: build a dataclass from a dict, refusing unknown keys."""
+    """Mixin: build a dataclass from a dict, refusing unknown and missing keys."""
+
+    SECTION: ClassVar[str]  # the params.yaml section the dataclass holds
 
     @classmethod
-    def from_dict(cls, d: dict):
+    def from_dict(cls, d: dict, unread: tuple[str, ...] = ()):
+        """``d`` must hold every field except ``unread`` (the keys the calling stage does not read, which keep
+        their defaults); ``seed`` included, which the workflow adds to the sections whose code draws random
+        numbers."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; allowed: {sorted(names)}")
+        missing = sorted(names - set(d) - set(unread))
+        if missing:
+            raise ConfigError(f"{cls.__name__}: params section '{cls.SECTION}' lacks keys {missing}; pass every key "
+                              "(a stage may leave out only the keys itr.config.STAGE_UNREAD lists for it)")
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
     def to_dict(self) -> dict:
@@ -105,6 +142,7 @@ class _Section:
 @dataclasses.dataclass(frozen=True)
 class ShapesConfig(_Section):
     """ShapeCaptions generator settings (see itr.data.shapes)."""
+    SECTION = "shapes"
     image_size: int = 128
     n_train: int = 2000
     n_val: int = 200
@@ -122,11 +160,12 @@ class ShapesConfig(_Section):
 @dataclasses.dataclass(frozen=True)
 class DetectorConfig(_Section):
     """Faster R-CNN trained from scratch on ShapeCaptions boxes."""
-    epochs: int = 8
+    SECTION = "detector"
+    epochs: int = 6
     batch_size: int = 8
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
-    channels: tuple = (32, 64, 128)
+    channels: tuple = (16, 32, 64)
     representation_size: int = 256
     anchor_sizes: tuple = (12, 24, 48)
     seed: int = 0
@@ -135,14 +174,16 @@ class DetectorConfig(_Section):
 @dataclasses.dataclass(frozen=True)
 class FeaturesConfig(_Section):
     """Region feature extraction: top-R detections per image, written in shards."""
+    SECTION = "features"
     max_regions: int = 10
-    score_thresh: float = 0.05
+    score_thresh: float = 0.2
     shard_size: int = 512
     batch_size: int = 32
 
 
 @dataclasses.dataclass(frozen=True)
 class TextEncoderConfig(_Section):
+    SECTION = "text_encoder"
     path: str = "minilm"
     max_text_len: int = 32
     layers: str = "all"  # or "every_other": the half-size models of Figure 4 (itr.models.encoder)
@@ -151,7 +192,7 @@ class TextEncoderConfig(_Section):
 @dataclasses.dataclass(frozen=True)
 class _TrainSection(_Section):
     """What every training method shares: AdamW, linear decay, gradient clipping, precision, seed."""
-    epochs: int = 4
+    epochs: int = 2
     batch_size: int = 64
     lr: float = 1e-4
     weight_decay: float = 0.05
@@ -173,6 +214,7 @@ class _TrainSection(_Section):
 @dataclasses.dataclass(frozen=True)
 class BEConfig(_TrainSection):
     """Bi-encoder training (Geigle et al. 2022, §3.2): triplet loss with in-batch hardest negatives."""
+    SECTION = "be"
     margin: float = 0.1
     all_negatives_warmup_steps: int = 150
     # ANCE (appendix A.3 of the first version): a second triplet objective, T_ANCE, whose negatives are
@@ -186,8 +228,9 @@ class BEConfig(_TrainSection):
 @dataclasses.dataclass(frozen=True)
 class CEConfig(_TrainSection):
     """Cross-encoder training (Geigle et al. 2022, §3.1): BCE on one positive and one negative per caption."""
+    SECTION = "ce"
     p_replace_image: float = 0.5
-    val_images: int = 100
+    val_images: int = 50
     # E_ANCE: the probability that a negative pair is drawn from the mined top-k neighbours instead of
     # uniformly (0 = the paper's E; the released code's example used 0.05).
     ance_p: float = 0.0
@@ -198,28 +241,37 @@ class CEConfig(_TrainSection):
 class JointConfig(CEConfig, BEConfig):
     """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model,
     so every BE and every CE setting."""
+    SECTION = "joint"
 
 
 @dataclasses.dataclass(frozen=True)
 class RerankConfig(_Section):
     """Retrieve and rerank (COOP): shortlist sizes, score fusion weights, the protocol CE rows use."""
+    SECTION = "rerank"
     k: int = 20
     ks: tuple = (10, 20, 50)
     lambdas: tuple = (0.1, 0.5, 0.9)
     batch_size: int = 256
     precision: str = "fp32"
-    protocol: str = "subset"
+    protocol: str = "subset100"
 
 
 @dataclasses.dataclass(frozen=True)
 class IndexConfig(_Section):
+    SECTION = "index"
     factory: str = "Flat"
     search_params: str = ""
-    presets: dict = dataclasses.field(default_factory=dict)
+    # Named (factory, search_params) pairs for the reader to copy into the two keys above; no code reads them.
+    presets: dict = dataclasses.field(default_factory=lambda: {
+        "flat": {"factory": "Flat", "search_params": ""},
+        "hnsw": {"factory": "HNSW32", "search_params": "efSearch=128"},
+        "ivf": {"factory": "IVF64,Flat", "search_params": "nprobe=16"},
+    })
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig(_Section):
+    SECTION = "evaluation"
     ks: tuple = (1, 5, 10)
     protocols: tuple = ("full", "folds", "subset")
     n_folds: int = 5
@@ -238,11 +290,20 @@ class EvalConfig(_Section):
 
 @dataclasses.dataclass(frozen=True)
 class TrackingConfig(_Section):
+    SECTION = "tracking"
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "itr"
 
 
-def parse_section(cls, text_or_dict) -> Any:
-    """Build config dataclass `cls` from a JSON string (as the CLI receives it) or a dict."""
+# The params sections that have a dataclass; the others (benchmark, shift, multilingual, auxiliary,
+# ablations) are read by the workflow or by benchmarks/latency.py only.
+SECTIONS: dict[str, type[_Section]] = {cls.SECTION: cls for cls in (
+    ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig,
+    RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
+
+
+def parse_section(cls, text_or_dict, stage: str | None = None) -> Any:
+    """Build config dataclass `cls` from a JSON string (as the CLI receives it) or a dict holding every key,
+    except those that ``stage`` (a key of STAGE_UNREAD) does not read."""
     d = json.loads(text_or_dict) if isinstance(text_or_dict, str) else dict(text_or_dict)
-    return cls.from_dict(d)
+    return cls.from_dict(d, unread_keys(stage, cls.SECTION))

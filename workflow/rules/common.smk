@@ -5,7 +5,7 @@ import shlex
 import yaml
 
 from itr import papers
-from itr.config import section_keys, validate_params
+from itr.config import section_keys, unread_keys, validate_params
 from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, LATENCY_BENCHMARK,
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
                         datasets, table_files)
@@ -88,13 +88,15 @@ SEEDED = {"shapes", "detector", "be", "ce", "joint", "benchmark"}
 RUN_NAME = "{variant}/{method}/{collection}/{protocol}"  # MLflow run name of an evaluation cell
 
 
-def section(name, drop=(), **overrides):
+def section(name, stage=None, **overrides):
     """A params.yaml section as one shell-quoted JSON argument (the CLI's --config).
 
-    ``drop`` removes keys the rule does not read, so editing them does not rerun it; ``overrides``
-    replace values (a dataset's domain, a variant's training budget).
+    ``stage`` (the rule's name, a key of itr.config.STAGE_UNREAD) leaves out the keys that rule does not
+    read, so editing them does not rerun it; the CLI refuses any other missing key. ``overrides`` replace
+    values (a dataset's domain, a variant's training budget).
     """
-    value = {k: v for k, v in config[name].items() if k not in drop}
+    unread = unread_keys(stage, name)
+    value = {k: v for k, v in config[name].items() if k not in unread}
     value.update({k: v for k, v in overrides.items() if k in section_keys(name)})  # e.g. ance_p: ce/joint only
     if name in SEEDED:
         value["seed"] = config["seed"]

@@ -38,9 +38,9 @@ rule rerank_score:
         method="|".join(RERANK),
     params:
         # Shortlists as deep as the deepest k a table reads: rerank.ks on the main test set (Table 8), rerank.k elsewhere.
-        cfg=lambda wc: section("rerank", drop=["lambdas", "protocol"],
+        cfg=lambda wc: section("rerank", stage="rerank_score",
                                **({} if is_sweep(wc) else {"ks": [config["rerank"]["k"]]})),
-        eval_cfg=section("evaluation", drop=["protocols", "ks"]),  # only the group definitions matter here
+        eval_cfg=section("evaluation", stage="rerank_score"),  # only the group definitions matter here
         first_stage=lambda wc, input: f"--first-stage $(dirname {input.first_stage})" if "first_stage" in input.keys() else "",
         test=test_dirs,
         distractors=lambda wc: distractor_args(wc.collection),
@@ -75,7 +75,7 @@ rule rerank_evaluate_coop:
         protocol="|".join(sorted({s["protocol"] for s in SWEEPS})),
     params:
         cfg=section("rerank"),
-        eval_cfg=section("evaluation", drop=["protocols"]),
+        eval_cfg=section("evaluation", stage="rerank_evaluate_coop"),
         tracking=section("tracking"),
         variants=f"--variants-dir {VARIANTS_DIR}",
         run_name=RUN_NAME,
@@ -103,8 +103,8 @@ rule rerank_evaluate:
     wildcard_constraints:
         method="|".join(RERANK),
     params:
-        cfg=section("rerank", drop=["ks", "lambdas", "batch_size", "precision", "protocol"]),  # reads k only
-        eval_cfg=section("evaluation", drop=["protocols"]),
+        cfg=section("rerank", stage="rerank_evaluate"),  # reads k only
+        eval_cfg=section("evaluation", stage="rerank_evaluate"),
         tracking=section("tracking"),
         variants="",
         run_name=RUN_NAME,
