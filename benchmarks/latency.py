@@ -52,7 +52,7 @@ from itr.index import build_index, normalise
 from itr.metrics import hits_at_k
 from itr.models.encoder import load_trained
 from itr.models.serving import text_tower
-from itr.retrieval import CaptionSet
+from itr.models.encode import CaptionSet
 
 log = logging.getLogger("itr.benchmarks.latency")
 RECALL_AT = 10

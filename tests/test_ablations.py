@@ -90,7 +90,7 @@ def test_first_images_takes_nested_prefixes_with_all_their_captions():
 
 
 def test_trimming_unused_region_slots_leaves_embeddings_and_logits_unchanged(setup):  # noqa: F811
-    from itr.retrieval import image_inputs
+    from itr.models.encode import image_inputs
 
     model, _, _, store = _model_and_sets(setup, match_head=True)
     model.eval()

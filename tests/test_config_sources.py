@@ -97,7 +97,8 @@ def test_cli_rerank_evaluate_reads_ks_and_lambdas_only_for_the_table_8_and_9_cel
     k_only = json.dumps({"k": 20})
     eval_cfg = json.dumps({k: v for k, v in PARAMS["evaluation"].items() if k != "protocols"})
     args = ["rerank", "evaluate", "--scores", str(tmp_path / "none.npz"), "--config", k_only, "--eval-config",
-            eval_cfg, "--method", "sep_coop", "--out", str(tmp_path / "m.json")]
+            eval_cfg, "--method", "sep_coop", "--out", str(tmp_path / "m.json"),
+            "--dataset", "shapes", "--trained-on", "shapes", "--variant", "v"]
     assert main(args) == 2
     assert "No such file" in capsys.readouterr().err  # the config passed; the scores file is missing
     assert main(args + ["--variants-dir", str(tmp_path)]) == 2

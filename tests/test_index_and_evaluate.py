@@ -7,7 +7,7 @@ from itr.config import EvalConfig
 from itr.evaluate import evaluate_collection, protocol_groups
 from itr.index import IndexFileError, build_index, load_index, save_index, search
 from itr.metrics import evaluate_rankings
-from itr.retrieval import rank_exact
+from itr.models.encode import rank_exact
 
 
 def _vectors(n, d=32, seed=0):
@@ -91,7 +91,7 @@ def test_protocol_groups_labels():
 
 
 def test_to_local_maps_members_and_marks_the_rest_missing():
-    from itr.evaluate import to_local
+    from itr.index import to_local
 
     members = np.array([3, 5, 9])
     got = to_local(np.array([[9, 3, -1], [4, 5, 10]]), members)

@@ -7,7 +7,7 @@ from itr.config import BEConfig, CEConfig, JointConfig
 from itr.features.store import FeatureStore, FeatureStoreWriter
 from itr.models.encoder import load_encoder
 from itr.models.tiny import make_tiny_bert
-from itr.retrieval import CaptionSet
+from itr.models.encode import CaptionSet
 from itr.training import train_model
 
 R, D = 3, 8

@@ -40,15 +40,6 @@ def _device(name: str):
     return torch.device(name)
 
 
-def _pin_faiss_threads() -> None:
-    """One faiss thread for evaluation: exact search sums scores in a thread-count-dependent order, and
-    near-tied items (twin images) can swap places between 1 and 2 threads. Pinning it makes metrics
-    independent of the machine; these searches take well under a second either way."""
-    import faiss
-
-    faiss.omp_set_num_threads(1)
-
-
 def _tracking(args):
     from itr.config import TrackingConfig, parse_section
 
@@ -154,7 +145,7 @@ def cmd_train(args) -> int:
     from itr.data.dataset import first_images, read_dataset
     from itr.features.store import FeatureStore
     from itr.models.encoder import load_encoder
-    from itr.retrieval import CaptionSet
+    from itr.models.encode import CaptionSet
     from itr.training import publish_best, train_model
 
     method = args.method
@@ -190,31 +181,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_index_build(args) -> int:
-
-    from itr.atomic import save_npy
     from itr.checkpoint import file_digest
     from itr.config import IndexConfig, parse_section
-    from itr.index import build_index, save_index
-    from itr.retrieval import embed_captions, embed_images
+    from itr.index import save_collection
+    from itr.models.encode import embed_captions, embed_images
 
     cfg = parse_section(IndexConfig, args.config)
     device, store, model, _, image_ids, captions, n_targets = _model_and_split(args, args.model)
     img = embed_images(model, store, image_ids, 256, device)
     cap = embed_captions(model, captions, 256, device)
-    model_id = file_digest(args.model)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # Query vectors (the other modality) are stored beside the indexes, tagged with the same model id.
-    save_npy(out / "images.vectors.npy", img)
-    save_npy(out / "captions.vectors.npy", cap)
-    save_index(out / "images", build_index(img, cfg.factory, cfg.search_params), image_ids, model_id,
-               cfg.factory, cfg.search_params)
-    caption_index = build_index(cap, cfg.factory, cfg.search_params)
-    save_index(out / "captions", caption_index, captions.caption_ids, model_id, cfg.factory, cfg.search_params)
-    _write_json(out / "collection.json", {"model": str(args.model), "model_id": model_id, "split": args.split,
-                                          "caption_image_ids": captions.image_ids, "factory": cfg.factory,
-                                          "n_targets": n_targets, "distractors": args.distractors,
-                                          "lang": args.lang, "first_images": args.first_images})
+    save_collection(args.out, img, cap, image_ids, captions.caption_ids, cfg.factory, cfg.search_params, {
+        "model": str(args.model), "model_id": file_digest(args.model), "split": args.split,
+        "caption_image_ids": captions.image_ids, "factory": cfg.factory, "n_targets": n_targets,
+        "distractors": args.distractors, "lang": args.lang, "first_images": args.first_images})
     log.info("indexed %d images (%d distractors) and %d captions with %s", len(image_ids),
              len(image_ids) - n_targets, len(captions), cfg.factory)
     return 0
@@ -225,7 +204,6 @@ def cmd_evaluate(args) -> int:
     from itr.evaluate import evaluate_collection
 
     cfg = parse_section(EvalConfig, args.config)
-    _pin_faiss_threads()
     result = evaluate_collection(Path(args.index), cfg, args.protocol)
     result.update({"method": args.method, "dataset": args.dataset, "trained_on": args.trained_on,
                    "variant": args.variant})
@@ -246,7 +224,7 @@ def _model_and_split(args, model_path):
 
     from itr.collection import Source, read_collection
     from itr.models.encoder import load_trained
-    from itr.retrieval import CaptionSet
+    from itr.models.encode import CaptionSet
 
     torch.set_num_threads(max(1, args.threads))
     device = _device(args.device)
@@ -265,9 +243,10 @@ def cmd_rerank_score(args) -> int:
     import torch
 
     from itr.atomic import save_npz
-    from itr.checkpoint import CheckpointError, file_digest
+    from itr.checkpoint import file_digest
     from itr.config import EvalConfig, RerankConfig, parse_section
-    from itr.evaluate import IndexedCollection, distractor_label, protocol_groups
+    from itr.evaluate import distractor_label, protocol_groups
+    from itr.index import IndexedCollection, pin_search_threads
     from itr.rerank import cross_score_groups, first_stage_groups
 
     cfg = parse_section(RerankConfig, args.config, stage="rerank_score")
@@ -275,14 +254,12 @@ def cmd_rerank_score(args) -> int:
     device, store, model, _, image_ids, captions, n_targets = _model_and_split(args, args.reranker)
     pos_of = {iid: n for n, iid in enumerate(image_ids)}
     caption_image_pos = np.array([pos_of[i] for i in captions.image_ids])
-    _pin_faiss_threads()
+    pin_search_threads()
     collection, k_max = None, max((cfg.k, *cfg.ks))
     if args.first_stage:
         collection = IndexedCollection(Path(args.first_stage))
-        if collection.image_ids != image_ids or collection.caption_image_ids != captions.image_ids:
-            raise CheckpointError(f"{args.first_stage} indexes another collection than the {args.split} split of "
-                                  f"{args.data} with distractors {args.distractors}; rebuild the index "
-                                  "(snakemake indexes) or pass the same --distractors and --first-images.")
+        collection.require(image_ids, captions.image_ids,
+                           f"the {args.split} split of {args.data} with distractors {args.distractors}")
     groups, label = protocol_groups(n_targets, eval_cfg, args.protocol, args.first_images)
     t0 = time.time()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):

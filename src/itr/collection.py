@@ -4,7 +4,7 @@ Table 5 of Geigle et al. searches the usual test queries in a larger space: the 
 plus images (and their captions) from other splits and another visual domain. Those
 *distractors* are never queries and never relevant. A collection lists the test split's
 images and captions first and the distractors after them, so every protocol group keeps its
-queries as the first rows (itr.retrieval.evaluate_rankings relies on that).
+queries as the first rows (itr.metrics.evaluate_rankings relies on that).
 
 A source is named on the command line as ``DATA_DIR:FEATURES_DIR:SPLIT``. Distractor image ids
 get the prefix ``<data dir name>/`` so they never collide with test ids (both ShapeCaptions

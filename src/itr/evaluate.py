@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from itr.config import EvalConfig
-from itr.index import load_index, search
+from itr.index import IndexedCollection, pin_search_threads
 from itr.metrics import average_metrics, evaluate_rankings
 
 
@@ -58,63 +58,10 @@ def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str, first_images:
                      "or subset<N> (the first N)")
 
 
-def to_local(positions: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Global index positions -> positions within ``members`` (sorted), -1 where not a member.
-
-    Search returns positions in the whole index; a group is scored in its own numbering.
-    """
-    idx = np.clip(np.searchsorted(members, positions), 0, len(members) - 1)
-    return np.where(members[idx] == positions, idx, -1)
-
-
-class IndexedCollection:
-    """A test collection as saved by ``itr index build``: both faiss indexes and the query vectors."""
-
-    def __init__(self, index_dir: Path):
-        collection = json.loads((Path(index_dir) / "collection.json").read_text())
-        self.split, self.model_id = collection["split"], collection["model_id"]
-        self.image_index, image_meta = load_index(Path(index_dir) / "images", self.model_id)
-        self.caption_index, _ = load_index(Path(index_dir) / "captions", self.model_id)
-        self.factory = image_meta["factory"]
-        self.image_vecs = np.load(Path(index_dir) / "images.vectors.npy")
-        self.caption_vecs = np.load(Path(index_dir) / "captions.vectors.npy")
-        self.image_ids: list[str] = image_meta["ids"]
-        self.caption_image_ids: list[str] = collection["caption_image_ids"]
-        pos_of = {iid: n for n, iid in enumerate(self.image_ids)}
-        self.caption_image_pos = np.array([pos_of[i] for i in self.caption_image_ids])  # (N_captions,)
-        # Test images come first, distractors (if any) after them, and likewise their captions.
-        self.n_targets = collection.get("n_targets", len(self.image_ids))
-        self.distractor_sources = collection.get("distractors", [])
-        self.lang = collection.get("lang")  # captions of one language only (None: all the split has)
-        self.first_images = collection.get("first_images")  # only the split's first N images (None: all)
-
-    def group_captions(self, images: np.ndarray) -> np.ndarray:
-        """Caption rows (sorted) whose image is among the given image positions."""
-        return np.flatnonzero(np.isin(self.caption_image_pos, images))
-
-    def members(self, group: np.ndarray) -> np.ndarray:
-        """A protocol group's search space: its test images, then every distractor. Sorted."""
-        return np.concatenate([group, np.arange(self.n_targets, len(self.image_ids))])
-
-    def first_stage(self, group: np.ndarray, k: int):
-        """Search restricted to one protocol group, both directions, in the group's own numbering.
-
-        Queries are the group's test images and their captions; the search space adds the
-        distractors. Returns (t2i_scores, t2i_positions, i2t_scores, i2t_positions):
-        (n_query_captions, k) and (len(group), k); positions index ``members(group)`` /
-        ``group_captions(members(group))``, -1 = no result.
-        """
-        images = self.members(group)
-        captions = self.group_captions(images)
-        queries = captions[:len(self.group_captions(group))]  # the test captions come first
-        full = len(images) == len(self.image_ids)
-        t2i_s, t2i = search(self.image_index, self.caption_vecs[queries], k, None if full else images)
-        i2t_s, i2t = search(self.caption_index, self.image_vecs[group], k, None if full else captions)
-        return t2i_s, to_local(t2i, images), i2t_s, to_local(i2t, captions)
-
-
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
-    """Metrics of the collection indexed in ``index_dir`` (see itr.cli index build)."""
+    """Metrics of the collection indexed in ``index_dir`` (itr.index.save_collection), the same whatever the
+    thread count (itr.index.pin_search_threads)."""
+    pin_search_threads()
     c = IndexedCollection(index_dir)
     groups, label = protocol_groups(c.n_targets, cfg, protocol, c.first_images)
     per_group = []

@@ -1,11 +1,11 @@
 """Expected scores, checked both ways (pyserini's "2CR" idea).
 
-``workflow/expected_scores.yaml`` lists, per metrics file, the scores this workflow produced on
+A paper's ``expected_scores.yaml`` (itr.papers.expected_scores) lists, per metrics file, the scores this workflow produced on
 the reference machine and a tolerance. A score outside ``expected ± tolerance`` fails the check
 whether it is lower *or higher*: an unexplained improvement is as suspicious as a regression.
 
 Example:
-    >>> check({"results/metrics/rfrs/be/shapes/full.json": {"tolerance": 0.05, "scores": {"rsum": 422.6}}}, root=".")
+    >>> check({"results/metrics/detector/shapes.json": {"tolerance": 0.0005, "scores": {"mAP@0.5": 0.9469}}}, root=".")
 """
 from __future__ import annotations
 

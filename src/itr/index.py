@@ -23,11 +23,22 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from itr.atomic import replacing, write_text
+from itr.atomic import replacing, save_npy, write_json, write_text
 
 
 class IndexFileError(RuntimeError):
     """An index file is missing, or was built by a different model or with other settings."""
+
+
+class CollectionMismatchError(IndexFileError):
+    """An index holds another collection (other images, captions or distractors) than the one asked for."""
+
+
+def pin_search_threads() -> None:
+    """One faiss thread for evaluation: exact search sums scores in a thread-count-dependent order, and
+    near-tied items (twin images) can swap places between 1 and 2 threads. Pinning it makes metrics
+    independent of the machine and of OMP_NUM_THREADS; these searches take well under a second either way."""
+    faiss.omp_set_num_threads(1)
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -106,3 +117,85 @@ def load_index(path_stem: str | Path, expected_model_id: str) -> tuple[faiss.Ind
     if meta.get("search_params"):
         faiss.ParameterSpace().set_index_parameters(index, meta["search_params"])
     return index, meta
+
+
+def save_collection(out: str | Path, image_vecs: np.ndarray, caption_vecs: np.ndarray, image_ids: list[str],
+                    caption_ids: list[str], factory: str, search_params: str, meta: dict) -> None:
+    """Both indexes of a test collection and their query vectors (the other modality), tagged with the model.
+
+    ``meta`` (model_id, split, caption_image_ids, n_targets, distractors, lang, first_images, ...) is written
+    as ``collection.json``, last: its presence marks the collection complete.
+    """
+    model_id = meta["model_id"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_npy(out / "images.vectors.npy", image_vecs)
+    save_npy(out / "captions.vectors.npy", caption_vecs)
+    save_index(out / "images", build_index(image_vecs, factory, search_params), image_ids, model_id, factory,
+               search_params)
+    save_index(out / "captions", build_index(caption_vecs, factory, search_params), caption_ids, model_id, factory,
+               search_params)
+    write_json(out / "collection.json", meta)
+
+
+def to_local(positions: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Global index positions -> positions within ``members`` (sorted), -1 where not a member.
+
+    Search returns positions in the whole index; a group is scored in its own numbering.
+    """
+    idx = np.clip(np.searchsorted(members, positions), 0, len(members) - 1)
+    return np.where(members[idx] == positions, idx, -1)
+
+
+class IndexedCollection:
+    """A test collection as saved by ``itr index build``: both faiss indexes and the query vectors."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        collection = json.loads((Path(index_dir) / "collection.json").read_text())
+        self.split, self.model_id = collection["split"], collection["model_id"]
+        self.image_index, image_meta = load_index(Path(index_dir) / "images", self.model_id)
+        self.caption_index, _ = load_index(Path(index_dir) / "captions", self.model_id)
+        self.factory = image_meta["factory"]
+        self.image_vecs = np.load(Path(index_dir) / "images.vectors.npy")
+        self.caption_vecs = np.load(Path(index_dir) / "captions.vectors.npy")
+        self.image_ids: list[str] = image_meta["ids"]
+        self.caption_image_ids: list[str] = collection["caption_image_ids"]
+        pos_of = {iid: n for n, iid in enumerate(self.image_ids)}
+        self.caption_image_pos = np.array([pos_of[i] for i in self.caption_image_ids])  # (N_captions,)
+        # Test images come first, distractors (if any) after them, and likewise their captions.
+        self.n_targets = collection.get("n_targets", len(self.image_ids))
+        self.distractor_sources = collection.get("distractors", [])
+        self.lang = collection.get("lang")  # captions of one language only (None: all the split has)
+        self.first_images = collection.get("first_images")  # only the split's first N images (None: all)
+
+    def group_captions(self, images: np.ndarray) -> np.ndarray:
+        """Caption rows (sorted) whose image is among the given image positions."""
+        return np.flatnonzero(np.isin(self.caption_image_pos, images))
+
+    def members(self, group: np.ndarray) -> np.ndarray:
+        """A protocol group's search space: its test images, then every distractor. Sorted."""
+        return np.concatenate([group, np.arange(self.n_targets, len(self.image_ids))])
+
+    def first_stage(self, group: np.ndarray, k: int):
+        """Search restricted to one protocol group, both directions, in the group's own numbering.
+
+        Queries are the group's test images and their captions; the search space adds the
+        distractors. Returns (t2i_scores, t2i_positions, i2t_scores, i2t_positions):
+        (n_query_captions, k) and (len(group), k); positions index ``members(group)`` /
+        ``group_captions(members(group))``, -1 = no result.
+        """
+        images = self.members(group)
+        captions = self.group_captions(images)
+        queries = captions[:len(self.group_captions(group))]  # the test captions come first
+        full = len(images) == len(self.image_ids)
+        t2i_s, t2i = search(self.image_index, self.caption_vecs[queries], k, None if full else images)
+        i2t_s, i2t = search(self.caption_index, self.image_vecs[group], k, None if full else captions)
+        return t2i_s, to_local(t2i, images), i2t_s, to_local(i2t, captions)
+
+    def require(self, image_ids: list[str], caption_image_ids: list[str], what: str) -> None:
+        """Refuse to serve another collection than ``what`` (the images and captions the caller scores)."""
+        if self.image_ids != image_ids or self.caption_image_ids != caption_image_ids:
+            raise CollectionMismatchError(
+                f"{self.index_dir} indexes another collection than {what}; rebuild the index (snakemake indexes) "
+                "or pass the same --distractors, --lang and --first-images.")

@@ -15,25 +15,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from itr.evaluate import IndexedCollection, to_local
 from itr.features.store import FeatureStore
-from itr.retrieval import CaptionSet, image_batch, image_inputs
+from itr.index import IndexedCollection, to_local
+from itr.models.encode import CaptionSet, image_batch, image_inputs, score_pairs
 from itr.shortlist import Shortlist, all_pairs
-
-
-@torch.no_grad()
-def score_pairs(model, captions: CaptionSet, caption_rows: np.ndarray, store: FeatureStore, image_ids: list[str],
-                batch_size: int, device, desc: str = "cross-encoding pairs") -> np.ndarray:
-    """Cross-encoder logits of pairs (captions[caption_rows[i]], image_ids[i]). (P,) float32."""
-    model.eval()
-    caption_rows = np.asarray(caption_rows)
-    out = []
-    for s in tqdm(range(0, len(caption_rows), batch_size), desc=desc, mininterval=10,
-                  disable=len(caption_rows) <= 4 * batch_size):
-        ids, mask = captions.batch(caption_rows[s:s + batch_size])
-        images = image_batch(store, image_ids[s:s + batch_size], device)
-        out.append(model.match_logits(ids.to(device), mask.to(device), *image_inputs(images)).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
 def first_stage_groups(group_images: list[np.ndarray], caption_image_pos: np.ndarray, k: int,

@@ -26,7 +26,7 @@ FORMATS = ("md", "csv", "tex", "json")  # the files of one table, results/tables
 
 
 def reported_numbers(package: str) -> dict:
-    """A paper's reported numbers: ``reported.yaml`` of its package (say ``itr.papers.rfrs``)."""
+    """A paper's reported numbers: ``reported.yaml`` of its package (``itr.papers.<paper>``)."""
     return yaml.safe_load(resources.files(package).joinpath("reported.yaml").read_text())
 
 

@@ -40,14 +40,14 @@ from itr.features.store import FeatureStore
 from itr.losses import batch_hard_triplet_loss, match_bce_loss, sampled_triplet_loss
 from itr.metrics import evaluate_rankings
 from itr.mining import HardNegatives, mine_hard_negatives
-from itr.rerank import score_pairs
-from itr.retrieval import (
+from itr.models.encode import (
     CaptionSet,
     embed_captions,
     embed_images,
     exact_metrics,
     image_batch,
     image_inputs,
+    score_pairs,
 )
 from itr.sampling import sample_match_pairs
 

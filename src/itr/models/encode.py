@@ -1,9 +1,14 @@
-"""Encoding collections and ranking them: the first stage of retrieve-and-rerank.
+"""Encoding with a trained model: captions and feature-store images to vectors, pairs to CE scores.
 
-``CaptionSet`` holds tokenised captions with their image ids; ``embed_captions`` and
-``embed_images`` turn captions and feature-store images into L2-normalised vectors;
-``rank_exact`` is the reference search (a plain matrix product) that faiss indexes are
-checked against; ``exact_metrics`` scores a collection with it (itr.metrics.evaluate_rankings).
+``CaptionSet`` holds tokenised captions with their image ids; ``embed_captions`` and ``embed_images``
+turn captions and feature-store images into L2-normalised vectors; ``score_pairs`` has a cross-encoder
+score (caption, image) pairs. ``rank_exact`` is the reference search (a plain matrix product) that faiss
+indexes are checked against, and ``exact_metrics`` scores a collection with it (validation during training).
+
+Example:
+    >>> caps = CaptionSet.from_frame(captions_frame, tokenizer, max_len=32)
+    >>> exact_metrics(embed_images(model, store, ids, 256, "cpu"), embed_captions(model, caps, 256, "cpu"),
+    ...               ids, caps.image_ids, ks=(1, 5, 10))["rsum"]
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import dataclasses
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from itr.features.store import FeatureStore
 from itr.metrics import evaluate_rankings
@@ -84,6 +90,21 @@ def embed_images(model, store: FeatureStore, image_ids: list[str], batch_size: i
         batch = image_batch(store, image_ids[s:s + batch_size], device)
         out.append(F.normalize(model.embed_image(*image_inputs(batch)), dim=-1).float().cpu())
     return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def score_pairs(model, captions: CaptionSet, caption_rows: np.ndarray, store: FeatureStore, image_ids: list[str],
+                batch_size: int, device, desc: str = "cross-encoding pairs") -> np.ndarray:
+    """Cross-encoder logits of pairs (captions[caption_rows[i]], image_ids[i]). (P,) float32."""
+    model.eval()
+    caption_rows = np.asarray(caption_rows)
+    out = []
+    for s in tqdm(range(0, len(caption_rows), batch_size), desc=desc, mininterval=10,
+                  disable=len(caption_rows) <= 4 * batch_size):
+        ids, mask = captions.batch(caption_rows[s:s + batch_size])
+        images = image_batch(store, image_ids[s:s + batch_size], device)
+        out.append(model.match_logits(ids.to(device), mask.to(device), *image_inputs(images)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
 def rank_exact(queries: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:

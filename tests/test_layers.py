@@ -1,0 +1,84 @@
+"""Imports run one way: a shared layer never imports a later one, and no module imports another's private names.
+
+    data -> features -> models -> training -> index -> rerank -> evaluate -> tables -> papers -> cli
+
+Foundations (config, atomic, checkpoint, metrics, layout, tracking, expected) come first and may be imported
+by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "itr"
+LAYERS = [
+    {"itr.atomic", "itr.config", "itr.checkpoint", "itr.metrics", "itr.layout", "itr.tracking", "itr.expected"},
+    {"itr.data"},
+    {"itr.features", "itr.collection"},
+    {"itr.models"},
+    {"itr.losses", "itr.sampling", "itr.mining", "itr.training"},
+    {"itr.index"},
+    {"itr.rerank", "itr.shortlist"},
+    {"itr.evaluate"},
+    {"itr.tables"},
+    {"itr.papers"},
+    {"itr.cli", "itr.errors"},
+]
+
+
+def layer_of(module: str) -> int:
+    """The layer of a module: the most specific (longest) prefix listed in LAYERS wins."""
+    best, rank = "", None
+    for n, names in enumerate(LAYERS):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and len(name) > len(best):
+                best, rank = name, n
+    if rank is None:
+        raise AssertionError(f"{module} is in no layer of tests/test_layers.py; add it where it belongs")
+    return rank
+
+
+def modules():
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        if parts == ("itr", "__init__"):
+            continue  # the package's version string
+        yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def imports(path: Path):
+    """(imported module, names) of every itr import in a file, function-level ones included."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("itr"):
+            yield node.module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            yield from ((a.name, []) for a in node.names if a.name.startswith("itr"))
+
+
+@pytest.mark.parametrize("module,path", list(modules()), ids=lambda v: v if isinstance(v, str) else "")
+def test_imports_run_one_way(module, path):
+    mine = layer_of(module)
+    for imported, names in imports(path):
+        if imported == "itr":  # from itr import papers
+            imported = f"itr.{names[0]}"
+        later = layer_of(imported) > mine
+        assert not later, f"{module} (layer {mine}) imports {imported} (layer {layer_of(imported)}), a later layer"
+        private = [n for n in names if n.startswith("_")]
+        assert not private, f"{module} imports private names {private} of {imported}"
+
+
+def test_shared_layers_name_no_paper():
+    from itr.papers import PAPERS
+
+    for module, path in modules():
+        if module.startswith("itr.papers"):
+            continue
+        text = path.read_text().lower()
+        named = [p for p in PAPERS if p in text]
+        assert not named, f"{path} names paper(s) {named}; paper specifics belong in src/itr/papers/<paper>/"
+
+
+def test_the_layer_check_catches_a_wrong_way_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from itr.evaluate import protocol_groups\n")
+    assert layer_of("itr.training") < max(layer_of(m) for m, _ in imports(bad))
