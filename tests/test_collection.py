@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from itr.collection import Source, StackedStore
-from itr.evaluate import protocol_groups
+from itr.protocols import protocol_groups
 from itr.config import EvalConfig
 from itr.features.store import FeatureStoreError
 from itr.metrics import evaluate_rankings

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from itr.config import EvalConfig
-from itr.evaluate import evaluate_collection, protocol_groups
+from itr.evaluate import evaluate_collection
+from itr.protocols import protocol_groups
 from itr.index import IndexFileError, build_index, load_index, save_index, search
 from itr.metrics import evaluate_rankings
 from itr.models.encode import rank_exact

@@ -2,7 +2,7 @@
 
     data -> features -> models -> training -> index -> rerank -> evaluate -> tables -> papers -> cli
 
-Foundations (config, atomic, checkpoint, metrics, layout, tracking, expected) come first and may be imported
+Foundations (config, atomic, checkpoint, metrics, protocols, layout, tracking, expected) come first and may be imported
 by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
 """
 import ast
@@ -12,7 +12,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "itr"
 LAYERS = [
-    {"itr.atomic", "itr.config", "itr.checkpoint", "itr.metrics", "itr.layout", "itr.tracking", "itr.expected"},
+    {"itr.atomic", "itr.config", "itr.checkpoint", "itr.metrics", "itr.protocols", "itr.layout", "itr.tracking",
+     "itr.expected"},
     {"itr.data"},
     {"itr.features", "itr.collection"},
     {"itr.models"},
@@ -80,5 +81,5 @@ def test_shared_layers_name_no_paper():
 
 def test_the_layer_check_catches_a_wrong_way_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from itr.evaluate import protocol_groups\n")
+    bad.write_text("def f():\n    from itr.rerank import cross_score_groups\n")
     assert layer_of("itr.training") < max(layer_of(m) for m, _ in imports(bad))

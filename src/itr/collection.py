@@ -43,8 +43,10 @@ class Source:
     def prefix(self) -> str:
         return f"{Path(self.data).name}/"
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    @property
+    def spec(self) -> str:
+        """DATA_DIR:FEATURES_DIR:SPLIT, as ``parse`` reads it."""
+        return f"{self.data}:{self.features}:{self.split}"
 
 
 class StackedStore:

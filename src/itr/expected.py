@@ -36,3 +36,18 @@ def check(expected: dict, root: str | Path = ".") -> list[dict]:
             rows.append({"file": rel, "metric": name, "expected": want, "got": got,
                          "diff": None if got is None else round(got - want, 4), "status": status})
     return rows
+
+
+def check_files(paths, root=".", report_path=None) -> tuple[str, int]:
+    """Check every expected-score file; (markdown report, number of failed or missing scores). The report is
+    written to ``report_path`` only when every score is OK, so the workflow never takes a failed check as done."""
+    import pandas as pd
+
+    from itr.atomic import write_text
+
+    rows = [row for path in paths for row in check(load_expected(path), root=root)]
+    report = pd.DataFrame(rows).to_markdown(index=False)
+    failed = sum(r["status"] != "OK" for r in rows)
+    if report_path and not failed:
+        write_text(report_path, report + "\n")
+    return report, failed

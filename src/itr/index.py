@@ -138,6 +138,24 @@ def save_collection(out: str | Path, image_vecs: np.ndarray, caption_vecs: np.nd
     write_json(out / "collection.json", meta)
 
 
+def index_collection(model_path, target, distractors, lang: str | None, first_images: int | None, factory: str,
+                     search_params: str, out, device="cpu", log=print) -> None:
+    """Encode a test collection (itr.collection.Source, distractor Sources) with a trained model and save
+    both indexes with the query vectors (save_collection), tagged with the checkpoint's digest."""
+    from itr.checkpoint import file_digest
+    from itr.models.encode import embed_captions, embed_images, load_on_collection
+
+    c = load_on_collection(model_path, target, distractors, lang, first_images, device)
+    img = embed_images(c.model, c.store, c.image_ids, 256, device)
+    cap = embed_captions(c.model, c.captions, 256, device)
+    save_collection(out, img, cap, c.image_ids, c.captions.caption_ids, factory, search_params, {
+        "model": str(model_path), "model_id": file_digest(model_path), "split": target.split,
+        "caption_image_ids": c.captions.image_ids, "factory": factory, "n_targets": c.n_targets,
+        "distractors": [s.spec for s in distractors], "lang": lang, "first_images": first_images})
+    log(f"indexed {len(c.image_ids)} images ({len(c.image_ids) - c.n_targets} distractors) and "
+        f"{len(c.captions)} captions with {factory}")
+
+
 def to_local(positions: np.ndarray, members: np.ndarray) -> np.ndarray:
     """Global index positions -> positions within ``members`` (sorted), -1 where not a member.
 

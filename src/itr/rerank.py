@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from itr.features.store import FeatureStore
-from itr.index import IndexedCollection, to_local
+from itr.index import IndexedCollection, pin_search_threads, to_local
 from itr.models.encode import CaptionSet, image_batch, image_inputs, score_pairs
 from itr.shortlist import Shortlist, all_pairs
 
@@ -91,3 +91,50 @@ def cross_score_groups(model, captions: CaptionSet, store: FeatureStore, image_i
         out.append(Shortlist(g["caption_image"], t2i_c, g["t2i_first"].astype(np.float32), t2i_cross,
                              i2t_c, g["i2t_first"].astype(np.float32), i2t_cross))
     return out, len(unique)
+
+
+def score_collection(reranker_path, first_stage: str | None, target, distractors, lang: str | None,
+                     first_images: int | None, cfg, eval_cfg, protocol: str, out, device="cpu", log=print) -> None:
+    """Cross-encoder scores of a collection's shortlists under a protocol, saved as one ``.npz``.
+
+    With ``first_stage`` (a bi-encoder's index directory) each query keeps the index's top max(k, ks);
+    without, every pair of each protocol group is scored (the CE rows). ``cfg`` is a RerankConfig,
+    ``eval_cfg`` an EvalConfig (its group definitions). itr.shortlist turns the file into metrics.
+    """
+    import json
+    import time
+
+    from itr.atomic import save_npz
+    from itr.checkpoint import file_digest
+    from itr.models.encode import load_on_collection
+    from itr.protocols import distractor_label, protocol_groups
+
+    c = load_on_collection(reranker_path, target, distractors, lang, first_images, device)
+    pos_of = {iid: n for n, iid in enumerate(c.image_ids)}
+    caption_image_pos = np.array([pos_of[i] for i in c.captions.image_ids])
+    pin_search_threads()
+    collection, k_max = None, max((cfg.k, *cfg.ks))
+    if first_stage:
+        collection = IndexedCollection(first_stage)
+        collection.require(c.image_ids, c.captions.image_ids, f"the {target.split} split of {target.data} with "
+                           f"distractors {[d.spec for d in distractors]}")
+    groups, label = protocol_groups(c.n_targets, eval_cfg, protocol, first_images)
+    candidates = first_stage_groups(groups, caption_image_pos, k_max, collection,
+                                    np.arange(c.n_targets, len(c.image_ids)))
+    t0 = time.time()
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        shortlists, n_pairs = cross_score_groups(c.model, c.captions, c.store, c.image_ids, candidates,
+                                                 cfg.batch_size, device)
+    seconds = time.time() - t0
+    meta = {"split": target.split, "protocol": protocol,
+            "protocol_label": label + distractor_label(len(c.image_ids) - c.n_targets), "n_groups": len(groups),
+            "distractors": [d.spec for d in distractors] or None, "lang": lang,
+            "n_images": int(sum(len(g) for g in groups) // len(groups)), "k_max": k_max if collection else None,
+            "first_stage": ({"index": collection.factory, "model_id": collection.model_id} if collection else None),
+            "reranker_model_id": file_digest(reranker_path), "pairs_scored": int(n_pairs), "precision": cfg.precision,
+            "cross_seconds": round(seconds, 1)}
+    arrays = {}
+    for n, shortlist in enumerate(shortlists):
+        arrays.update(shortlist.to_arrays(f"g{n}/"))
+    save_npz(out, meta=np.array(json.dumps(meta)), **arrays)
+    log(f"cross-encoded {n_pairs} pairs in {seconds:.0f} s ({n_pairs / max(seconds, 1e-9):.0f} pairs/s)")

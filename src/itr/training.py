@@ -281,3 +281,33 @@ def publish_best(state_dir: Path, out_path: Path) -> None:
     """Copy the selected checkpoint to the rule's declared output (atomically)."""
     with replacing(out_path) as tmp:
         shutil.copyfile(state_dir / "best.pt", tmp)
+
+
+def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out, history, device="cpu",
+                     log=print, track=None) -> dict:
+    """Train a ``method`` model (be, ce, joint) on a dataset directory and its feature store, and publish it.
+
+    The epoch with the best validation rsum becomes ``out``; the per-epoch history goes to ``history``
+    (CSV). ``cfg`` is the method's config, ``text_cfg`` a TextEncoderConfig. Returns train_model's result.
+    """
+    import pandas as pd
+
+    from itr.atomic import write_text
+    from itr.data.dataset import first_images, read_dataset
+    from itr.models.encoder import load_encoder
+
+    store = FeatureStore(features)
+    torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
+    model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
+    model.to(device)
+    _, train_caps = read_dataset(data, "train")
+    _, val_caps = read_dataset(data, "val")
+    train = CaptionSet.from_frame(first_images(train_caps, cfg.train_images), tokenizer, text_cfg.max_text_len)
+    val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
+    extra = {"method": method, "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
+             "features": store.manifest["source"]}
+    result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log, track=track)
+    publish_best(Path(state_dir), Path(out))
+    write_text(history, pd.DataFrame(result["history"]).to_csv(index=False))
+    log(f"{method}: best epoch {result['best_epoch']}, val rsum {result['best_val_rsum']:.2f}")
+    return result

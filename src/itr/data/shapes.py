@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from itr.atomic import replacing
+from itr.atomic import replacing, write_json
 from itr.config import ShapesConfig
 from itr.data.captions import LANGUAGES, plan_captions, render_captions
 from itr.data.dataset import write_dataset
@@ -240,9 +240,10 @@ def generate_split(cfg: ShapesConfig, split: str) -> list[dict]:
 
 
 def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
-    """Generate all splits: PNGs under out_dir/images/, plus the canonical parquet tables.
+    """Generate all splits: PNGs under out_dir/images/, the canonical parquet tables, and last the
+    manifest (``manifest.json``: counts, share of twins, config), which marks the dataset complete.
 
-    Returns a summary dict (counts, share of twins) that the CLI writes as the manifest.
+    Returns the manifest's content.
     """
     out_dir = Path(out_dir)
     from tqdm import tqdm
@@ -270,6 +271,8 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
                                          "split": split, "lang": lang, "text": text})
     write_dataset(out_dir, image_rows, caption_rows)
     twins = sum(r["twin_of"] is not None for r in image_rows)
-    return {"dataset": "shapes", "images": len(image_rows), "captions": len(caption_rows),
-            "twin_images": 2 * twins, "twin_share": round(2 * twins / len(image_rows), 4),
-            "config": cfg.to_dict()}
+    summary = {"dataset": "shapes", "images": len(image_rows), "captions": len(caption_rows),
+               "twin_images": 2 * twins, "twin_share": round(2 * twins / len(image_rows), 4),
+               "config": cfg.to_dict()}
+    write_json(out_dir / "manifest.json", summary)
+    return summary

@@ -181,3 +181,30 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
             on_epoch(epoch, {"train/loss": float(np.mean(losses))})
     metrics = mean_average_precision(predict(model, val_paths, 16, device), val_targets)
     return model, metrics
+
+
+def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, device="cpu", log=print,
+                     on_epoch=None) -> dict:
+    """Train the detector on a ShapeCaptions dataset's train boxes, save it, and write its val box AP.
+
+    The classes are (colour, kind) pairs (itr.data.shapes.detection_labels). Returns the val metrics.
+    """
+    from itr.atomic import write_json
+    from itr.data import shapes
+    from itr.data.dataset import read_dataset
+
+    data = Path(data)
+    tr, _ = read_dataset(data, "train")
+    va, _ = read_dataset(data, "val")
+    size = int(tr["width"].iloc[0])
+    labels = shapes.detection_labels()
+    model, metrics = train_detector(
+        cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
+        [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,
+        Path(state_dir), device, log=log, on_epoch=on_epoch)
+    save_checkpoint(out, {"model": model.state_dict(), "config": cfg.to_dict(), "labels": labels, "image_size": size})
+    write_json(metrics_path, {"dataset": data.name, "split": "val", "iou_threshold": 0.5,
+                              "mAP@0.5": metrics["mAP@0.5"], "n_val_images": len(va),
+                              "per_class_AP": {labels[c]: ap for c, ap in metrics["per_class_AP"].items()}})
+    log(f"detector val mAP@0.5 = {metrics['mAP@0.5']:.4f}")
+    return metrics

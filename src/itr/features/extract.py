@@ -85,3 +85,27 @@ def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: Featur
     mean_regions = float(np.concatenate(counts).mean()) if counts else None
     return {"n_images": len(image_ids), "n_shards": n_shards, "shards_resumed": skipped,
             "mean_regions_new_shards": mean_regions}
+
+
+def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu", log=print) -> dict:
+    """Region features of every image of a dataset directory, by the detector checkpoint at ``detector_path``,
+    into a feature store at ``out`` (resumable: finished shards are kept). Returns extract_to_store's summary."""
+    from itr.checkpoint import file_digest, load_checkpoint
+    from itr.config import DetectorConfig
+    from itr.data.dataset import read_dataset
+    from itr.features.detector import build_detector
+
+    ckpt = load_checkpoint(detector_path)
+    det = build_detector(DetectorConfig.from_dict(ckpt["config"]), len(ckpt["labels"]), ckpt["image_size"])
+    det.load_state_dict(ckpt["model"])
+    det.to(device).eval()
+    images, _ = read_dataset(data)
+    source = {"detector": file_digest(detector_path), "features": cfg.to_dict()}
+    writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source)
+    summary = extract_to_store(det, list(images["image_id"]), [Path(data) / f for f in images["file"]],
+                               cfg, writer, device, log=log)
+    # Only deterministic facts go into the manifest (not how many shards were resumed), so a resumed
+    # extraction leaves byte-identical files and DVC sees no change.
+    writer.finalize(summary["n_shards"], {"n_images": summary["n_images"]})
+    log(f"features: {summary}")
+    return summary

@@ -119,3 +119,29 @@ def exact_metrics(image_vecs: np.ndarray, caption_vecs: np.ndarray, image_ids: l
     k = max(ks)
     return evaluate_rankings(rank_exact(caption_vecs, image_vecs, k), rank_exact(image_vecs, caption_vecs, k),
                              caption_image_ids, image_ids, ks)
+
+
+@dataclasses.dataclass
+class ModelOnCollection:
+    """A trained checkpoint with its tokenizer, and a test collection tokenised for it.
+
+    The first ``n_targets`` of ``image_ids`` are the split's images, distractors (if any) after them.
+    """
+    model: torch.nn.Module
+    checkpoint: dict
+    store: object  # a FeatureStore, or itr.collection.StackedStore when there are distractors
+    image_ids: list[str]
+    captions: CaptionSet
+    n_targets: int
+
+
+def load_on_collection(model_path, target, distractors=(), lang: str | None = None,
+                       first_images: int | None = None, device="cpu") -> ModelOnCollection:
+    """The checkpoint at ``model_path`` and the collection read by itr.collection.read_collection."""
+    from itr.collection import read_collection
+    from itr.models.encoder import load_trained
+
+    images, caps, store, n_targets = read_collection(target, list(distractors), lang, first_images)
+    model, tokenizer, ckpt = load_trained(model_path, store, device)
+    captions = CaptionSet.from_frame(caps, tokenizer, ckpt["text_encoder"]["max_text_len"])
+    return ModelOnCollection(model, ckpt, store, list(images["image_id"]), captions, n_targets)

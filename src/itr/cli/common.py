@@ -1,0 +1,67 @@
+"""What every stage command shares: compute options, the MLflow tracker, the options that name a cell."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+
+log = logging.getLogger("itr")
+
+
+def add_compute(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda[:N]")
+    p.add_argument("--threads", type=int, default=2)
+
+
+def add_tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking", help="JSON of the tracking section; omit to skip MLflow")
+    p.add_argument("--run-name", default="manual")
+
+
+def add_collection(p: argparse.ArgumentParser) -> None:
+    """--data/--features/--split of the test split, and the options that grow or cut the collection."""
+    for a in ("--data", "--features"):
+        p.add_argument(a, required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--distractors", nargs="*", default=[], metavar="DATA:FEATURES:SPLIT",
+                   help="grow the collection with these splits' images and captions (never queries; Table 5)")
+    p.add_argument("--lang", help="keep only the test captions in this language (Tables 2 and 7)")
+    p.add_argument("--first-images", type=int, metavar="N",
+                   help="keep only the split's first N images and their captions (enough for subset<M>, M <= N)")
+
+
+def add_cell_names(p: argparse.ArgumentParser) -> None:
+    """What a metrics file records about its cell (the workflow's wildcards)."""
+    p.add_argument("--dataset", required=True, help="name of the test collection")
+    p.add_argument("--trained-on", required=True, help="name of the dataset the model was trained on")
+    p.add_argument("--variant", required=True, help="name of the set of trained models (the workflow's {variant})")
+
+
+def cell_names(args, method: str) -> dict:
+    return {"method": method, "dataset": args.dataset, "trained_on": args.trained_on, "variant": args.variant}
+
+
+def collection(args) -> tuple:
+    """(target Source, distractor Sources) of the collection options."""
+    from itr.collection import Source
+
+    return Source(args.data, args.features, args.split), [Source.parse(text) for text in args.distractors]
+
+
+def compute(args):
+    """Set torch's threads and return the torch device of --device (auto = CUDA when present)."""
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    return torch.device("cpu" if name == "auto" else name)
+
+
+def tracker(args, params: dict, tags: dict):
+    """An MLflow Tracker (itr.tracking), or a do-nothing context when --tracking is not given."""
+    from itr.config import TrackingConfig, parse_section
+    from itr.tracking import Tracker
+
+    if not args.tracking:
+        return contextlib.nullcontext(None)
+    return Tracker(parse_section(TrackingConfig, args.tracking), args.run_name, params, tags)

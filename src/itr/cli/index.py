@@ -1,0 +1,53 @@
+"""itr index build | itr evaluate: a model's faiss indexes over a test collection, and their metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from itr.cli.common import (add_cell_names, add_collection, add_compute, add_tracking, cell_names, collection,
+                            compute, log, tracker)
+
+PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.protocols)"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("index", help="faiss indexes").add_subparsers(dest="cmd", required=True).add_parser("build")
+    for a in ("--model", "--config", "--out"):
+        p.add_argument(a, required=True)
+    add_collection(p)
+    add_compute(p)
+    p.set_defaults(func=build)
+    p = sub.add_parser("evaluate", help="metrics of an indexed collection under a protocol")
+    for a in ("--index", "--config", "--out", "--method"):
+        p.add_argument(a, required=True)
+    p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
+    add_cell_names(p)
+    add_tracking(p)
+    p.set_defaults(func=evaluate)
+
+
+def build(args) -> int:
+    from itr.config import IndexConfig, parse_section
+    from itr.index import index_collection
+
+    cfg = parse_section(IndexConfig, args.config)
+    device = compute(args)
+    target, distractors = collection(args)
+    index_collection(args.model, target, distractors, args.lang, args.first_images, cfg.factory, cfg.search_params,
+                     args.out, device, log=log.info)
+    return 0
+
+
+def evaluate(args) -> int:
+    from itr.atomic import write_json
+    from itr.config import EvalConfig, parse_section
+    from itr.evaluate import evaluate_collection
+
+    cfg = parse_section(EvalConfig, args.config)
+    result = {**evaluate_collection(Path(args.index), cfg, args.protocol), **cell_names(args, args.method)}
+    with tracker(args, {"evaluation": cfg.to_dict(), "protocol": args.protocol},
+                 {"rule": "evaluate", "method": args.method, "protocol": args.protocol}) as run:
+        if run:
+            run.log(result["metrics"])
+    write_json(args.out, result)
+    log.info("%s %s: %s", args.method, args.protocol, {k: round(v, 2) for k, v in result["metrics"].items()})
+    return 0

@@ -1,0 +1,57 @@
+"""itr table | itr check-scores | itr runs compare: paper tables, expected scores, MLflow runs side by side."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    from itr.papers import PAPERS
+
+    p = sub.add_parser("table", help="build one table or figure of a registered paper (itr.papers)")
+    p.add_argument("paper", help="a registered paper: " + ", ".join(PAPERS))
+    p.add_argument("target", help="one of its targets, e.g. table1 (itr.papers.<paper>.PAPER)")
+    p.add_argument("--inputs", nargs="+", required=True, help="metrics files (or the JSON) the table reads")
+    p.add_argument("--spec", default="{}", help="JSON: protocol, note, labels (the paper plan's TableSpec)")
+    p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
+    p.set_defaults(func=table)
+    p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
+    p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
+    p.add_argument("--root", default=".")
+    p.add_argument("--out", help="write the report here when every score is OK")
+    p.set_defaults(func=check_scores)
+    p = sub.add_parser("runs", help="MLflow runs").add_subparsers(dest="cmd", required=True).add_parser("compare")
+    p.add_argument("--uri", default="sqlite:///mlflow.db")
+    p.add_argument("--experiment", default="itr")
+    p.add_argument("--metric-prefix", default="")
+    p.set_defaults(func=runs_compare)
+
+
+def table(args) -> int:
+    from itr import papers
+
+    build = papers.builder(args.paper, args.target)
+    build([Path(p) for p in args.inputs], Path(args.out), **json.loads(args.spec))
+    return 0
+
+
+def check_scores(args) -> int:
+    from itr.expected import check_files
+
+    report, failed = check_files(args.expected, args.root, args.out)
+    print(report)
+    if failed:
+        print(f"itr: {failed} score(s) outside their tolerance or missing; see {' '.join(args.expected)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def runs_compare(args) -> int:
+    from itr.config import TrackingConfig
+    from itr.tracking import compare_runs
+
+    df = compare_runs(TrackingConfig(uri=args.uri, experiment=args.experiment), args.metric_prefix)
+    print("no finished runs" if df.empty else df.to_markdown(index=False, floatfmt=".2f"))
+    return 0

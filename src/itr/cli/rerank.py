@@ -1,0 +1,57 @@
+"""itr rerank score | itr rerank evaluate: cross-encode shortlists (or every pair), then score the cells."""
+from __future__ import annotations
+
+from itr.cli.common import (add_cell_names, add_collection, add_compute, add_tracking, cell_names, collection,
+                            compute, log, tracker)
+from itr.cli.index import PROTOCOL_HELP
+
+
+def register(sub) -> None:
+    rsub = sub.add_parser("rerank", help="retrieve-and-rerank: cross-encode shortlists, then score cells")
+    rsub = rsub.add_subparsers(dest="cmd", required=True)
+    p = rsub.add_parser("score", help="CE scores of the first stage's top-k (or, without --first-stage, all pairs)")
+    for a in ("--reranker", "--config", "--eval-config", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--first-stage", help="index directory of the bi-encoder; omit to score every pair")
+    p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
+    add_collection(p)
+    add_compute(p)
+    p.set_defaults(func=score)
+    p = rsub.add_parser("evaluate", help="metrics of reranked shortlists: k = rerank.k, plus Table 8/9 variants")
+    for a in ("--scores", "--config", "--eval-config", "--method", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--variants-dir", help="also write the k and fusion variants of the cell here (itr.layout)")
+    add_cell_names(p)
+    add_tracking(p)
+    p.set_defaults(func=evaluate)
+
+
+def score(args) -> int:
+    from itr.config import EvalConfig, RerankConfig, parse_section
+    from itr.rerank import score_collection
+
+    cfg = parse_section(RerankConfig, args.config, stage="rerank_score")
+    eval_cfg = parse_section(EvalConfig, args.eval_config, stage="rerank_score")
+    device = compute(args)
+    target, distractors = collection(args)
+    score_collection(args.reranker, args.first_stage, target, distractors, args.lang, args.first_images, cfg,
+                     eval_cfg, args.protocol, args.out, device, log=log.info)
+    return 0
+
+
+def evaluate(args) -> int:
+    from itr.config import EvalConfig, RerankConfig, parse_section
+    from itr.shortlist import evaluate_scores
+
+    # The workflow runs this command in two rules: with --variants-dir (Table 8 and 9 cells), without (k = rerank.k).
+    stage = "rerank_evaluate_coop" if args.variants_dir else "rerank_evaluate"
+    cfg = parse_section(RerankConfig, args.config, stage=stage)
+    eval_cfg = parse_section(EvalConfig, args.eval_config, stage=stage)
+    cell = evaluate_scores(args.scores, cfg.k, cfg.ks, cfg.lambdas, eval_cfg.ks, args.out,
+                           cell_names(args, args.method), args.variants_dir)
+    log.info("%s %s: %s", args.method, cell["protocol"], {k: round(v, 2) for k, v in cell["metrics"].items()})
+    with tracker(args, {"rerank": cfg.to_dict(), "protocol": cell["protocol"]},
+                 {"rule": "rerank_evaluate", "method": args.method, "protocol": cell["protocol"]}) as run:
+        if run:
+            run.log(cell["metrics"])
+    return 0

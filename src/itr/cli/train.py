@@ -1,0 +1,32 @@
+"""itr train {be,ce,joint}: train one model on a dataset and its region features (itr.training)."""
+from __future__ import annotations
+
+from itr.cli.common import add_compute, add_tracking, compute, log, tracker
+
+METHODS = ("be", "ce", "joint")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train be (bi-encoder), ce (cross-encoder) or joint (both, shared weights)")
+    p.add_argument("method", choices=METHODS)
+    for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
+        p.add_argument(a, required=True)
+    add_compute(p)
+    add_tracking(p)
+    p.set_defaults(func=train)
+
+
+def train(args) -> int:
+    from itr.config import BEConfig, CEConfig, JointConfig, TextEncoderConfig, parse_section
+    from itr.training import train_from_files
+
+    cfg = parse_section({"be": BEConfig, "ce": CEConfig, "joint": JointConfig}[args.method], args.config)
+    text_cfg = parse_section(TextEncoderConfig, args.text_encoder)
+    device = compute(args)
+    params = {args.method: cfg.to_dict(), "text_encoder": text_cfg.to_dict()}
+    with tracker(args, params, {"rule": f"train_{args.method}", "method": args.method}) as run:
+        result = train_from_files(args.method, cfg, text_cfg, args.data, args.features, args.state_dir, args.out,
+                                  args.history, device, log=log.info, track=run.log if run else None)
+        if run:
+            run.set_tags({"best_epoch": result["best_epoch"]})
+    return 0
