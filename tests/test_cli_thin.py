@@ -19,4 +19,5 @@ def test_stage_commands_name_no_files():
     """File names (k=10.json, manifest.json, ...) are built by itr.layout and the library, never here."""
     pattern = re.compile(r"""["'][\w./{}=<>-]*\.(json|npz|npy|pt|faiss|parquet|csv|md|yaml)["']""")
     found = [f"{p.name}: {m.group(0)}" for p in sorted(CLI.glob("*.py")) for m in pattern.finditer(p.read_text())]
-    assert found == ["data.py: \"params.yaml\""], found  # `itr params check` checks ./params.yaml by default
+    # `itr params check` and `itr dvc-yaml` read ./params.yaml, and write ./dvc.yaml, by default
+    assert found == ['data.py: "params.yaml"', 'workflow.py: "params.yaml"', 'workflow.py: "dvc.yaml"'], found

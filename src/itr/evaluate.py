@@ -1,4 +1,5 @@
-"""Evaluation of an indexed collection under a named protocol (itr.protocols).
+"""Evaluation under a named protocol (itr.protocols): of an indexed collection (the embedding rows), and of
+shortlists scored by a cross-encoder (the CE and COOP rows, itr.rerank.score_collection).
 
 Search runs through the saved faiss indexes; a fold restricts the search with an id
 selector instead of building new indexes, so exactly the configured index is evaluated.
@@ -9,12 +10,18 @@ group's search space but are never queries and never relevant.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
+
+from itr.atomic import write_json
 from itr.config import EvalConfig
 from itr.index import IndexedCollection, pin_search_threads
+from itr.layout import fusion_cell, k_cell
 from itr.metrics import average_metrics, evaluate_rankings
 from itr.protocols import distractor_label, protocol_groups
+from itr.shortlist import SCORE_FUSIONS, Shortlist, rerank_metrics
 
 
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
@@ -36,3 +43,32 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
             "distractors": c.distractor_sources or None, "lang": c.lang,
             "metrics": average_metrics(per_group),
             "per_group": per_group if len(per_group) > 1 else None}
+
+
+def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out, names: dict,
+                    variants_dir: str | None = None) -> dict:
+    """Metrics files of the shortlists cross-encoded in ``scores_path`` (itr.rerank.score_collection).
+
+    ``out`` gets the cell reranking the top ``k`` by the CE score (every pair for a CE row). With
+    ``variants_dir`` a COOP cell also gets one file per shortlist depth in ``ks`` and one per score fusion
+    and weight in ``lambdas`` (itr.layout.k_cell, fusion_cell). ``names`` (method, dataset, trained_on,
+    variant) are recorded in each file. Returns the content of ``out``.
+    """
+    with np.load(scores_path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        groups = [Shortlist.from_arrays(z, f"g{n}/") for n in range(meta["n_groups"])]
+    all_pairs = meta["first_stage"] is None
+    cells = [(out, None if all_pairs else k, "ce", None)]
+    if variants_dir and not all_pairs:
+        cells += [(k_cell(variants_dir, depth), depth, "ce", None) for depth in ks]
+        cells += [(fusion_cell(variants_dir, how, lam), k, how, lam) for how in SCORE_FUSIONS for lam in lambdas]
+    recorded = ("split", "protocol", "protocol_label", "n_images", "n_groups", "first_stage", "reranker_model_id",
+                "pairs_scored")
+    written = []
+    for path, depth, how, lam in cells:
+        per_group = rerank_metrics(groups, depth, how, lam or 0.0, eval_ks)
+        written.append({**{key: meta[key] for key in recorded}, "distractors": meta.get("distractors"),
+                        "lang": meta.get("lang"), **names, "k": depth, "fusion": how, "lambda": lam,
+                        "metrics": average_metrics(per_group), "per_group": per_group if len(per_group) > 1 else None})
+        write_json(path, written[-1])
+    return written[0]

@@ -106,37 +106,3 @@ def all_pairs(n_query_captions: int, n_query_images: int, n_captions: int, n_ima
     i2t = np.broadcast_to(np.arange(n_captions), (n_query_images, n_captions)).copy()
     return t2i, np.full(t2i.shape, np.nan, np.float32), i2t, np.full(i2t.shape, np.nan, np.float32)
 
-
-def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out, names: dict,
-                    variants_dir: str | None = None) -> dict:
-    """Metrics files of the shortlists cross-encoded in ``scores_path`` (itr.rerank.score_collection).
-
-    ``out`` gets the cell reranking the top ``k`` by the CE score (every pair for a CE row). With
-    ``variants_dir`` a COOP cell also gets one file per shortlist depth in ``ks`` and one per score fusion
-    and weight in ``lambdas`` (itr.layout.k_cell, fusion_cell). ``names`` (method, dataset, trained_on,
-    variant) are recorded in each file. Returns the content of ``out``.
-    """
-    import json
-
-    from itr.atomic import write_json
-    from itr.layout import fusion_cell, k_cell
-    from itr.metrics import average_metrics
-
-    with np.load(scores_path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        groups = [Shortlist.from_arrays(z, f"g{n}/") for n in range(meta["n_groups"])]
-    all_pairs = meta["first_stage"] is None
-    cells = [(out, None if all_pairs else k, "ce", None)]
-    if variants_dir and not all_pairs:
-        cells += [(k_cell(variants_dir, depth), depth, "ce", None) for depth in ks]
-        cells += [(fusion_cell(variants_dir, how, lam), k, how, lam) for how in SCORE_FUSIONS for lam in lambdas]
-    recorded = ("split", "protocol", "protocol_label", "n_images", "n_groups", "first_stage", "reranker_model_id",
-                "pairs_scored")
-    written = []
-    for path, depth, how, lam in cells:
-        per_group = rerank_metrics(groups, depth, how, lam or 0.0, eval_ks)
-        written.append({**{key: meta[key] for key in recorded}, "distractors": meta.get("distractors"),
-                        "lang": meta.get("lang"), **names, "k": depth, "fusion": how, "lambda": lam,
-                        "metrics": average_metrics(per_group), "per_group": per_group if len(per_group) > 1 else None})
-        write_json(path, written[-1])
-    return written[0]

@@ -13,6 +13,7 @@ rule benchmark_latency:
     output:
         LATENCY_BENCHMARK,
     params:
+        code=code_digest("benchmarks/latency.py"),
         cfg=section("benchmark"),
     conda:
         ITR_ENV

@@ -5,6 +5,7 @@ rule shapes_generate:
         images="data/{dataset}/images.parquet",
         captions="data/{dataset}/captions.parquet",
     params:
+        code=CODE["shapes_generate"],
         cfg=lambda wc: section("shapes", **DATASETS[wc.dataset]),
     conda:
         ITR_ENV

@@ -7,6 +7,7 @@ rule evaluate:
     wildcard_constraints:
         method="|".join(EMBEDDING_MODEL),
     params:
+        code=CODE["evaluate"],
         cfg=section("evaluation"),
         tracking=section("tracking"),
         run_name=RUN_NAME,
@@ -37,6 +38,7 @@ rule rerank_score:
     wildcard_constraints:
         method="|".join(RERANK),
     params:
+        code=CODE["rerank_score"],
         # Shortlists as deep as the deepest k a table reads: rerank.ks on the main test set (Table 8), rerank.k elsewhere.
         cfg=lambda wc: section("rerank", stage="rerank_score",
                                **({} if is_sweep(wc) else {"ks": [config["rerank"]["k"]]})),
@@ -74,6 +76,7 @@ rule rerank_evaluate_coop:
         collection="|".join(sorted({s["collection"] for s in SWEEPS})),
         protocol="|".join(sorted({s["protocol"] for s in SWEEPS})),
     params:
+        code=CODE["rerank_evaluate"],
         cfg=section("rerank"),
         eval_cfg=section("evaluation", stage="rerank_evaluate_coop"),
         tracking=section("tracking"),
@@ -103,6 +106,7 @@ rule rerank_evaluate:
     wildcard_constraints:
         method="|".join(RERANK),
     params:
+        code=CODE["rerank_evaluate"],
         cfg=section("rerank", stage="rerank_evaluate"),  # reads k only
         eval_cfg=section("evaluation", stage="rerank_evaluate"),
         tracking=section("tracking"),

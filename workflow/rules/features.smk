@@ -5,6 +5,7 @@ rule train_detector:
         model=DETECTOR,
         metrics=DETECTOR_METRICS,
     params:
+        code=CODE["train_detector"],
         cfg=section("detector"),
         tracking=section("tracking"),
         # Resumable state lives outside the declared outputs, so Snakemake does not delete it
@@ -36,6 +37,7 @@ rule extract_features:
     output:
         FEATURES_MANIFEST,
     params:
+        code=CODE["extract_features"],
         cfg=section("features"),
     conda:
         ITR_ENV

@@ -10,6 +10,7 @@ rule build_index:
     wildcard_constraints:
         model="|".join(set(EMBEDDING_MODEL.values())),
     params:
+        code=CODE["build_index"],
         cfg=section("index"),
         test=test_dirs,
         distractors=lambda wc: distractor_args(wc.collection),

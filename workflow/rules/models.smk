@@ -6,6 +6,7 @@ rule train:
         model=MODEL,
         history=TRAIN_HISTORY,
     params:
+        code=CODE["train"],
         cfg=lambda wc: section(wc.model, **VARIANTS[wc.variant]["overrides"]),
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         tracking=section("tracking"),

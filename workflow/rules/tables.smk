@@ -14,6 +14,7 @@ rule paper_table:
         paper="|".join(papers.PAPERS),
         target="|".join(t for t in TABLE_TARGETS if t not in FIGURE_TARGETS),
     params:
+        code=lambda wc: TABLE_CODE[wc.paper],
         spec=lambda wc: shlex.quote(json.dumps(TABLES[(wc.paper, wc.target)].spec(), sort_keys=True)),
         out=TABLE_STEM,
     conda:
@@ -44,6 +45,8 @@ rule check_scores:
         scored=EXPECTED_FILES,  # every metrics file the expectations name
     output:
         "results/checks/expected_scores.md",
+    params:
+        code=CODE["check_scores"],
     localrule: True
     conda:
         ITR_ENV

@@ -15,6 +15,7 @@ params, and the library writes every output atomically. One module per stage gro
     itr rerank evaluate --scores S.npz --config JSON --method sep_coop --out M.json [--variants-dir D]
     itr table <paper> <target> --inputs a.json ... --spec JSON --out STEM               itr.cli.report
     itr check-scores --expected E.yaml ... | itr runs compare
+    itr dvc-yaml [--check]                                                               itr.cli.workflow
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ import logging
 import os
 import sys
 
-from itr.cli import data, detector, index, report, rerank, train
+from itr.cli import data, detector, index, report, rerank, train, workflow
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-STAGES = (data, detector, train, index, rerank, report)
+STAGES = (data, detector, train, index, rerank, report, workflow)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ def score(args) -> int:
 
 def evaluate(args) -> int:
     from itr.config import EvalConfig, RerankConfig, parse_section
-    from itr.shortlist import evaluate_scores
+    from itr.evaluate import evaluate_scores
 
     # The workflow runs this command in two rules: with --variants-dir (Table 8 and 9 cells), without (k = rerank.k).
     stage = "rerank_evaluate_coop" if args.variants_dir else "rerank_evaluate"

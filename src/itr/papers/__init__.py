@@ -40,9 +40,11 @@ class Target:
 
 @dataclasses.dataclass(frozen=True)
 class Paper:
+    """A registered paper: its targets, and the params.yaml keys its plan and rules read (its DVC stage's params)."""
     name: str
     title: str
     targets: tuple[Target, ...]
+    params: tuple[str, ...]
 
     def target(self, name: str) -> Target:
         for t in self.targets:

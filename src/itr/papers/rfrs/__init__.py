@@ -26,4 +26,8 @@ PAPER = Paper(
         Target("appendix10", "figures:build_appendix10"),
         Target("claims", "claims:build_claims"),
     ),
+    # every key its plan and its rules read (shapes.n_train and captions_per_image: Figure 3's and Table 2's
+    # captions); data, detector and features belong to the shared stages
+    params=("seed", "shapes.n_train", "shapes.captions_per_image", "text_encoder", "be", "ce", "joint", "rerank",
+            "index", "evaluation", "benchmark", "tracking", "auxiliary", "ablations", "shift", "multilingual"),
 )

@@ -1,0 +1,42 @@
+"""dvc.yaml is generated from the registry (itr dvc-yaml) and is current; its stages are consistent."""
+from pathlib import Path
+
+import yaml
+
+from itr import layout, papers
+from itr.cli import main
+from itr.papers.dvcfile import dvc_stages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_dvc_yaml_is_what_the_registry_generates(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    assert main(["dvc-yaml", "--check"]) == 0
+    stale = tmp_path / "dvc.yaml"
+    stale.write_text((ROOT / "dvc.yaml").read_text().replace("rerank", "rerankk"))
+    assert main(["dvc-yaml", "--check", "--out", str(stale)]) == 1
+
+
+def _paths(entries):
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+
+def test_every_stage_reads_real_keys_and_writes_disjoint_outputs():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stages = dvc_stages(params)
+    assert list(stages) == ["data", "features", *papers.PAPERS]
+    written = []
+    for name, stage in stages.items():
+        for key in stage["params"]:
+            node = params
+            for part in key.split("."):
+                assert part in node, f"stage {name} lists params key {key!r}, which params.yaml lacks"
+                node = node[part]
+        written += _paths(stage["outs"]) + _paths(stage.get("metrics", [])) + _paths(stage.get("plots", []))
+    for a in written:  # DVC refuses overlapping outputs
+        assert not any(b != a and b.startswith(a + "/") for b in written), a
+    for name in papers.PAPERS:
+        mine = set(_paths(stages[name]["outs"]) + _paths(stages[name]["metrics"]))
+        for target in papers.load(name).targets:
+            assert set(layout.table_files(name, target.name, target.png)) <= mine, target.name
