@@ -50,7 +50,7 @@ from itr.data.dataset import read_dataset
 from itr.features.store import FeatureStore
 from itr.index import build_index, normalise
 from itr.metrics import hits_at_k
-from itr.models.encoder import load_trained
+from itr.models import load_trained
 from itr.models.serving import text_tower
 from itr.models.encode import CaptionSet
 

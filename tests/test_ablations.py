@@ -11,7 +11,8 @@ from itr.config import BEConfig, JointConfig
 from itr.data.dataset import first_images
 from itr.losses import sampled_triplet_loss
 from itr.mining import mine_hard_negatives
-from itr.models.encoder import encoder_from_architecture, keep_every_other_layer, load_encoder
+from itr.models import build
+from itr.models.encoder import keep_every_other_layer, load_encoder
 from itr.models.tiny import make_tiny_bert
 from itr.sampling import sample_match_pairs
 
@@ -73,7 +74,7 @@ def test_half_size_model_keeps_the_even_numbered_layers_and_reloads(tmp_path):
     assert len(half.bert.encoder.layer) == 2 and half.bert.config.num_hidden_layers == 2
     for kept, original in zip(half.bert.encoder.layer, [full.bert.encoder.layer[1], full.bert.encoder.layer[3]]):
         assert torch.equal(kept.output.dense.weight, original.output.dense.weight)  # layers 2 and 4, pretrained
-    rebuilt = encoder_from_architecture(half.architecture())
+    rebuilt = build(half.architecture())
     rebuilt.load_state_dict(half.state_dict())  # a checkpoint of a half-size model loads into its architecture
     with pytest.raises(ValueError, match="layers"):
         load_encoder(str(bert_dir), 8, layers="odd")

@@ -3,8 +3,7 @@
     data -> features -> models -> training -> index -> rerank -> evaluate -> tables -> papers -> cli
 
 Foundations (config, atomic, checkpoint, metrics, protocols, layout, tracking, expected, provenance) come first
-and may be imported
-by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
+and may be imported by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
 """
 import ast
 from pathlib import Path

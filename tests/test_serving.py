@@ -44,3 +44,32 @@ def test_fp32_tower_is_the_model_and_bad_precisions_are_refused(encoder):
                            F.normalize(model.embed_text(t["input_ids"], t["attention_mask"]), dim=-1))
     with pytest.raises(ValueError, match="fp32"):
         text_tower(model, "int4", t["input_ids"], t["attention_mask"])
+
+
+def test_a_checkpoint_rebuilds_the_architecture_it_names(encoder, tmp_path):
+    """itr.models: load_trained builds what the checkpoint names, with the same outputs; a checkpoint that
+    names no architecture, or an unknown one, is refused with a message."""
+    from types import SimpleNamespace
+
+    from itr.checkpoint import CheckpointError, save_checkpoint
+    from itr.models import load_trained
+
+    model, tok = encoder
+    store = SimpleNamespace(manifest={"source": {"features": "f"}}, root=tmp_path)
+    text_path = str(make_tiny_bert(tmp_path / "bert", hidden=64, layers=2))
+    state = {"model": model.state_dict(), "features": {"features": "f"}, "architecture": model.architecture(),
+             "text_encoder": {"path": text_path}}
+    save_checkpoint(tmp_path / "m.pt", state)
+    loaded, _, ckpt = load_trained(tmp_path / "m.pt", store, "cpu")
+    assert ckpt["architecture"]["name"] == "multimodal_encoder" and type(loaded) is type(model)
+    ids = tok(["a red circle"], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(loaded.embed_text(ids["input_ids"], ids["attention_mask"]),
+                           model.embed_text(ids["input_ids"], ids["attention_mask"]))
+    unnamed = {**state, "architecture": {k: v for k, v in state["architecture"].items() if k != "name"}}
+    save_checkpoint(tmp_path / "old.pt", unnamed)
+    with pytest.raises(CheckpointError, match="records no architecture name"):
+        load_trained(tmp_path / "old.pt", store, "cpu")
+    save_checkpoint(tmp_path / "other.pt", {**state, "architecture": {**state["architecture"], "name": "dual_transformer"}})
+    with pytest.raises(KeyError, match="unknown model architecture .dual_transformer."):
+        load_trained(tmp_path / "other.pt", store, "cpu")

@@ -12,8 +12,8 @@ twins; one that binds attributes to objects will not.
 A *visual domain* (``domain``, one of ``DOMAINS``) changes how scenes are drawn and how the
 captions name the background: ``plain`` is the default (flat colours on grey noise), ``sketch``
 draws pastel shapes with dark outlines on light striped paper. A non-default domain also draws
-its own scenes (the domain enters the seed), so two domains never share an image. Tables 5 and 6
-of Geigle et al. use it as the "other dataset" (itr.cli, workflow/rules/shift.smk).
+its own scenes (the domain enters the seed), so two domains never share an image: the second domain is
+an "other dataset" for zero-shot transfer and for distractors (itr.layout.datasets names it).
 
 Everything is a pure function of (config, seed): the same config gives byte-identical
 images and tables. Each image's scene (objects, attributes, boxes) is stored so that
@@ -48,8 +48,9 @@ COLOURS = {
 }
 SIZES = {"small": 0.15, "large": 0.27}  # side of the object's box as a fraction of the image side
 SPLITS = ("train", "val", "test")
-TWIN_TYPES = ("binding", "relation", "count")
 DOMAINS = ("plain", "sketch")
+
+
 def split_seed(cfg: ShapesConfig, split: str, *stream: int) -> list[int]:
     """Seed of one split's random stream. The plain domain keeps the seeds it always had."""
     if cfg.domain not in DOMAINS:

@@ -139,7 +139,7 @@ def load_on_collection(model_path, target, distractors=(), lang: str | None = No
                        first_images: int | None = None, device="cpu") -> ModelOnCollection:
     """The checkpoint at ``model_path`` and the collection read by itr.collection.read_collection."""
     from itr.collection import read_collection
-    from itr.models.encoder import load_trained
+    from itr.models import load_trained
 
     images, caps, store, n_targets = read_collection(target, list(distractors), lang, first_images)
     model, tokenizer, ckpt = load_trained(model_path, store, device)

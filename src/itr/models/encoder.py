@@ -118,9 +118,15 @@ class MultimodalEncoder(nn.Module):
         return self.match_head(hidden[:, 0]).squeeze(-1)  # (B,)
 
     def architecture(self) -> dict:
-        """What is needed to rebuild this model from a checkpoint, without the original weights."""
-        return {"bert_config": self.bert.config.to_dict(), "region_dim": self.region_dim,
+        """What is needed to rebuild this model from a checkpoint, without the original weights (itr.models)."""
+        return {"name": "multimodal_encoder", "bert_config": self.bert.config.to_dict(), "region_dim": self.region_dim,
                 "match_head": self.match_head is not None}
+
+    @classmethod
+    def from_architecture(cls, arch: dict) -> "MultimodalEncoder":
+        """Empty model of the given architecture, to load a checkpoint's state dict into."""
+        bert = BertModel(BertConfig.from_dict(arch["bert_config"]), add_pooling_layer=False)
+        return cls(bert, arch["region_dim"], arch["match_head"])
 
 
 LAYER_CHOICES = ("all", "every_other")
@@ -154,26 +160,3 @@ def load_encoder(path: str, region_dim: int, match_head: bool = False,
     if layers == "every_other":
         bert = keep_every_other_layer(bert)
     return MultimodalEncoder(bert, region_dim, match_head), load_tokenizer(path)
-
-
-def encoder_from_architecture(arch: dict) -> MultimodalEncoder:
-    """Empty model of the given architecture, to load a checkpoint's state dict into."""
-    cfg = BertConfig.from_dict(arch["bert_config"])
-    return MultimodalEncoder(BertModel(cfg, add_pooling_layer=False), arch["region_dim"], arch.get("match_head", False))
-
-
-def load_trained(path, store, device) -> tuple[MultimodalEncoder, object, dict]:
-    """A checkpoint written by ``itr train`` -> (model in eval mode, tokenizer, checkpoint dict).
-
-    Refuses a checkpoint trained on other region features than ``store`` (an itr FeatureStore) holds:
-    its image layers would read features they were never trained on.
-    """
-    from itr.checkpoint import CheckpointError, load_checkpoint
-
-    ckpt = load_checkpoint(path)
-    if ckpt["features"] != store.manifest["source"]:
-        raise CheckpointError(f"{path} was trained on features {ckpt['features']}, but {store.root} holds "
-                              f"{store.manifest['source']}; retrain the model or point at the right feature store.")
-    model = encoder_from_architecture(ckpt["architecture"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), load_tokenizer(ckpt["text_encoder"]["path"]), ckpt
