@@ -55,3 +55,53 @@ def test_every_registered_target_has_a_builder_and_cells_under_both_configs():
             assert all(spec.inputs for spec in plan.tables.values()), params
     with pytest.raises(KeyError, match="no target 'table99'"):
         papers.builder("rfrs", "table99")
+
+
+def _cell_from_path(rel: str, n: int) -> dict:
+    """A metrics file the way itr evaluate / itr rerank evaluate write it, for a path of the plan
+    (results/metrics/<variant...>/<method>/<collection>/<protocol>[/k=K.json | /<fusion>_<lambda>.json])."""
+    parts = rel.removeprefix("results/metrics/").removesuffix(".json").split("/")
+    k = fusion = lam = None
+    if parts[-1].startswith("k="):
+        k, parts = int(parts[-1][2:]), parts[:-1]
+    elif "_" in parts[-1] and parts[-1].rsplit("_", 1)[0] in ("add", "norm_add"):
+        fusion, lam = parts[-1].rsplit("_", 1)
+        lam, parts = float(lam), parts[:-1]
+    variant, method, collection, protocol = "/".join(parts[:-3]), *parts[-3:]
+    r1 = 10.0 + n  # a different number in every cell, so each can be found in its table
+    recalls = {f"{d}/R@{at}": r1 + (at - 1) * 3 + (0.25 if d == "i2t" else 0) for d in ("t2i", "i2t") for at in (1, 5, 10)}
+    metrics = {**recalls, "rsum": sum(recalls.values()), "mR": sum(recalls.values()) / 6}
+    return {"method": method, "protocol": protocol, "protocol_label": "fixed subset", "split": "test", "n_images": 10,
+            "variant": variant, "dataset": collection, "trained_on": "shapes_sketch" if "sketch" in variant else "shapes",
+            "lang": collection.rsplit("_", 1)[1] if "_multi_" in collection else None,
+            "distractors": ["data/shapes:features/shapes:val"] if "distractors" in collection else None,
+            "k": k, "fusion": fusion or "ce", "lambda": lam, "metrics": metrics}
+
+
+def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path):
+    """Each registered table built from synthetic cells of the tiny config's plan: every cell's number
+    (rsum, or mR for the language tables) is in the table, and the claims read every table."""
+    import yaml
+
+    from itr import papers
+
+    params = yaml.safe_load((ROOT / ".test/params.yaml").read_text())
+    plan = papers.plan("rfrs", params)
+    cells = sorted({f for spec in plan.tables.values() for f in spec.inputs if f.startswith("results/metrics/")})
+    for n, rel in enumerate(cells):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(json.dumps(_cell_from_path(rel, n)))
+    for target, spec in plan.tables.items():
+        if target in ("table3", "table4", "claims"):  # the latency benchmark's JSON; the other tables' JSON
+            continue
+        stem = tmp_path / "results" / "tables" / f"rfrs_{target}"
+        papers.builder("rfrs", target)([tmp_path / f for f in spec.inputs], stem, **spec.spec())
+        csv = stem.with_suffix(".csv").read_text()
+        for rel in spec.inputs:
+            m = json.loads((tmp_path / rel).read_text())["metrics"]
+            assert f"{m['rsum']:.2f}" in csv or f"{m['mR']:.2f}" in csv, (target, rel)
+    claims = papers.plan("rfrs", params).tables["claims"].inputs
+    built = [tmp_path / f for f in claims if (tmp_path / f).exists()]
+    papers.builder("rfrs", "claims")(built, tmp_path / "results" / "tables" / "rfrs_claims")
+    verdicts = pd.read_csv(tmp_path / "results" / "tables" / "rfrs_claims.csv")["verdict"]
+    assert set(verdicts) <= {"holds", "does not hold", "not checked"} and (verdicts != "not checked").sum() >= 15

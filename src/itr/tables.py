@@ -7,7 +7,7 @@ knows no paper. It reads metrics files (one per table cell, written by ``itr eva
 
 Example:
     >>> cells = load_cells([Path("results/metrics/x/be/shapes/full.json")], "full")
-    >>> df = pd.DataFrame([{"Model": "BE", **measured(cells[0])}])
+    >>> df = pd.DataFrame([{"Model": "BE", **measured_row(cells[0])}])
     >>> write_recall_table(df, Path("results/tables/example"), "caption", flat={})
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def recalls(values) -> dict:
     return {**dict(zip(RECALL_COLUMNS, values)), "rsum": sum(values)}
 
 
-def measured(cell: dict) -> dict:
+def measured_row(cell: dict) -> dict:
     """The six recalls and rsum of one metrics file, as a row."""
     return {**{c: cell["metrics"][c] for c in RECALL_COLUMNS}, "rsum": cell["metrics"]["rsum"]}
 

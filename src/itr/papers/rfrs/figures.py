@@ -21,7 +21,7 @@ import pandas as pd
 
 from itr.atomic import replacing
 from itr.papers.rfrs.tables import METHOD_NAMES, paper_numbers
-from itr.tables import RECALL_COLUMNS, load_cells, measured, protocol_note, recalls, write_recall_table
+from itr.tables import RECALL_COLUMNS, load_cells, measured_row, protocol_note, recalls, write_recall_table
 
 
 def _by_variant(cells: list[dict], labels: dict) -> list[tuple[object, str, dict]]:
@@ -67,7 +67,7 @@ def build_figure3(metrics_paths: list[Path], out_stem: Path, protocol: str, note
                        labels: dict | None = None) -> pd.DataFrame:
     """Figure 3: recall of BE, CE, SEP+COOP, JOINT+COOP against the number of training images."""
     cells = load_cells(metrics_paths, protocol)
-    rows = [{"Model": model, "Training images": int(n), **measured(m)} for n, model, m in _by_variant(cells, labels or {})]
+    rows = [{"Model": model, "Training images": int(n), **measured_row(m)} for n, model, m in _by_variant(cells, labels or {})]
     df = pd.DataFrame(rows, columns=["Model", "Training images"] + RECALL_COLUMNS + ["rsum"])
     df = df.sort_values(["Model", "Training images"], kind="stable").reset_index(drop=True)
     flat = {f"{r['Model']}/{r['Training images']}": {c: round(r[c], 2) for c in RECALL_COLUMNS + ["rsum"]}
@@ -85,7 +85,7 @@ def build_figure4(metrics_paths: list[Path], out_stem: Path, protocol: str, note
                        labels: dict | None = None) -> pd.DataFrame:
     """Figure 4: full against half-size models (every other transformer layer), and the half/full ratio."""
     cells = load_cells(metrics_paths, protocol)
-    rows = [{"Model": model, "Size": size, **measured(m)} for size, model, m in _by_variant(cells, labels or {})]
+    rows = [{"Model": model, "Size": size, **measured_row(m)} for size, model, m in _by_variant(cells, labels or {})]
     df = pd.DataFrame(rows, columns=["Model", "Size"] + RECALL_COLUMNS + ["rsum"])
     df = df.sort_values(["Model", "Size"], kind="stable").reset_index(drop=True)
     full = df[df["Size"] == "full"].set_index("Model")["rsum"]
@@ -115,8 +115,8 @@ def _negatives_table(name: str, metrics_paths: list[Path], out_stem: Path, proto
         for bench, values in by_bench.items():
             rows.append({"Loss": loss, "Source": "paper", "Benchmark": paper["benchmarks"][bench], **recalls(values)})
     for loss, model, m in _by_variant(cells, labels):
-        rows.append({"Loss": loss, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}", **measured(m)})
-        flat[loss] = {c: round(v, 2) for c, v in measured(m).items()}
+        rows.append({"Loss": loss, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}", **measured_row(m)})
+        flat[loss] = {c: round(v, 2) for c, v in measured_row(m).items()}
     df = pd.DataFrame(rows, columns=["Loss", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"])
     write_recall_table(df, out_stem, caption + " Ours: " + protocol_note(cells) + ".", flat)
     return df

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from itr.tables import (RECALL_COLUMNS, load_cells, measured, protocol_note, recalls, reported_numbers,
+from itr.tables import (RECALL_COLUMNS, load_cells, measured_row, protocol_note, recalls, reported_numbers,
                         write_recall_table, write_table)
 
 COLUMNS = ["Model", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"]
@@ -79,8 +79,8 @@ def build_table8(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
         for (name, k), m in sorted(ours.items()):
             if name == model:
                 rows.append({"Model": model, "k": k, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}",
-                             **measured(m)})
-                flat[f"{model}/k={k}"] = {c: round(v, 2) for c, v in measured(m).items()}
+                             **measured_row(m)})
+                flat[f"{model}/k={k}"] = {c: round(v, 2) for c, v in measured_row(m).items()}
     df = pd.DataFrame(rows, columns=["Model", "k", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"])
     caption = ("Table 8 of Geigle et al. (2022): the cross-encoder reranks the bi-encoder's top k; a true item outside "
                "the top k is a miss. 'paper' rows: OSCAR-base as reported; 'ours': " + protocol_note(cells) + ".")
@@ -105,9 +105,9 @@ def build_table9(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
                 m = ours.get((model, fusion, lam))
                 if m:
                     rows.append({"Model": model, "Fusion": fusion.upper(), "λ": lam, "Source": "ours",
-                                 "Benchmark": f"ShapeCaptions {m['split']}", **measured(m)})
+                                 "Benchmark": f"ShapeCaptions {m['split']}", **measured_row(m)})
                     flat[f"{model}/{fusion}" + (f"_{lam}" if lam is not None else "")] = {
-                        c: round(v, 2) for c, v in measured(m).items()}
+                        c: round(v, 2) for c, v in measured_row(m).items()}
     df = pd.DataFrame(rows, columns=["Model", "Fusion", "λ", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"])
     df["λ"] = df["λ"].map(lambda v: "—" if pd.isna(v) else f"{v:g}")
     k = next((m["k"] for m in cells if m["k"]), None)
@@ -127,8 +127,8 @@ def _setting_table(paper_settings: dict, ours: dict[str, list[dict]], setting_co
     for setting, cells in ours.items():
         for m in cells:
             model = METHOD_NAMES.get(m["method"], m["method"])
-            rows.append({setting_col: setting, "Model": model, "Source": "ours", **measured(m)})
-            flat[f"{setting}/{model}"] = {c: round(v, 2) for c, v in measured(m).items()}
+            rows.append({setting_col: setting, "Model": model, "Source": "ours", **measured_row(m)})
+            flat[f"{setting}/{model}"] = {c: round(v, 2) for c, v in measured_row(m).items()}
     return pd.DataFrame(rows, columns=[setting_col, "Model", "Source"] + RECALL_COLUMNS + ["rsum"]), flat
 
 
