@@ -53,8 +53,11 @@ def test_every_registered_target_has_a_builder_and_cells_under_both_configs():
             plan = papers.plan(name, yaml.safe_load((ROOT / params).read_text()))
             assert sorted(plan.tables) == sorted(t.name for t in paper.targets), params
             assert all(spec.inputs for spec in plan.tables.values()), params
-    with pytest.raises(KeyError, match="no target 'table99'"):
+    with pytest.raises(papers.UnknownPaperError, match="no target 'table99'"):
         papers.builder("rfrs", "table99")
+    from itr.cli import main
+
+    assert main(["table", "rfrs", "table99", "--inputs", "x.json", "--out", "t"]) == 2  # a message, no traceback
 
 
 def _cell_from_path(rel: str, n: int) -> dict:

@@ -27,6 +27,7 @@ from itr.features.store import FeatureStore, FeatureStoreError
 
 @dataclasses.dataclass(frozen=True)
 class Source:
+    """One split of a dataset directory, with the feature store of its images."""
     data: str
     features: str
     split: str
@@ -47,6 +48,11 @@ class Source:
     def spec(self) -> str:
         """DATA_DIR:FEATURES_DIR:SPLIT, as ``parse`` reads it."""
         return f"{self.data}:{self.features}:{self.split}"
+
+
+def sources(data: str, features: str, split: str, distractors=()) -> tuple[Source, list[Source]]:
+    """The test split and its distractor sources (``DATA:FEATURES:SPLIT`` each), as the CLI names them."""
+    return Source(data, features, split), [Source.parse(text) for text in distractors]
 
 
 class StackedStore:

@@ -9,6 +9,7 @@ from itr.data.images import ImageError
 from itr.data.dataset import DatasetError
 from itr.features.store import FeatureStoreError
 from itr.index import IndexFileError
+from itr.papers import UnknownPaperError
 
 USER_ERRORS = (ConfigError, DatasetError, ImageError, FeatureStoreError, CheckpointError, IndexFileError,
-               FileNotFoundError)
+               UnknownPaperError, FileNotFoundError)

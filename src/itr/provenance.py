@@ -22,6 +22,23 @@ import importlib.util
 from pathlib import Path
 
 
+# The command each workflow rule runs (a rule's `code` param is the digest of its entry; dvc.yaml's shared
+# stages depend on the files of their entries' closures).
+RULE_ENTRIES = {
+    "shapes_generate": "itr.cli.data:shapes",
+    "train_detector": "itr.cli.detector:train",
+    "extract_features": "itr.cli.detector:extract",
+    "train": "itr.cli.train:train",
+    "build_index": "itr.cli.index:build",
+    "evaluate": "itr.cli.index:evaluate",
+    "rerank_score": "itr.cli.rerank:score",
+    "rerank_evaluate": "itr.cli.rerank:evaluate",
+    "paper_table": "itr.cli.report:table",
+    "check_scores": "itr.cli.report:check_scores",
+    "benchmark_latency": "benchmarks/latency.py",
+}
+
+
 @functools.lru_cache(maxsize=None)
 def _root() -> Path:
     """The directory holding the ``itr`` package (on sys.path: src/ of the checkout)."""
@@ -55,47 +72,47 @@ def _imports(nodes) -> set[str]:
     return {m for m in found if module_file(m)}
 
 
-def _entry(entry: str) -> tuple[ast.AST, set[str]]:
-    """The entry's own tree and the modules it starts from: for ``module:function``, the function and its
-    module's top-level imports with its own; for a script (``path.py``, outside the library), all of it."""
+def _entry(entry: str) -> tuple[list[ast.AST], set[str]]:
+    """The entry's own code and the modules it starts from: for ``module:function``, the function and its
+    module's top-level statements that are not other functions (imports, constants); for a script
+    (``path.py``, outside the library), all of it."""
     if entry.endswith(".py"):
         tree = ast.parse(Path(entry).read_text(), filename=entry)
-        return tree, _imports([tree])
+        return [tree], _imports([tree])
     module, function = entry.split(":")
     tree = _tree(module_file(module))
     funcs = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function]
     if not funcs:
         raise ValueError(f"{entry}: no function {function!r} in {module}")
-    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    return funcs[0], _imports(top) | _imports(funcs)
+    own = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))] + funcs
+    return own, _imports(own)
 
 
 def closure(entry: str) -> list[str]:
     """Every itr module an entry (``module:function``, a script ``path.py``, or a module) can run, sorted.
 
-    Library modules are followed through every import, those inside functions too (we cannot tell which
-    functions run). The entry's own package (``itr.cli``) is followed through its top-level imports only:
-    importing it runs those, but of its functions only the entry runs.
+    Modules are followed through every import, those inside functions too (we cannot tell which functions
+    run), and through their packages' ``__init__``. The entry's own package (``itr.cli``) is the exception:
+    its ``__init__`` imports every stage module to build the parser, but only the entry function runs.
     """
     package = entry.split(":")[0].rsplit(".", 1)[0] if ":" in entry else None
-    if ":" in entry or entry.endswith(".py"):
-        _, todo = _entry(entry)
-    else:
-        todo = {entry}
+    todo = _entry(entry)[1] if ":" in entry or entry.endswith(".py") else {entry}
     seen: set[str] = set()
     while todo:
         module = todo.pop()
-        if module in seen:
+        if module in seen or module == package:
             continue
         seen.add(module)
         parent = module.rsplit(".", 1)[0]
         if parent != module and module_file(parent):
             todo.add(parent)  # importing a submodule runs its package's __init__
-        tree = _tree(module_file(module))
-        shallow = package and (module == package or module.startswith(package + "."))
-        nodes = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))] if shallow else [tree]
-        todo |= _imports(nodes) - seen
+        todo |= _imports([_tree(module_file(module))]) - seen
     return sorted(seen)
+
+
+@functools.lru_cache(maxsize=None)
+def _normalised(path: Path) -> str:
+    return _without_docstrings(_tree(path))
 
 
 def _without_docstrings(tree: ast.AST) -> str:
@@ -108,15 +125,24 @@ def _without_docstrings(tree: ast.AST) -> str:
     return ast.dump(tree)
 
 
-def code_digest(*entries: str) -> str:
-    """A short digest of the code the entries (``module:function``, ``path.py`` or ``module``) can run."""
+def code_digest(*entries: str, data: tuple = ()) -> str:
+    """A short digest of the code the entries (``module:function``, ``path.py`` or ``module``) can run, and of
+    the bytes of ``data`` files they read (a paper's reported numbers)."""
     h = hashlib.sha256()
     for entry in entries:
         if ":" in entry or entry.endswith(".py"):
-            h.update(_without_docstrings(_entry(entry)[0]).encode())
+            h.update("".join(_without_docstrings(node) for node in _entry(entry)[0]).encode())
         for module in closure(entry):
-            h.update(module.encode() + _without_docstrings(_tree(module_file(module))).encode())
+            h.update(module.encode() + _normalised(module_file(module)).encode())
+    for path in data:
+        h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
+
+
+def closure_files(entry: str) -> list[str]:
+    """The source files an entry runs, relative to the checkout (src/itr/...; the entry's own file first)."""
+    own = [entry] if entry.endswith(".py") else [str(module_file(entry.split(":")[0]).relative_to(_root().parent))]
+    return own + [str(module_file(m).relative_to(_root().parent)) for m in closure(entry)]
 
 
 def package_modules(package: str) -> list[str]:

@@ -22,7 +22,6 @@ import yaml
 from itr.atomic import write_text
 
 RECALL_COLUMNS = ["t2i/R@1", "t2i/R@5", "t2i/R@10", "i2t/R@1", "i2t/R@5", "i2t/R@10"]
-FORMATS = ("md", "csv", "tex", "json")  # the files of one table, results/tables/<name>.<format>
 
 
 def reported_numbers(package: str) -> dict:

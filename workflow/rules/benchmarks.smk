@@ -13,7 +13,7 @@ rule benchmark_latency:
     output:
         LATENCY_BENCHMARK,
     params:
-        code=code_digest("benchmarks/latency.py"),
+        code=CODE["benchmark_latency"],
         cfg=section("benchmark"),
     conda:
         ITR_ENV

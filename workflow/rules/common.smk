@@ -10,7 +10,7 @@ from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MAN
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
                         datasets, table_files)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
-from itr.provenance import code_digest, package_modules
+from itr.provenance import RULE_ENTRIES, code_digest, package_modules
 from itr.shortlist import SCORE_FUSIONS
 
 # Fail within seconds, naming the key, when params.yaml (or a --configfile) has a bad key.
@@ -80,19 +80,11 @@ def distractor_args(collection):
 
 # The library code each job runs (itr.provenance), passed as a param; Snakemake reruns a job whose params
 # changed, so a result goes stale when the code that made it changes (comments and docstrings aside).
-CODE = {rule: code_digest(entry) for rule, entry in {
-    "shapes_generate": "itr.cli.data:shapes",
-    "train_detector": "itr.cli.detector:train",
-    "extract_features": "itr.cli.detector:extract",
-    "train": "itr.cli.train:train",
-    "build_index": "itr.cli.index:build",
-    "evaluate": "itr.cli.index:evaluate",
-    "rerank_score": "itr.cli.rerank:score",
-    "rerank_evaluate": "itr.cli.rerank:evaluate",
-    "check_scores": "itr.cli.report:check_scores",
-}.items()}
-# A paper's builders are imported by name (itr.papers.builder): every module of its package counts.
-TABLE_CODE = {p: code_digest("itr.cli.report:table", *package_modules(f"itr.papers.{p}")) for p in papers.PAPERS}
+CODE = {rule: code_digest(entry) for rule, entry in RULE_ENTRIES.items() if rule != "paper_table"}
+# A paper's builders are imported by name (itr.papers.builder): every module of its package counts, and the
+# numbers it reports (reported.yaml) beside ours.
+TABLE_CODE = {p: code_digest(RULE_ENTRIES["paper_table"], *package_modules(f"itr.papers.{p}"),
+                             data=[papers.reported_file(p)]) for p in papers.PAPERS}
 
 
 # Threads of build_index and rerank_score. At full scale these are mostly short jobs (an auxiliary

@@ -6,6 +6,7 @@ import contextlib
 import logging
 
 log = logging.getLogger("itr")
+PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.protocols)"
 
 
 def add_compute(p: argparse.ArgumentParser) -> None:
@@ -39,13 +40,6 @@ def add_cell_names(p: argparse.ArgumentParser) -> None:
 
 def cell_names(args, method: str) -> dict:
     return {"method": method, "dataset": args.dataset, "trained_on": args.trained_on, "variant": args.variant}
-
-
-def collection(args) -> tuple:
-    """(target Source, distractor Sources) of the collection options."""
-    from itr.collection import Source
-
-    return Source(args.data, args.features, args.split), [Source.parse(text) for text in args.distractors]
 
 
 def compute(args):

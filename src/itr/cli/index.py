@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from itr.cli.common import (add_cell_names, add_collection, add_compute, add_tracking, cell_names, collection,
+from itr.cli.common import (PROTOCOL_HELP, add_cell_names, add_collection, add_compute, add_tracking, cell_names,
                             compute, log, tracker)
-
-PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.protocols)"
 
 
 def register(sub) -> None:
@@ -26,12 +24,13 @@ def register(sub) -> None:
 
 
 def build(args) -> int:
+    from itr.collection import sources
     from itr.config import IndexConfig, parse_section
     from itr.index import index_collection
 
     cfg = parse_section(IndexConfig, args.config)
     device = compute(args)
-    target, distractors = collection(args)
+    target, distractors = sources(args.data, args.features, args.split, args.distractors)
     index_collection(args.model, target, distractors, args.lang, args.first_images, cfg.factory, cfg.search_params,
                      args.out, device, log=log.info)
     return 0

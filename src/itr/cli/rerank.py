@@ -1,9 +1,8 @@
 """itr rerank score | itr rerank evaluate: cross-encode shortlists (or every pair), then score the cells."""
 from __future__ import annotations
 
-from itr.cli.common import (add_cell_names, add_collection, add_compute, add_tracking, cell_names, collection,
+from itr.cli.common import (PROTOCOL_HELP, add_cell_names, add_collection, add_compute, add_tracking, cell_names,
                             compute, log, tracker)
-from itr.cli.index import PROTOCOL_HELP
 
 
 def register(sub) -> None:
@@ -27,13 +26,14 @@ def register(sub) -> None:
 
 
 def score(args) -> int:
+    from itr.collection import sources
     from itr.config import EvalConfig, RerankConfig, parse_section
     from itr.rerank import score_collection
 
     cfg = parse_section(RerankConfig, args.config, stage="rerank_score")
     eval_cfg = parse_section(EvalConfig, args.eval_config, stage="rerank_score")
     device = compute(args)
-    target, distractors = collection(args)
+    target, distractors = sources(args.data, args.features, args.split, args.distractors)
     score_collection(args.reranker, args.first_stage, target, distractors, args.lang, args.first_images, cfg,
                      eval_cfg, args.protocol, args.out, device, log=log.info)
     return 0

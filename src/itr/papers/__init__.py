@@ -26,6 +26,10 @@ from typing import Callable
 PAPERS = ("rfrs",)  # the registry: one entry per package under itr.papers
 
 
+class UnknownPaperError(LookupError):
+    """A paper or target that the registry does not have (or declares inconsistently)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     """One result of a paper: ``results/tables/<paper>_<name>.{md,csv,tex,json}``, plus a PNG for figures.
@@ -50,7 +54,8 @@ class Paper:
         for t in self.targets:
             if t.name == name:
                 return t
-        raise KeyError(f"paper {self.name!r} has no target {name!r}; its targets: {[t.name for t in self.targets]}")
+        raise UnknownPaperError(f"paper {self.name!r} has no target {name!r}; its targets: "
+                                f"{[t.name for t in self.targets]}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,20 +99,31 @@ class Plan:
 def load(name: str) -> Paper:
     """The declaration of a registered paper."""
     if name not in PAPERS:
-        raise KeyError(f"unknown paper {name!r}; registered: {list(PAPERS)} (itr.papers.PAPERS)")
+        raise UnknownPaperError(f"unknown paper {name!r}; registered: {list(PAPERS)} (itr.papers.PAPERS)")
     return importlib.import_module(f"itr.papers.{name}").PAPER
 
 
 def plan(name: str, config: dict) -> Plan:
-    """The paper's plan under a validated params mapping (its package's ``plan.plan``)."""
-    load(name)
-    return importlib.import_module(f"itr.papers.{name}.plan").plan(config)
+    """The paper's plan under a validated params mapping (its package's ``plan.plan``): a table for each
+    registered target, and no other."""
+    paper = load(name)
+    result = importlib.import_module(f"itr.papers.{name}.plan").plan(config)
+    declared, planned = {t.name for t in paper.targets}, set(result.tables)
+    if declared != planned:
+        raise UnknownPaperError(f"itr.papers.{name}: targets {sorted(declared ^ planned)} are in only one of PAPER.targets "
+                                "and the plan's tables; declare each target in both")
+    return result
 
 
 def builder(paper: str, target: str) -> Callable:
     """The function that builds one target's table."""
     module, function = load(paper).target(target).builder.split(":")
     return getattr(importlib.import_module(f"itr.papers.{paper}.{module}"), function)
+
+
+def reported_file(name: str) -> str:
+    """Path of the numbers the paper reports (its tables print them beside ours)."""
+    return str(resources.files(f"itr.papers.{name}").joinpath("reported.yaml"))
 
 
 def expected_scores(name: str) -> str:
