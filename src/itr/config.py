@@ -300,6 +300,10 @@ class TrackingConfig(_Section):
 SECTIONS: dict[str, type[_Section]] = {cls.SECTION: cls for cls in (
     ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig,
     RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
+# Sections whose code draws random numbers, to which the workflow adds the global seed: every section whose
+# dataclass has a seed field, and the latency benchmark (a script; its section has no dataclass).
+SEEDED = frozenset({name for name, cls in SECTIONS.items() if any(f.name == "seed" for f in dataclasses.fields(cls))}
+                   | {"benchmark"})
 
 
 def parse_section(cls, text_or_dict, stage: str | None = None) -> Any:

@@ -5,7 +5,7 @@ import shlex
 import yaml
 
 from itr import papers
-from itr.config import section_keys, unread_keys, validate_params
+from itr.config import SEEDED, section_keys, unread_keys, validate_params
 from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, LATENCY_BENCHMARK,
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
                         datasets, table_files)
@@ -93,8 +93,6 @@ TABLE_CODE = {p: code_digest(RULE_ENTRIES["paper_table"], *package_modules(f"itr
 # can raise them with set-threads.
 SHORT_JOB_THREADS = 1
 
-# Sections whose code draws random numbers get the global seed.
-SEEDED = {"shapes", "detector", "be", "ce", "joint", "benchmark"}
 RUN_NAME = "{variant}/{method}/{collection}/{protocol}"  # MLflow run name of an evaluation cell
 
 
@@ -111,6 +109,11 @@ def section(name, stage=None, **overrides):
     if name in SEEDED:
         value["seed"] = config["seed"]
     return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def paper_outputs(paper):
+    """Every file a paper's <paper>_all target builds: its tables and figures, and its files beside them."""
+    return [f for t in papers.load(paper).targets for f in table_outputs(paper, t.name)] + PAPER_PLANS[paper].extra_outputs
 
 
 def table_outputs(paper, target):
