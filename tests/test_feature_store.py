@@ -48,7 +48,7 @@ def test_truncated_shard_is_detected_and_named(tmp_path):
 def test_shape_mismatch_and_missing_ids_fail_clearly(tmp_path):
     _write_store(tmp_path, ["a", "b"])
     np.save(tmp_path / "shard-00000.global.npy", np.zeros((2, D + 1), np.float16))
-    with pytest.raises(FeatureStoreError, match="does not match its marker"):
+    with pytest.raises(FeatureStoreError, match="is not the array its marker shard-00000.json recorded"):
         FeatureStore(tmp_path)
     _write_store(tmp_path, ["a", "b"])
     with pytest.raises(FeatureStoreError, match="no features for \\['zzz'\\]"):

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from itr.config import EvalConfig
 from itr.evaluate import evaluate_collection
 from itr.protocols import protocol_groups
-from itr.index import IndexFileError, build_index, load_index, save_index, search
+from itr.index import IndexedCollection, IndexFileError, build_index, load_index, save_collection, save_index, search
 from itr.metrics import evaluate_rankings
 from itr.models.encode import rank_exact
 
@@ -58,13 +59,23 @@ def _collection(tmp_path, n_images=20, caps_per_image=2, factory="Flat"):
     cap /= np.linalg.norm(cap, axis=1, keepdims=True)
     image_ids = [f"i{k}" for k in range(n_images)]
     caption_image_ids = list(np.repeat(image_ids, caps_per_image))
-    np.save(tmp_path / "images.vectors.npy", img)
-    np.save(tmp_path / "captions.vectors.npy", cap)
-    save_index(tmp_path / "images", build_index(img, factory), image_ids, "m", factory, "")
-    save_index(tmp_path / "captions", build_index(cap, factory), [f"c{k}" for k in range(len(cap))], "m", factory, "")
-    (tmp_path / "collection.json").write_text(json.dumps({"model_id": "m", "split": "test",
-                                                          "caption_image_ids": caption_image_ids}))
+    save_collection(tmp_path, img, cap, image_ids, [f"c{k}" for k in range(len(cap))], factory, "",
+                    {"model_id": "m", "split": "test", "caption_image_ids": caption_image_ids})
     return img, cap, image_ids, caption_image_ids
+
+
+def test_an_index_file_from_another_collection_is_refused(tmp_path):
+    """Finding 8 of issue 13: swapping images.faiss or a vector file in from another build is caught."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    _collection(tmp_path / "a")
+    _collection(tmp_path / "b", n_images=12)
+    IndexedCollection(tmp_path / "a")
+    for swapped in ("images.faiss", "captions.vectors.npy"):
+        shutil.copytree(tmp_path / "a", tmp_path / swapped)
+        shutil.copy(tmp_path / "b" / swapped, tmp_path / swapped / swapped)
+        with pytest.raises(IndexFileError, match=f"{swapped} is not the file its manifest recorded"):
+            IndexedCollection(tmp_path / swapped)
 
 
 def test_fold_protocol_equals_exact_search_per_fold(tmp_path):
@@ -106,13 +117,9 @@ def test_collection_of_the_first_images_answers_only_subsets_it_holds(tmp_path):
     keep = image_ids[:10]
     rows = [c for c, i in enumerate(cap_img) if i in keep]
     cut = tmp_path / "first10"
-    cut.mkdir()
-    np.save(cut / "images.vectors.npy", img[:10])
-    np.save(cut / "captions.vectors.npy", cap[rows])
-    save_index(cut / "images", build_index(img[:10], "Flat"), keep, "m", "Flat", "")
-    save_index(cut / "captions", build_index(cap[rows], "Flat"), [f"c{k}" for k in rows], "m", "Flat", "")
-    (cut / "collection.json").write_text(json.dumps({"model_id": "m", "split": "test", "first_images": 10,
-                                                     "caption_image_ids": [cap_img[r] for r in rows]}))
+    save_collection(cut, img[:10], cap[rows], keep, [f"c{k}" for k in rows], "Flat", "",
+                    {"model_id": "m", "split": "test", "first_images": 10,
+                     "caption_image_ids": [cap_img[r] for r in rows]})
     cfg = EvalConfig(ks=(1, 5), subset_size=10)
     for protocol in ("subset8", "subset10", "subset"):
         assert evaluate_collection(cut, cfg, protocol)["metrics"] == evaluate_collection(tmp_path / "all", cfg,

@@ -7,7 +7,6 @@ leaves a truncated checkpoint where the next run would trust it.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -34,25 +33,21 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"{path} is not a readable checkpoint ({e}); delete it and rebuild its rule.") from e
 
 
-def resume_state(path: Path, config: dict, log=print) -> dict | None:
-    """The saved training state at `path` if it was made with the same config, else None.
+def resume_state(path: Path, identity: dict, log=print) -> dict | None:
+    """The saved training state at ``path`` if it was made from the same inputs, else None.
 
-    A state from another config is ignored, and said so, rather than resumed: resuming
-    it would mix two experiments in one checkpoint.
+    ``identity`` names everything the job reads: its full config, the digests of its upstream artifacts
+    (dataset and feature manifests), and the digest of its code (itr.provenance). A state saved under any
+    other identity is discarded, and the log says which part differs: resuming it would publish a model of
+    other settings (or of other data) as this job's result.
     """
     if not path.exists():
         return None
     state = load_checkpoint(path)
-    if state.get("config") != config:
-        log(f"ignoring {path}: it was saved with a different config; starting from scratch")
+    saved = state.get("identity")
+    if saved != identity:
+        changed = sorted(k for k in set(identity) | set(saved or {}) if (saved or {}).get(k) != identity.get(k))
+        log(f"discarding {path}: it was saved from other inputs (changed: {', '.join(changed)}); "
+            "training from scratch")
         return None
     return state
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file (first 16 hex digits): the identity of a model checkpoint."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]

@@ -23,7 +23,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from itr.atomic import replacing, save_npy, write_json, write_text
+from itr.atomic import replacing, save_npy, write_text
+from itr.manifest import ManifestError, read_sealed, verify_files, write_sealed
+
+# The files of a saved collection besides collection.json, which is sealed with their digests.
+COLLECTION_FILES = ("images.vectors.npy", "captions.vectors.npy", "images.faiss", "images.json",
+                    "captions.faiss", "captions.json")
+REBUILD = "snakemake --forcerun build_index indexes"
 
 
 class IndexFileError(RuntimeError):
@@ -124,7 +130,8 @@ def save_collection(out: str | Path, image_vecs: np.ndarray, caption_vecs: np.nd
     """Both indexes of a test collection and their query vectors (the other modality), tagged with the model.
 
     ``meta`` (model_id, split, caption_image_ids, n_targets, distractors, lang, first_images, ...) is written
-    as ``collection.json``, last: its presence marks the collection complete.
+    as ``collection.json``, last: its presence marks the collection complete. It is sealed with the digests of
+    the other six files (itr.manifest), so an index or vector file swapped in from another build is refused.
     """
     model_id = meta["model_id"]
     out = Path(out)
@@ -135,14 +142,14 @@ def save_collection(out: str | Path, image_vecs: np.ndarray, caption_vecs: np.nd
                search_params)
     save_index(out / "captions", build_index(caption_vecs, factory, search_params), caption_ids, model_id, factory,
                search_params)
-    write_json(out / "collection.json", meta)
+    write_sealed(out / "collection.json", meta, out, list(COLLECTION_FILES))
 
 
 def index_collection(model_path, target, distractors, lang: str | None, first_images: int | None, factory: str,
                      search_params: str, out, device="cpu", log=print) -> None:
     """Encode a test collection (itr.collection.Source, distractor Sources) with a trained model and save
     both indexes with the query vectors (save_collection), tagged with the checkpoint's digest."""
-    from itr.checkpoint import file_digest
+    from itr.manifest import file_digest
     from itr.models.encode import embed_captions, embed_images, load_on_collection
 
     c = load_on_collection(model_path, target, distractors, lang, first_images, device)
@@ -170,7 +177,11 @@ class IndexedCollection:
 
     def __init__(self, index_dir: Path):
         self.index_dir = Path(index_dir)
-        collection = json.loads((Path(index_dir) / "collection.json").read_text())
+        try:
+            collection = read_sealed(self.index_dir / "collection.json", REBUILD)
+            verify_files(collection, self.index_dir, REBUILD)
+        except ManifestError as e:
+            raise IndexFileError(str(e)) from e
         self.split, self.model_id = collection["split"], collection["model_id"]
         self.image_index, image_meta = load_index(Path(index_dir) / "images", self.model_id)
         self.caption_index, _ = load_index(Path(index_dir) / "captions", self.model_id)

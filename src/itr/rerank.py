@@ -105,7 +105,7 @@ def score_collection(reranker_path, first_stage: str | None, target, distractors
     import time
 
     from itr.atomic import save_npz
-    from itr.checkpoint import file_digest
+    from itr.manifest import file_digest
     from itr.models.encode import load_on_collection
     from itr.protocols import distractor_label, protocol_groups
 

@@ -21,7 +21,10 @@ paper's "tiny" dev set) and the epoch with the best mean rsum is kept; the test 
 never looked at here.
 
 Training state (model, optimizer, scheduler, RNG, history, best so far) is saved after
-every epoch to ``state_dir/last.pt``, so a killed job resumes at the next epoch.
+every epoch to ``state_dir/last.pt``, so a killed job resumes at the next epoch. The state
+records the identity of everything the job read (config, the dataset's and the feature store's
+manifest digests, the text encoder settings, the code); a state of any other identity is
+discarded, never resumed (itr.checkpoint.resume_state).
 """
 from __future__ import annotations
 
@@ -192,14 +195,17 @@ def mine(model, train: CaptionSet, store: FeatureStore, device, k: int) -> HardN
 
 
 def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: CaptionSet, store: FeatureStore,
-                state_dir: Path, device, extra_state: dict, log=print, track=None) -> dict:
+                state_dir: Path, device, extra_state: dict, log=print, track=None, inputs: dict | None = None) -> dict:
     """Train ``method`` (be, ce or joint), keep the best validation epoch in state_dir/best.pt, return a summary.
 
     Args:
         cfg: BEConfig, CEConfig or JointConfig.
         extra_state: saved into every checkpoint (architecture, text encoder path, ...).
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
+        inputs: identities of what else the run reads (upstream digests, code); with the config they key
+            the resumable state, so a state saved from other inputs is discarded (train_from_files fills it).
     """
+    identity = {"config": cfg.to_dict(), **(inputs or {})}
     objectives = [cls(cfg, model, train, store, device) for cls in objectives_of(method, cfg)]
     full_pass = cfg.full_pass_steps(len(train))
     if cfg.steps_per_epoch > full_pass:
@@ -212,7 +218,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
     last, best = state_dir / "last.pt", state_dir / "best.pt"
     history: list[dict] = []
     start_epoch, best_score, best_epoch = 0, -1.0, -1
-    state = resume_state(last, cfg.to_dict(), log)
+    state = resume_state(last, identity, log)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -266,7 +272,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
                                "epoch": epoch, "best_rsum": best_score, "best_epoch": best_epoch,
-                               "history": history, "config": cfg.to_dict()})
+                               "history": history, "identity": identity})
         if track:  # after the checkpoint: a tracker failure must not lose a finished epoch
             track({k: v for k, v in row.items() if k.startswith(("val", "train_loss"))}, row["step"])
     return {"best_epoch": best_epoch, "best_val_rsum": best_score, "history": history, "best_path": best}
@@ -293,9 +299,11 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     import pandas as pd
 
     from itr.atomic import write_text
-    from itr.data.dataset import first_images, read_dataset
+    from itr.data.dataset import dataset_manifest, first_images, read_dataset
     from itr.models.encoder import load_encoder
+    from itr.provenance import code_digest
 
+    device = torch.device(device)
     store = FeatureStore(features)
     torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
     model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
@@ -306,7 +314,10 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
     extra = {"method": method, "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
              "features": store.manifest["source"]}
-    result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log, track=track)
+    inputs = {"text_encoder": text_cfg.to_dict(), "data": dataset_manifest(data)["digest"],
+              "features": store.manifest["digest"], "code": code_digest("itr.training")}
+    result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log, track=track,
+                         inputs=inputs)
     publish_best(Path(state_dir), Path(out))
     write_text(history, pd.DataFrame(result["history"]).to_csv(index=False))
     log(f"{method}: best epoch {result['best_epoch']}, val rsum {result['best_val_rsum']:.2f}")

@@ -4,6 +4,8 @@ A dataset directory holds:
     images/...           image files (any layout; the table gives each one's path)
     images.parquet       image_id, split, file, width, height, scene, twin_of, twin_type
     captions.parquet     image_id, caption_id, split, lang, text
+    manifest.json        what the dataset is, sealed with the digests of both tables (itr.manifest);
+                         written last, so it marks the dataset complete, and its digest is the dataset's identity
 
 ``scene`` is a JSON string (objects with kind/colour/size/box for generated data, "{}"
 for real photos). Readers check columns and referential integrity so that a broken
@@ -16,9 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from itr.atomic import replacing
+from itr.manifest import ManifestError, read_sealed, verify_files, write_sealed
 
 IMAGE_COLUMNS = ["image_id", "split", "file", "width", "height", "scene", "twin_of", "twin_type"]
 CAPTION_COLUMNS = ["image_id", "caption_id", "split", "lang", "text"]
+
+
+TABLES = ("images.parquet", "captions.parquet")
+REBUILD = "snakemake --forcerun shapes_generate data (or re-run the importer that wrote it)"
 
 
 class DatasetError(ValueError):
@@ -30,13 +37,27 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def write_dataset(out_dir: Path, image_rows: list[dict], caption_rows: list[dict]) -> None:
+def write_dataset(out_dir: Path, image_rows: list[dict], caption_rows: list[dict], info: dict) -> dict:
+    """Write both tables, then the sealed manifest (``info`` plus the tables' digests); returns the manifest."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
     captions = pd.DataFrame(caption_rows, columns=CAPTION_COLUMNS)
     _check(images, captions, out_dir)
     atomic_write_parquet(images, out_dir / "images.parquet")
     atomic_write_parquet(captions, out_dir / "captions.parquet")
+    return write_sealed(out_dir / "manifest.json", info, out_dir, list(TABLES))
+
+
+def dataset_manifest(data_dir: str | Path) -> dict:
+    """The dataset's sealed manifest, its tables checked against it; ``["digest"]`` is the dataset's identity."""
+    data_dir = Path(data_dir)
+    try:
+        manifest = read_sealed(data_dir / "manifest.json", REBUILD)
+        verify_files(manifest, data_dir, REBUILD)
+    except ManifestError as e:
+        raise DatasetError(str(e)) from e
+    return manifest
 
 
 def _check(images: pd.DataFrame, captions: pd.DataFrame, where: Path) -> None:
@@ -54,11 +75,10 @@ def _check(images: pd.DataFrame, captions: pd.DataFrame, where: Path) -> None:
 def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read (images, captions) of a dataset directory, optionally one split, validating both."""
     data_dir = Path(data_dir)
+    dataset_manifest(data_dir)
     tables = []
-    for name, cols in (("images.parquet", IMAGE_COLUMNS), ("captions.parquet", CAPTION_COLUMNS)):
+    for name, cols in zip(TABLES, (IMAGE_COLUMNS, CAPTION_COLUMNS)):
         path = data_dir / name
-        if not path.exists():
-            raise DatasetError(f"{path} not found; build the dataset first (snakemake data) or check the path.")
         df = pd.read_parquet(path)
         missing = [c for c in cols if c not in df.columns]
         if missing:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from itr.atomic import replacing, write_json
+from itr.atomic import replacing
 from itr.config import ShapesConfig
 from itr.data.captions import LANGUAGES, plan_captions, render_captions
 from itr.data.dataset import write_dataset
@@ -270,10 +270,8 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
                     caption_id = f"{sc['image_id']}-{j}" if lang == "en" else f"{sc['image_id']}-{lang}{j}"
                     caption_rows.append({"image_id": sc["image_id"], "caption_id": caption_id,
                                          "split": split, "lang": lang, "text": text})
-    write_dataset(out_dir, image_rows, caption_rows)
     twins = sum(r["twin_of"] is not None for r in image_rows)
     summary = {"dataset": "shapes", "images": len(image_rows), "captions": len(caption_rows),
                "twin_images": 2 * twins, "twin_share": round(2 * twins / len(image_rows), 4),
                "config": cfg.to_dict()}
-    write_json(out_dir / "manifest.json", summary)
-    return summary
+    return write_dataset(out_dir, image_rows, caption_rows, summary)

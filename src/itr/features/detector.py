@@ -136,11 +136,14 @@ def predict(model, paths: list[Path], batch_size: int, device) -> list[dict]:
 
 
 def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, val_targets, num_classes: int,
-                   image_size: int, state_dir: Path, device, log=print, on_epoch=None):
+                   image_size: int, state_dir: Path, device, log=print, on_epoch=None, inputs: dict | None = None):
     """Train with AdamW and a cosine schedule, checkpointing every epoch to state_dir/last.pt.
 
-    A killed run restarts from the last finished epoch. Returns (model, val metrics).
+    A killed run restarts from the last finished epoch, if the saved state has the same identity: the
+    config plus ``inputs`` (the dataset's digest and the code's; train_on_dataset fills them). Returns
+    (model, val metrics).
     """
+    identity = {"config": cfg.to_dict(), **(inputs or {})}
     torch.manual_seed(cfg.seed)
     model = build_detector(cfg, num_classes, image_size).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -148,7 +151,7 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
     state_dir.mkdir(parents=True, exist_ok=True)
     last = state_dir / "last.pt"
     start_epoch = 0
-    state = resume_state(last, cfg.to_dict(), log)
+    state = resume_state(last, identity, log)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -174,7 +177,7 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
             losses.append(loss.item())
         sched.step()
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                               "scheduler": sched.state_dict(), "epoch": epoch, "identity": identity,
                                "torch_rng": torch.get_rng_state()})
         log(f"epoch {epoch}: loss {np.mean(losses):.4f}")
         if on_epoch:
@@ -191,9 +194,10 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     """
     from itr.atomic import write_json
     from itr.data import shapes
-    from itr.data.dataset import read_dataset
+    from itr.data.dataset import dataset_manifest, read_dataset
+    from itr.provenance import code_digest
 
-    data = Path(data)
+    data, device = Path(data), torch.device(device)
     tr, _ = read_dataset(data, "train")
     va, _ = read_dataset(data, "val")
     size = int(tr["width"].iloc[0])
@@ -201,7 +205,8 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     model, metrics = train_detector(
         cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
         [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,
-        Path(state_dir), device, log=log, on_epoch=on_epoch)
+        Path(state_dir), device, log=log, on_epoch=on_epoch,
+        inputs={"data": dataset_manifest(data)["digest"], "code": code_digest("itr.features.detector")})
     save_checkpoint(out, {"model": model.state_dict(), "config": cfg.to_dict(), "labels": labels, "image_size": size})
     write_json(metrics_path, {"dataset": data.name, "split": "val", "iou_threshold": 0.5,
                               "mAP@0.5": metrics["mAP@0.5"], "n_val_images": len(va),

@@ -90,9 +90,10 @@ def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: Featur
 def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu", log=print) -> dict:
     """Region features of every image of a dataset directory, by the detector checkpoint at ``detector_path``,
     into a feature store at ``out`` (resumable: finished shards are kept). Returns extract_to_store's summary."""
-    from itr.checkpoint import file_digest, load_checkpoint
+    from itr.checkpoint import load_checkpoint
     from itr.config import DetectorConfig
-    from itr.data.dataset import read_dataset
+    from itr.data.dataset import dataset_manifest, read_dataset
+    from itr.manifest import file_digest
     from itr.features.detector import build_detector
 
     ckpt = load_checkpoint(detector_path)
@@ -100,7 +101,9 @@ def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu",
     det.load_state_dict(ckpt["model"])
     det.to(device).eval()
     images, _ = read_dataset(data)
-    source = {"detector": file_digest(detector_path), "features": cfg.to_dict()}
+    # What the features depend on: a shard made from other images or by another detector is redone.
+    source = {"data": dataset_manifest(data)["digest"], "detector": file_digest(detector_path),
+              "features": cfg.to_dict()}
     writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source)
     summary = extract_to_store(det, list(images["image_id"]), [Path(data) / f for f in images["file"]],
                                cfg, writer, device, log=log)

@@ -6,13 +6,16 @@ Layout of a store directory::
     shard-00000.geometry.npy   float16 (N, R, 6)  x1, y1, x2, y2, w, h, normalised by image size
     shard-00000.mask.npy       bool    (N, R)     True where a detection exists (rest is padding)
     shard-00000.global.npy     float16 (N, D)     box-head feature of the whole-image box
-    shard-00000.json           ids, shapes and source of the shard; written last = commit marker
-    manifest.json              all shards in order; written once every shard is done
+    shard-00000.json           ids, shapes, array digests and source of the shard; written last = commit marker
+    manifest.json              all shards in order, sealed with the markers' digests (itr.manifest);
+                               written once every shard is done
 
 Every file is written to a temporary name and renamed, and a shard counts as done only
 when its marker exists and matches the producer (``source``). So a killed extraction
 resumes at the first unfinished shard, and a shard made by another detector is redone.
-Readers check every shape against the marker and fail naming the file on truncation.
+Readers check the manifest's seal, every marker against the manifest and every array against
+its marker's digest, and fail naming the file and the command that rebuilds it.
+The manifest's ``digest`` is the store's identity (recorded by training states).
 
 Example:
     >>> store = FeatureStore("features/shapes")
@@ -30,8 +33,10 @@ import torch
 
 from itr.atomic import save_npy as _atomic_npy
 from itr.atomic import write_json as _atomic_json
+from itr.manifest import ManifestError, file_digest, read_sealed, verify_files, write_sealed
 
 ARRAYS = ("regions", "geometry", "mask", "global")
+REBUILD = "snakemake --forcerun extract_features features"
 
 
 class FeatureStoreError(RuntimeError):
@@ -74,14 +79,16 @@ class FeatureStoreWriter:
             if list(arr.shape) != shapes[key]:
                 raise FeatureStoreError(f"{name}.{key}: shape {list(arr.shape)} != expected {shapes[key]}")
             _atomic_npy(self.root / f"{name}.{key}.npy", arr)
-        _atomic_json(self.root / f"{name}.json", {"ids": list(ids), "shapes": shapes, "source": self.source})
+        digests = {key: file_digest(self.root / f"{name}.{key}.npy") for key in ARRAYS}
+        _atomic_json(self.root / f"{name}.json",
+                     {"ids": list(ids), "shapes": shapes, "digests": digests, "source": self.source})
 
     def finalize(self, n_shards: int, extra: dict) -> Path:
         shards = [self.shard_name(k) for k in range(n_shards)]
-        manifest = {"format": "itr-features/1", "max_regions": self.r, "dim": self.d,
+        manifest = {"format": "itr-features/2", "max_regions": self.r, "dim": self.d,
                     "source": self.source, "shards": shards, **extra}
         path = self.root / "manifest.json"
-        _atomic_json(path, manifest)
+        write_sealed(path, manifest, self.root, [f"{name}.json" for name in shards])
         return path
 
 
@@ -90,16 +97,11 @@ def _open_shard(root: Path, name: str, meta: dict) -> dict[str, np.ndarray]:
     for key in ARRAYS:
         path = root / f"{name}.{key}.npy"
         if not path.exists():
-            raise FeatureStoreError(f"{path} is missing; re-run feature extraction (snakemake features).")
-        try:
-            arr = np.load(path, mmap_mode="r")
-        except (ValueError, OSError) as e:
-            raise FeatureStoreError(f"{path} is truncated or corrupt ({e}); delete it and re-run extraction.") from e
-        if list(arr.shape) != meta["shapes"][key]:
-            raise FeatureStoreError(
-                f"{path}: shape {list(arr.shape)} does not match its marker {meta['shapes'][key]}; "
-                "delete the shard and re-run extraction.")
-        arrays[key] = arr
+            raise FeatureStoreError(f"{path} is missing; re-run feature extraction: {REBUILD}")
+        if file_digest(path) != meta.get("digests", {}).get(key):
+            raise FeatureStoreError(f"{path} is not the array its marker {name}.json recorded (truncated, damaged "
+                                    f"or replaced); re-run feature extraction: {REBUILD}")
+        arrays[key] = np.load(path, mmap_mode="r")  # the digest matched: these are the bytes the writer wrote
     return arrays
 
 
@@ -108,18 +110,16 @@ class FeatureStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        manifest_path = self.root / "manifest.json"
-        if not manifest_path.exists():
-            raise FeatureStoreError(f"{manifest_path} not found; the extraction did not finish. Re-run it.")
-        self.manifest = json.loads(manifest_path.read_text())
+        try:
+            self.manifest = read_sealed(self.root / "manifest.json", REBUILD)
+            verify_files(self.manifest, self.root, REBUILD)
+        except ManifestError as e:
+            raise FeatureStoreError(str(e)) from e
         self.max_regions, self.dim = self.manifest["max_regions"], self.manifest["dim"]
         self._shards: list[dict[str, np.ndarray]] = []
         self._where: dict[str, tuple[int, int]] = {}
         for s, name in enumerate(self.manifest["shards"]):
-            marker = self.root / f"{name}.json"
-            if not marker.exists():
-                raise FeatureStoreError(f"{marker} is missing; re-run feature extraction.")
-            meta = json.loads(marker.read_text())
+            meta = json.loads((self.root / f"{name}.json").read_text())
             self._shards.append(_open_shard(self.root, name, meta))
             for row, image_id in enumerate(meta["ids"]):
                 self._where[image_id] = (s, row)

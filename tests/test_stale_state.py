@@ -1,0 +1,121 @@
+"""Never a stale result (issue 13, finding 1): resumable state is keyed by every input the job reads.
+
+Each edit a user makes upstream (the data's noise, the text length, the feature threshold) must make a
+resumed job start from scratch, and its result must equal a run that never had a saved state.
+"""
+import json
+import shutil
+
+import pytest
+import torch
+
+from itr.config import BEConfig, DetectorConfig, FeaturesConfig, ShapesConfig, TextEncoderConfig
+from itr.data import shapes
+from itr.data.dataset import DatasetError, read_dataset
+from itr.features.detector import train_on_dataset
+from itr.features.extract import extract_dataset
+from itr.features.store import FeatureStore, FeatureStoreError
+from itr.models.tiny import make_tiny_bert
+from itr.training import train_from_files
+
+SHAPES = dict(image_size=64, n_train=12, n_val=4, n_test=2, seed=0)
+DETECTOR = DetectorConfig(epochs=1, batch_size=4, channels=(8, 8, 8), representation_size=16, anchor_sizes=(8, 16))
+FEATURES = dict(max_regions=3, score_thresh=0.0, shard_size=8, batch_size=4)
+BE = BEConfig(epochs=1, batch_size=4, lr=1e-3)
+
+
+def _detector(root, data, state, log=print):
+    train_on_dataset(DETECTOR, data, root / "det.pt", root / "det.json", state, log=log)
+    return torch.load(root / "det.pt", weights_only=True)["model"]
+
+
+def _be(root, data, features, state, text, log=print):
+    train_from_files("be", BE, text, data, features, state, root / "be.pt", root / "be.csv", log=log)
+    return torch.load(root / "be.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stale")
+    shapes.build(ShapesConfig(**SHAPES), root / "data")
+    _detector(root, root / "data", root / "det_state")
+    extract_dataset(root / "data", root / "det.pt", FeaturesConfig(**FEATURES), root / "feat")
+    text = TextEncoderConfig(path=str(make_tiny_bert(root / "bert", hidden=16, layers=1)), max_text_len=16)
+    _be(root, root / "data", root / "feat", root / "be_state", text)
+    return root, text
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_new_data_retrains_the_detector_from_scratch(built, tmp_path):
+    root, _ = built
+    shapes.build(ShapesConfig(**SHAPES, noise=0.3), tmp_path / "data")  # shapes.noise edited
+    shutil.copytree(root / "det_state", tmp_path / "det_state")
+    logs = []
+    resumed = _detector(tmp_path, tmp_path / "data", tmp_path / "det_state", log=logs.append)
+    assert any("discarding" in line and "changed: data" in line for line in logs), logs
+    fresh = _detector(tmp_path / "f", tmp_path / "data", tmp_path / "fresh_state")
+    assert _same(resumed, fresh)
+    assert not _same(resumed, _detector(tmp_path / "o", root / "data", root / "det_state"))
+
+
+def test_new_text_length_retrains_the_bi_encoder_from_scratch(built, tmp_path):
+    root, text = built
+    shutil.copytree(root / "be_state", tmp_path / "be_state")
+    short = TextEncoderConfig(path=text.path, max_text_len=8)  # text_encoder.max_text_len edited
+    logs = []
+    resumed = _be(tmp_path, root / "data", root / "feat", tmp_path / "be_state", short, log=logs.append)
+    assert any("discarding" in line and "changed: text_encoder" in line for line in logs), logs
+    assert resumed["text_encoder"]["max_text_len"] == 8
+    fresh = _be(tmp_path / "f", root / "data", root / "feat", tmp_path / "fresh", short)
+    assert _same(resumed["model"], fresh["model"])
+
+
+def test_new_features_retrain_the_bi_encoder_from_scratch(built, tmp_path):
+    root, text = built
+    extract_dataset(root / "data", root / "det.pt", FeaturesConfig(**{**FEATURES, "score_thresh": 0.5}),
+                    tmp_path / "feat")  # features.score_thresh edited
+    shutil.copytree(root / "be_state", tmp_path / "be_state")
+    logs = []
+    resumed = _be(tmp_path, root / "data", tmp_path / "feat", tmp_path / "be_state", text, log=logs.append)
+    assert any("discarding" in line and "changed: features" in line for line in logs), logs
+    assert resumed["features"]["features"]["score_thresh"] == 0.5
+    fresh = _be(tmp_path / "f", root / "data", tmp_path / "feat", tmp_path / "fresh", text)
+    assert _same(resumed["model"], fresh["model"])
+
+
+def test_unchanged_inputs_resume_and_publish_the_same_model(built, tmp_path):
+    root, text = built
+    shutil.copytree(root / "be_state", tmp_path / "be_state")
+    logs = []
+    resumed = _be(tmp_path, root / "data", root / "feat", tmp_path / "be_state", text, log=logs.append)
+    assert any(line.startswith("resuming") for line in logs) and not any("discarding" in x for x in logs)
+    assert resumed["model"].keys() and _same(resumed["model"], torch.load(root / "be.pt", weights_only=True)["model"])
+
+
+def test_an_edited_feature_manifest_is_refused(built, tmp_path):
+    root, _ = built
+    shutil.copytree(root / "feat", tmp_path / "feat")
+    path = tmp_path / "feat" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "dim": 8}))  # finding 8: dim edited by hand
+    with pytest.raises(FeatureStoreError, match="manifest.json was edited.*snakemake --forcerun extract_features"):
+        FeatureStore(tmp_path / "feat")
+
+
+def test_a_swapped_feature_array_is_refused(built, tmp_path):
+    root, _ = built
+    shutil.copytree(root / "feat", tmp_path / "feat")
+    shutil.copy(tmp_path / "feat" / "shard-00001.regions.npy", tmp_path / "feat" / "shard-00000.regions.npy")
+    with pytest.raises(FeatureStoreError, match="shard-00000.regions.npy is not the array its marker"):
+        FeatureStore(tmp_path / "feat")
+
+
+def test_garbage_in_a_dataset_table_names_the_file(built, tmp_path):
+    root, _ = built
+    shutil.copytree(root / "data", tmp_path / "data")
+    (tmp_path / "data" / "captions.parquet").write_bytes(b"PAR1 garbage")  # finding 6
+    with pytest.raises(DatasetError, match=r"captions.parquet is not the file its manifest recorded.*forcerun"):
+        read_dataset(tmp_path / "data")
