@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+from itr.config import ConfigError
 from itr.metrics import retrieval_metrics
 from itr.shortlist import Shortlist, fuse, rerank, rerank_metrics
 
@@ -48,14 +49,17 @@ def test_a_shortlist_miss_stays_a_miss_even_with_a_perfect_reranker():
 
 
 def test_k_larger_than_the_collection_and_k_beyond_the_stored_depth():
-    # all-pairs shortlists of a 2-image collection: asking for k=20 just uses both.
+    # all-pairs shortlists of a 2-image collection: k=2 uses both, k=20 is refused (issue 13, finding 5:
+    # it used to be cut silently to 2, so a table said k=20 of a measurement at k=2)
     g = _one_group(t2i_cand=[[0, 1], [0, 1]], t2i_cross=[[0, 1], [0, 1]],
                    i2t_cand=[[0, 1], [0, 1]], i2t_cross=[[1, 0], [0, 1]], caption_image=[0, 1])
-    m = rerank_metrics([g], k=20, how="ce", lam=0.0, ks=(1, 5))[0]
+    m = rerank_metrics([g], k=2, how="ce", lam=0.0, ks=(1, 5))[0]
     expected = retrieval_metrics(np.array([[1, 0], [1, 0]]), np.array([0, 1]), np.array([[0, 1], [1, 0]]),
                                  np.array([0, 1]), ks=(1, 2))
     assert m["t2i/R@1"] == expected["t2i/R@1"] == 50.0 and m["t2i/R@5"] == 100.0
     assert m["i2t/R@1"] == 100.0
+    with pytest.raises(ConfigError, match="k=20 exceeds the 2 items a t2i query can rank"):
+        rerank_metrics([g], k=20, how="ce", lam=0.0, ks=(1, 5))
     # shortlists cut at depth 2 out of 3 images cannot answer k=3
     g3 = _one_group(t2i_cand=[[0, 1]] * 3, t2i_cross=[[0, 1]] * 3, i2t_cand=[[0, 1]] * 3,
                     i2t_cross=[[0, 1]] * 3, caption_image=[0, 1, 2])
@@ -64,13 +68,11 @@ def test_k_larger_than_the_collection_and_k_beyond_the_stored_depth():
 
 
 def test_smaller_k_drops_candidates_before_reranking():
-    # the true image sits at first-stage rank 3: found with k=3, lost with k=2 whatever the CE says
-    g = _one_group(t2i_cand=[[1, 2, 0]], t2i_cross=[[0, 0, 9]], i2t_cand=[[0]], i2t_cross=[[1]], caption_image=[0])
-    g.i2t_candidates = np.array([[0], [0], [0]])
-    g.i2t_first = np.full((3, 1), np.nan)
-    g.i2t_cross = np.ones((3, 1))
+    # caption 0's true image sits at first-stage rank 3: found with k=3, lost with k=2 whatever the CE says
+    g = _one_group(t2i_cand=[[1, 2, 0], [1, 2, 0], [2, 0, 1]], t2i_cross=[[0, 0, 9], [9, 0, 0], [9, 0, 0]],
+                   i2t_cand=[[0, 1, 2], [1, 2, 0], [2, 0, 1]], i2t_cross=[[1, 0, 0]] * 3, caption_image=[0, 1, 2])
     assert rerank_metrics([g], 3, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == 100.0
-    assert rerank_metrics([g], 2, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == 0.0
+    assert rerank_metrics([g], 2, "ce", 0.0, ks=(1,))[0]["t2i/R@1"] == pytest.approx(200 / 3)
 
 
 def test_evaluating_a_cell_needs_neither_torch_nor_transformers():

@@ -9,48 +9,20 @@ import shutil
 import pytest
 import torch
 
-from itr.config import BEConfig, DetectorConfig, FeaturesConfig, ShapesConfig, TextEncoderConfig
+from conftest import FEATURES, SHAPES, train_be as _be, train_small_detector as _detector
+
+from itr.config import FeaturesConfig, ShapesConfig, TextEncoderConfig
 from itr.data import shapes
 from itr.data.dataset import DatasetError, read_dataset
-from itr.features.detector import train_on_dataset
 from itr.features.extract import extract_dataset
 from itr.features.store import FeatureStore, FeatureStoreError
-from itr.models.tiny import make_tiny_bert
-from itr.training import train_from_files
-
-SHAPES = dict(image_size=64, n_train=12, n_val=4, n_test=2, seed=0)
-DETECTOR = DetectorConfig(epochs=1, batch_size=4, channels=(8, 8, 8), representation_size=16, anchor_sizes=(8, 16))
-FEATURES = dict(max_regions=3, score_thresh=0.0, shard_size=8, batch_size=4)
-BE = BEConfig(epochs=1, batch_size=4, lr=1e-3)
-
-
-def _detector(root, data, state, log=print):
-    train_on_dataset(DETECTOR, data, root / "det.pt", root / "det.json", state, log=log)
-    return torch.load(root / "det.pt", weights_only=True)["model"]
-
-
-def _be(root, data, features, state, text, log=print):
-    train_from_files("be", BE, text, data, features, state, root / "be.pt", root / "be.csv", log=log)
-    return torch.load(root / "be.pt", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stale")
-    shapes.build(ShapesConfig(**SHAPES), root / "data")
-    _detector(root, root / "data", root / "det_state")
-    extract_dataset(root / "data", root / "det.pt", FeaturesConfig(**FEATURES), root / "feat")
-    text = TextEncoderConfig(path=str(make_tiny_bert(root / "bert", hidden=16, layers=1)), max_text_len=16)
-    _be(root, root / "data", root / "feat", root / "be_state", text)
-    return root, text
-
 
 def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_new_data_retrains_the_detector_from_scratch(built, tmp_path):
-    root, _ = built
+def test_new_data_retrains_the_detector_from_scratch(tiny_pipeline, tmp_path):
+    root, _ = tiny_pipeline
     shapes.build(ShapesConfig(**SHAPES, noise=0.3), tmp_path / "data")  # shapes.noise edited
     shutil.copytree(root / "det_state", tmp_path / "det_state")
     logs = []
@@ -61,8 +33,8 @@ def test_new_data_retrains_the_detector_from_scratch(built, tmp_path):
     assert not _same(resumed, _detector(tmp_path / "o", root / "data", root / "det_state"))
 
 
-def test_new_text_length_retrains_the_bi_encoder_from_scratch(built, tmp_path):
-    root, text = built
+def test_new_text_length_retrains_the_bi_encoder_from_scratch(tiny_pipeline, tmp_path):
+    root, text = tiny_pipeline
     shutil.copytree(root / "be_state", tmp_path / "be_state")
     short = TextEncoderConfig(path=text.path, max_text_len=8)  # text_encoder.max_text_len edited
     logs = []
@@ -73,8 +45,8 @@ def test_new_text_length_retrains_the_bi_encoder_from_scratch(built, tmp_path):
     assert _same(resumed["model"], fresh["model"])
 
 
-def test_new_features_retrain_the_bi_encoder_from_scratch(built, tmp_path):
-    root, text = built
+def test_new_features_retrain_the_bi_encoder_from_scratch(tiny_pipeline, tmp_path):
+    root, text = tiny_pipeline
     extract_dataset(root / "data", root / "det.pt", FeaturesConfig(**{**FEATURES, "score_thresh": 0.5}),
                     tmp_path / "feat")  # features.score_thresh edited
     shutil.copytree(root / "be_state", tmp_path / "be_state")
@@ -86,8 +58,8 @@ def test_new_features_retrain_the_bi_encoder_from_scratch(built, tmp_path):
     assert _same(resumed["model"], fresh["model"])
 
 
-def test_unchanged_inputs_resume_and_publish_the_same_model(built, tmp_path):
-    root, text = built
+def test_unchanged_inputs_resume_and_publish_the_same_model(tiny_pipeline, tmp_path):
+    root, text = tiny_pipeline
     shutil.copytree(root / "be_state", tmp_path / "be_state")
     logs = []
     resumed = _be(tmp_path, root / "data", root / "feat", tmp_path / "be_state", text, log=logs.append)
@@ -95,8 +67,8 @@ def test_unchanged_inputs_resume_and_publish_the_same_model(built, tmp_path):
     assert resumed["model"].keys() and _same(resumed["model"], torch.load(root / "be.pt", weights_only=True)["model"])
 
 
-def test_an_edited_feature_manifest_is_refused(built, tmp_path):
-    root, _ = built
+def test_an_edited_feature_manifest_is_refused(tiny_pipeline, tmp_path):
+    root, _ = tiny_pipeline
     shutil.copytree(root / "feat", tmp_path / "feat")
     path = tmp_path / "feat" / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -105,16 +77,16 @@ def test_an_edited_feature_manifest_is_refused(built, tmp_path):
         FeatureStore(tmp_path / "feat")
 
 
-def test_a_swapped_feature_array_is_refused(built, tmp_path):
-    root, _ = built
+def test_a_swapped_feature_array_is_refused(tiny_pipeline, tmp_path):
+    root, _ = tiny_pipeline
     shutil.copytree(root / "feat", tmp_path / "feat")
     shutil.copy(tmp_path / "feat" / "shard-00001.regions.npy", tmp_path / "feat" / "shard-00000.regions.npy")
     with pytest.raises(FeatureStoreError, match="shard-00000.regions.npy is not the array its marker"):
         FeatureStore(tmp_path / "feat")
 
 
-def test_garbage_in_a_dataset_table_names_the_file(built, tmp_path):
-    root, _ = built
+def test_garbage_in_a_dataset_table_names_the_file(tiny_pipeline, tmp_path):
+    root, _ = tiny_pipeline
     shutil.copytree(root / "data", tmp_path / "data")
     (tmp_path / "data" / "captions.parquet").write_bytes(b"PAR1 garbage")  # finding 6
     with pytest.raises(DatasetError, match=r"captions.parquet is not the file its manifest recorded.*forcerun"):

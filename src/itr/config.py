@@ -23,6 +23,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +66,8 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
                 problems.append(f"unknown key '{full}'.{hint}")
         else:
             problems.append(f"'{where or '<root>'}': {err.message}")
+    if not problems:  # the cross-field rules assume the types and keys the schema guarantees
+        problems = consistency_problems(params)
     if problems:
         raise ConfigError(
             f"{source} is invalid:\n  - " + "\n  - ".join(problems)
@@ -73,18 +76,63 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
     return params
 
 
+def _numbers(value, where: str = ""):
+    """(dotted key, value) of every number in a nested params mapping."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for n, v in enumerate(value):
+            yield from _numbers(v, f"{where}[{n}]")
+    elif isinstance(value, float):
+        yield where, value
+
+
+def consistency_problems(params: dict) -> list[str]:
+    """What the schema cannot say: rules across keys (one line per broken rule; none when consistent).
+
+    * every number is finite (YAML's ``.nan`` and ``.inf`` pass the schema's minimums);
+    * each section's own rules (``cross_problems``: ``shapes.min_objects`` <= ``shapes.max_objects``);
+    * the test split fits the protocols of ``evaluation.protocols`` and ``rerank.protocol``
+      (itr.protocols.protocol_problems; each paper's plan checks the protocols of its own tables).
+    """
+    from itr.protocols import protocol_problems
+
+    problems = [f"'{where}': {value} is not a finite number" for where, value in _numbers(params)
+                if not math.isfinite(value)]
+    for name, cls in SECTIONS.items():
+        if name in params:
+            problems += cls.cross_problems(params[name])
+    if all(k in params for k in ("shapes", "evaluation", "rerank")):
+        problems += protocol_problems(params, [*params["evaluation"]["protocols"], params["rerank"]["protocol"]])
+    return problems
+
+
 def section_keys(name: str) -> set[str]:
     """Every key the schema allows in params section ``name``."""
     return set(_schema()["properties"][name].get("properties", {}))
 
 
-def load_params(path: str | Path) -> dict:
-    """Read and validate a params YAML file."""
+def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping from a file; a syntax error names the file, line and column (not a parser traceback)."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path} not found; run from the repository root or pass --params.")
-    params = yaml.safe_load(path.read_text()) or {}
-    return validate_params(params, source=str(path))
+        raise ConfigError(f"{path} not found; run from the repository root or name the file "
+                          "(itr params check PATH).")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the file there") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of params sections, got {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path) -> dict:
+    """Read and validate a params YAML file."""
+    return validate_params(read_yaml(path), source=str(path))
 
 
 def params_hash(section: Any) -> str:
@@ -133,7 +181,15 @@ class _Section:
         if missing:
             raise ConfigError(f"{cls.__name__}: params section '{cls.SECTION}' lacks keys {missing}; pass every key "
                               "(a stage may leave out only the keys itr.config.STAGE_UNREAD lists for it)")
+        problems = cls.cross_problems(d)
+        if problems:
+            raise ConfigError(f"the {cls.SECTION} config is invalid: " + "; ".join(problems))
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+    @classmethod
+    def cross_problems(cls, d: dict) -> list[str]:
+        """Rules across the section's keys that the schema cannot state (one line per broken rule)."""
+        return []
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
@@ -155,6 +211,11 @@ class ShapesConfig(_Section):
     domain: str = "plain"  # visual domain, itr.data.shapes.DOMAINS
     languages: tuple = ("en",)  # caption languages, itr.data.captions.LANGUAGES
     seed: int = 0
+
+    @classmethod
+    def cross_problems(cls, d: dict) -> list[str]:
+        low, high = d.get("min_objects", cls.min_objects), d.get("max_objects", cls.max_objects)
+        return [f"'shapes.min_objects' ({low}) exceeds 'shapes.max_objects' ({high})"] if low > high else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,6 +369,33 @@ SEEDED = frozenset({name for name, cls in SECTIONS.items() if any(f.name == "see
 
 def parse_section(cls, text_or_dict, stage: str | None = None) -> Any:
     """Build config dataclass `cls` from a JSON string (as the CLI receives it) or a dict holding every key,
-    except those that ``stage`` (a key of STAGE_UNREAD) does not read."""
-    d = json.loads(text_or_dict) if isinstance(text_or_dict, str) else dict(text_or_dict)
+    except those that ``stage`` (a key of STAGE_UNREAD) does not read, checked against the section's schema
+    (types, ranges, finite numbers) just as params.yaml is: a hand-run CLI gets the same checks as the workflow."""
+    if isinstance(text_or_dict, str):
+        try:
+            d = json.loads(text_or_dict)
+        except ValueError as e:
+            raise ConfigError(f"the {cls.SECTION} config is not valid JSON ({e}): {text_or_dict[:80]!r}; pass a JSON "
+                              "object such as the workflow's (snakemake -n -p shows each rule's command)") from e
+    else:
+        d = dict(text_or_dict)
+    if not isinstance(d, dict):
+        raise ConfigError(f"the {cls.SECTION} config must be a JSON object, got {type(d).__name__}")
+    _check_section(cls.SECTION, d)
     return cls.from_dict(d, unread_keys(stage, cls.SECTION))
+
+
+def _check_section(name: str, d: dict) -> None:
+    """Validate one section's values against its schema (the keys present, less the workflow's added seed)."""
+    import jsonschema
+
+    schema = {**_schema()["properties"][name], "required": []}
+    values = {k: v for k, v in d.items() if k != "seed"}
+    problems = [f"'{name}.{'.'.join(map(str, e.path))}': {e.message}"
+                for e in jsonschema.Draft202012Validator(schema).iter_errors(values)
+                if e.validator != "additionalProperties"]  # unknown and missing keys: from_dict names them
+    problems += [f"'{name}.{where}': {value} is not a finite number" for where, value in _numbers(values)
+                 if not math.isfinite(value)]
+    if problems:
+        raise ConfigError(f"the {name} config is invalid:\n  - " + "\n  - ".join(problems)
+                          + f"\nThe allowed values are in {SCHEMA_PATH}.")

@@ -9,7 +9,8 @@ from itr.data.images import ImageError
 from itr.data.dataset import DatasetError
 from itr.features.store import FeatureStoreError
 from itr.index import IndexFileError
+from itr.jobs import StateLockedError
 from itr.papers import UnknownPaperError
 
 USER_ERRORS = (ConfigError, DatasetError, ImageError, FeatureStoreError, CheckpointError, IndexFileError,
-               UnknownPaperError, FileNotFoundError)
+               UnknownPaperError, StateLockedError, FileNotFoundError)

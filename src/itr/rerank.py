@@ -105,11 +105,16 @@ def score_collection(reranker_path, first_stage: str | None, target, distractors
     import time
 
     from itr.atomic import save_npz
+    from itr.checkpoint import CheckpointError
+    from itr.config import ConfigError
     from itr.manifest import file_digest
     from itr.models.encode import load_on_collection
     from itr.protocols import distractor_label, protocol_groups
 
     c = load_on_collection(reranker_path, target, distractors, lang, first_images, device)
+    if not c.checkpoint["architecture"].get("match_head"):
+        raise CheckpointError(f"{reranker_path} is a {c.checkpoint.get('method', 'bi-encoder')} checkpoint without a "
+                              "match head, so it cannot rerank; pass a CE or JOINT model as --reranker")
     pos_of = {iid: n for n, iid in enumerate(c.image_ids)}
     caption_image_pos = np.array([pos_of[i] for i in c.captions.image_ids])
     pin_search_threads()
@@ -119,6 +124,10 @@ def score_collection(reranker_path, first_stage: str | None, target, distractors
         collection.require(c.image_ids, c.captions.image_ids, f"the {target.split} split of {target.data} with "
                            f"distractors {[d.spec for d in distractors]}")
     groups, label = protocol_groups(c.n_targets, eval_cfg, protocol, first_images)
+    smallest = min(len(g) for g in groups)
+    if collection and k_max > smallest:  # faiss would silently return shorter shortlists
+        raise ConfigError(f"shortlists of depth {k_max} (the largest of rerank.k and rerank.ks) exceed the {smallest} "
+                          f"test images of a {protocol} group; lower rerank.k / rerank.ks or use a larger protocol")
     candidates = first_stage_groups(groups, caption_image_pos, k_max, collection,
                                     np.arange(c.n_targets, len(c.image_ids)))
     t0 = time.time()

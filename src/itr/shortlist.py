@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 
+from itr.config import ConfigError
 from itr.metrics import evaluate_rankings
 
 FUSIONS = ("ce", "add", "norm_add")
@@ -91,9 +92,12 @@ def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float,
         # Collection sizes (with distractors, larger than the query counts): every image has captions.
         n_images, n_captions = max(int(g.caption_image.max(initial=-1)) + 1, len(g.i2t_candidates)), len(g.caption_image)
         for name, cand, n_items in (("t2i", g.t2i_candidates, n_images), ("i2t", g.i2t_candidates, n_captions)):
-            if k is not None and k > cand.shape[1] and cand.shape[1] < n_items:  # cut short, not a small collection
-                raise ValueError(f"k={k}, but the stored {name} shortlists hold only {cand.shape[1]} of {n_items} "
-                                 "items; score them again with a larger k_max (rerank.ks)")
+            if k is not None and k > cand.shape[1]:
+                if cand.shape[1] < n_items:  # scored too shallow
+                    raise ConfigError(f"k={k}, but the stored {name} shortlists hold only {cand.shape[1]} of {n_items} "
+                                      "items; score them again with a larger k_max (rerank.ks)")
+                raise ConfigError(f"k={k} exceeds the {n_items} items a {name} query can rank in this group; a "
+                                  "shortlist that deep is no shortlist: lower rerank.k / rerank.ks")
         t2i = rerank(g.t2i_candidates[:, :k], fuse(g.t2i_first[:, :k], g.t2i_cross[:, :k], how, lam))
         i2t = rerank(g.i2t_candidates[:, :k], fuse(g.i2t_first[:, :k], g.i2t_cross[:, :k], how, lam))
         out.append(evaluate_rankings(t2i, i2t, list(g.caption_image), list(range(n_images)), ks))

@@ -10,6 +10,10 @@ at once fail with "database is locked" or migration races. So every write to a
 only: POSIX locks are unreliable on NFS; on a cluster point ``tracking.uri`` at an
 ``mlflow server``), and metrics are buffered and written in batches.
 
+A run ends FINISHED, FAILED (an exception), or KILLED (SIGTERM or Ctrl-C, itr.jobs.Terminated). A run whose
+process died without unwinding (SIGKILL, a lost node) stays RUNNING in the store; the next Tracker opened on
+this host closes such runs as KILLED, recognising them by the pid and process start time they recorded.
+
 Example:
     >>> with Tracker(TrackingConfig(), "train/model=be", params={"lr": 5e-5}) as run:
     ...     run.log({"train/loss": 0.3}, step=10)
@@ -18,11 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 from itr.config import TrackingConfig, params_hash
+from itr.jobs import Terminated, alive, start_time
+
+
+class NoTrackingStoreError(FileNotFoundError):
+    """A read-only command was pointed at a tracking store that does not exist."""
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -80,18 +91,32 @@ class Tracker:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        tags = {"git_commit": git_commit(), "params_hash": params_hash(self.params), **self.tags}
+        tags = {"git_commit": git_commit(), "params_hash": params_hash(self.params), "host": socket.gethostname(),
+                "pid": str(os.getpid()), "pid_start": str(start_time()), **self.tags}
         with store_lock(self.cfg.uri):
             # Creating the client creates (and migrates) a new database: that must be locked too.
             self.client = MlflowClient(tracking_uri=self.cfg.uri)
             exp = self.client.get_experiment_by_name(self.cfg.experiment)
             exp_id = exp.experiment_id if exp else self.client.create_experiment(self.cfg.experiment)
+            self.close_orphans(exp_id)
             run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
             self.run_id = run.info.run_id
             params = [Param(k, v) for k, v in _flatten(self.params).items()]
             for s in range(0, len(params), 100):
                 self.client.log_batch(self.run_id, params=params[s:s + 100])
         return self
+
+    def close_orphans(self, exp_id: str) -> list[str]:
+        """End as KILLED the RUNNING runs of this host whose process is gone (call under the store lock)."""
+        runs = self.client.search_runs([exp_id], "attributes.status = 'RUNNING' and tags.host = "
+                                       f"'{socket.gethostname()}'", max_results=1000)
+        closed = []
+        for run in runs:
+            pid, started = run.data.tags.get("pid"), run.data.tags.get("pid_start")
+            if pid and pid.isdigit() and started not in (None, "None") and not alive(int(pid), started):
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                closed.append(run.info.run_id)
+        return closed
 
     def log(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -118,13 +143,18 @@ class Tracker:
     def __exit__(self, exc_type, exc, tb) -> None:
         self.flush()
         with store_lock(self.cfg.uri):
-            self.client.set_terminated(self.run_id, status="FAILED" if exc_type else "FINISHED")
+            killed = exc_type is not None and issubclass(exc_type, (Terminated, KeyboardInterrupt))
+            self.client.set_terminated(self.run_id, status="KILLED" if killed else "FAILED" if exc_type else "FINISHED")
 
 
 def compare_runs(cfg: TrackingConfig, metric_prefix: str = "", max_runs: int = 100):
     """A pandas DataFrame of finished runs: name, start time, key params and metrics."""
     import mlflow
 
+    db = _sqlite_path(cfg.uri)
+    if db is not None and not db.exists():  # read-only: never create a database (or its directory) here
+        raise NoTrackingStoreError(f"no tracking store at {db} ({cfg.uri}); the workflow's jobs create it at "
+                                   "tracking.uri in params.yaml. Check --uri, or run a target first.")
     mlflow.set_tracking_uri(cfg.uri)
     with store_lock(cfg.uri):
         df = mlflow.search_runs(experiment_names=[cfg.experiment], max_results=max_runs,

@@ -300,6 +300,7 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
 
     from itr.atomic import write_text
     from itr.data.dataset import dataset_manifest, first_images, read_dataset
+    from itr.jobs import state_lock
     from itr.models.encoder import load_encoder
     from itr.provenance import code_digest
 
@@ -316,9 +317,10 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
              "features": store.manifest["source"]}
     inputs = {"text_encoder": text_cfg.to_dict(), "data": dataset_manifest(data)["digest"],
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
-    result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log, track=track,
-                         inputs=inputs)
-    publish_best(Path(state_dir), Path(out))
+    with state_lock(state_dir):  # one trainer per state directory
+        result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log,
+                             track=track, inputs=inputs)
+        publish_best(Path(state_dir), Path(out))
     write_text(history, pd.DataFrame(result["history"]).to_csv(index=False))
     log(f"{method}: best epoch {result['best_epoch']}, val rsum {result['best_val_rsum']:.2f}")
     return result

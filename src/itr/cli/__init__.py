@@ -40,9 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    level = os.environ.get("ITR_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    if level != "DEBUG":  # faiss's loader reports each CPU build it tries (ModuleNotFoundError included) at INFO
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     from itr.errors import USER_ERRORS
+    from itr.jobs import die_with_scheduler
+
+    die_with_scheduler()  # a killed Snakemake or rule shell takes this job with it (itr.jobs)
 
     try:
         return args.func(args)

@@ -46,9 +46,16 @@ def compute(args):
     """Set torch's threads and return the torch device of --device (auto = CUDA when present)."""
     import torch
 
+    from itr.config import ConfigError
+
     torch.set_num_threads(max(1, args.threads))
     name = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
-    return torch.device("cpu" if name == "auto" else name)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {args.device}: this machine has no CUDA device; use --device auto or cpu")
+    try:
+        return torch.device("cpu" if name == "auto" else name)
+    except RuntimeError as e:
+        raise ConfigError(f"--device {args.device}: {e}; use auto, cpu or cuda[:N]") from e
 
 
 def tracker(args, params: dict, tags: dict):

@@ -195,6 +195,7 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     from itr.atomic import write_json
     from itr.data import shapes
     from itr.data.dataset import dataset_manifest, read_dataset
+    from itr.jobs import state_lock
     from itr.provenance import code_digest
 
     data, device = Path(data), torch.device(device)
@@ -202,12 +203,14 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     va, _ = read_dataset(data, "val")
     size = int(tr["width"].iloc[0])
     labels = shapes.detection_labels()
-    model, metrics = train_detector(
-        cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
-        [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,
-        Path(state_dir), device, log=log, on_epoch=on_epoch,
-        inputs={"data": dataset_manifest(data)["digest"], "code": code_digest("itr.features.detector")})
-    save_checkpoint(out, {"model": model.state_dict(), "config": cfg.to_dict(), "labels": labels, "image_size": size})
+    with state_lock(state_dir):  # one trainer per state directory
+        model, metrics = train_detector(
+            cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
+            [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,
+            Path(state_dir), device, log=log, on_epoch=on_epoch,
+            inputs={"data": dataset_manifest(data)["digest"], "code": code_digest("itr.features.detector")})
+        save_checkpoint(out, {"model": model.state_dict(), "config": cfg.to_dict(), "labels": labels,
+                              "image_size": size})
     write_json(metrics_path, {"dataset": data.name, "split": "val", "iou_threshold": 0.5,
                               "mAP@0.5": metrics["mAP@0.5"], "n_val_images": len(va),
                               "per_class_AP": {labels[c]: ap for c, ap in metrics["per_class_AP"].items()}})

@@ -23,6 +23,9 @@ import importlib
 from importlib import resources
 from typing import Callable
 
+from itr.config import ConfigError
+from itr.protocols import protocol_problems
+
 PAPERS = ("rfrs",)  # the registry: one entry per package under itr.papers
 
 
@@ -112,6 +115,9 @@ def plan(name: str, config: dict) -> Plan:
     if declared != planned:
         raise UnknownPaperError(f"itr.papers.{name}: targets {sorted(declared ^ planned)} are in only one of PAPER.targets "
                                 "and the plan's tables; declare each target in both")
+    problems = protocol_problems(config, [spec.protocol for spec in result.tables.values() if spec.protocol])
+    if problems:
+        raise ConfigError(f"params do not fit the tables of {name}:\n  - " + "\n  - ".join(problems))
     return result
 
 
