@@ -1,10 +1,15 @@
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 import torch
+import yaml
 
 from itr.config import BEConfig, DetectorConfig, FeaturesConfig, ShapesConfig, TextEncoderConfig
 from itr.data import shapes
@@ -42,3 +47,37 @@ def tiny_pipeline(tmp_path_factory):
     return root, text
 
 
+
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, cwd, check=True):
+    # profiles/ci: one thread per job, so the tiny jobs run two at a time (see its comment). The project runs
+    # its own copy of the library (src/ on PYTHONPATH), so a test can edit code without touching the checkout.
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1", SNAKEMAKE_PROFILE="profiles/ci",
+               PYTHONPATH=str(Path(cwd) / "src"))
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """The tiny .test config built from nothing by `dvc repro` in a temporary git + DVC project: (path, its run)."""
+    proj = tmp_path_factory.mktemp("project")
+    for name in ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore", "benchmarks", "src/itr"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, proj / name)
+    params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
+    params["text_encoder"]["path"] = str(make_tiny_bert(proj / "tiny-bert"))
+    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("git init -q && git config user.email t@t && git config user.name t", proj)
+    run("dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", proj)
+    first = run(["dvc", "repro"], proj)
+    return proj, first

@@ -70,6 +70,7 @@ def test_resume_keeps_finished_shards_and_redoes_foreign_ones(tmp_path):
     assert not w.is_done(0, ["a", "x"])  # a different id order is different work
     other = FeatureStoreWriter(tmp_path, R, D, {"detector": "other"})
     assert not other.is_done(0, ["a", "b"])  # made by another detector: redo
+    assert not FeatureStoreWriter(tmp_path, R, D, SOURCE, data="new").is_done(0, ["a", "b"])  # other images: redo
     (tmp_path / "shard-00000.mask.npy").unlink()
     assert not w.is_done(0, ["a", "b"])  # marker without its arrays is not done
 

@@ -1,54 +1,20 @@
 """The whole DAG on the tiny .test config, driven the way users drive it: dvc repro and snakemake.
 
-One temporary project (a git + DVC repository holding this workflow) is built once per module.
+One temporary project (a git + DVC repository holding this workflow; conftest.project) is built once per session.
 """
 import contextlib
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from conftest import BIN, run
+
 from itr import papers
-from itr.models.tiny import make_tiny_bert
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.integration
-
-
-def run(cmd, cwd, check=True):
-    # profiles/ci: one thread per job, so the tiny jobs run two at a time (see its comment). The project runs
-    # its own copy of the library (src/ on PYTHONPATH), so a test can edit code without touching the checkout.
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DVC_NO_ANALYTICS="1", SNAKEMAKE_PROFILE="profiles/ci",
-               PYTHONPATH=str(Path(cwd) / "src"))
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=isinstance(cmd, str))
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    proj = tmp_path_factory.mktemp("project")
-    for name in ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore", "benchmarks", "src/itr"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, proj / name)
-    params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
-    params["text_encoder"]["path"] = str(make_tiny_bert(proj / "tiny-bert"))
-    (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run("git init -q && git config user.email t@t && git config user.name t", proj)
-    run("dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", proj)
-    first = run(["dvc", "repro"], proj)
-    return proj, first
 
 
 # columns that name a row rather than report a result ("—" there means "not applicable", say λ of the CE alone)
@@ -260,3 +226,60 @@ def test_a_fusion_param_change_recomputes_cells_from_the_cached_scores(project):
         assert "| JOINT+COOP | NORM_ADD | 0.3 | ours" in (proj / "results/tables/rfrs_table9.md").read_text()
     run(["dvc", "repro"], proj)  # back to the module's config, for tests that run after this one
     assert "| JOINT+COOP | NORM_ADD | 0.3 | ours" not in (proj / "results/tables/rfrs_table9.md").read_text()
+
+
+def _rules(dry_run: str) -> set[str]:
+    return {line.split()[1][:-1] for line in dry_run.splitlines() if line.startswith(("rule ", "localrule "))}
+
+
+def test_a_failed_job_after_a_param_edit_leaves_no_result_up_to_date(project):
+    """Issue 13, finding 2: a training job that fails after a param edit (Snakemake then deletes its model)
+    used to leave the old metrics "up to date"; every job downstream names its inputs' content in its params."""
+    proj, _ = project
+    target = "results/metrics/rfrs/be/shapes/full.json"
+    before = (proj / target).read_bytes()
+    with edited(proj / "params.yaml", _param_edit("be", "steps_per_epoch", 100_000)):  # more than a pass: fails
+        failed = run(["snakemake", target], proj, check=False)
+        assert failed.returncode != 0 and "exceeds one pass" in (proj / "logs/train/rfrs/be.log").read_text()
+        assert not (proj / "models/rfrs/be.pt").exists()
+        dry = run(["snakemake", "-n", target], proj).stdout
+        assert "Nothing to be done" not in dry and {"train", "build_index", "evaluate"} <= _rules(dry), dry
+    dry = run(["snakemake", "-n", target], proj).stdout  # the old params again: still the deleted model to rebuild
+    assert {"train", "build_index", "evaluate"} <= _rules(dry), dry
+    run(["snakemake", "all"], proj)
+    assert (proj / target).read_bytes() == before  # the same params rebuild the same numbers
+    assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout
+
+
+def _hint(error: Exception) -> list[str]:
+    """The command a repair hint gives (the message's last clause, from 'snakemake' on)."""
+    return str(error)[str(error).rindex("snakemake"):].split()
+
+
+def test_every_repair_hint_is_a_command_that_repairs(project):
+    """Issue 13, finding 7: "re-run extraction" used to answer "Nothing to be done". Damage one file of each
+    artifact, take the command its error names, run it, and the artifact reads again, byte-identical."""
+    from itr.data.dataset import DatasetError, read_dataset
+    from itr.data.images import ImageError, load_image
+    from itr.features.store import FeatureStore, FeatureStoreError
+    from itr.index import IndexedCollection, IndexFileError
+
+    proj, _ = project
+    image = next((proj / "data/shapes/images/test").glob("*.png"))
+    cases = [
+        (image, ImageError, lambda: load_image(image)),
+        (proj / "data/shapes/captions.parquet", DatasetError, lambda: read_dataset(proj / "data/shapes")),
+        (proj / "features/shapes/shard-00000.regions.npy", FeatureStoreError, lambda: FeatureStore(proj / "features/shapes")),
+        (proj / "indexes/rfrs/be/shapes/images.faiss", IndexFileError,
+         lambda: IndexedCollection(proj / "indexes/rfrs/be/shapes")),
+    ]
+    for victim, error, read in cases:
+        good = victim.read_bytes()
+        victim.write_bytes(good[: len(good) // 2])
+        with pytest.raises(error) as caught:
+            read()
+        hint = _hint(caught.value)
+        run(hint, proj)
+        read()
+        assert victim.read_bytes() == good, hint
+    assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout

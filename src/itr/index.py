@@ -111,12 +111,12 @@ def load_index(path_stem: str | Path, expected_model_id: str) -> tuple[faiss.Ind
     meta_path, index_path = stem.with_suffix(".json"), stem.with_suffix(".faiss")
     for p in (meta_path, index_path):
         if not p.exists():
-            raise IndexFileError(f"{p} not found; build the index first (snakemake indexes).")
+            raise IndexFileError(f"{p} not found; build the index: {REBUILD}")
     meta = json.loads(meta_path.read_text())
     if meta["model_id"] != expected_model_id:
         raise IndexFileError(
             f"{index_path} was built from model {meta['model_id']}, but the embeddings being searched come from "
-            f"model {expected_model_id}. Rebuild the index with the current checkpoint (snakemake indexes).")
+            f"model {expected_model_id}. Rebuild the index with the current checkpoint: {REBUILD}")
     index = faiss.read_index(str(index_path))
     if index.ntotal != len(meta["ids"]):
         raise IndexFileError(f"{index_path}: {index.ntotal} vectors but {len(meta['ids'])} ids in {meta_path}; rebuild it.")

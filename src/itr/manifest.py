@@ -16,8 +16,10 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from itr.atomic import write_json
@@ -81,3 +83,34 @@ def verify_files(manifest: dict, root: str | Path, rebuild: str, names: list[str
         if file_digest(path) != manifest["files"][name]:
             raise ManifestError(f"{path} is not the file its manifest recorded (digest {file_digest(path)}, "
                                 f"recorded {manifest['files'][name]}): it was replaced or damaged; rebuild it: {rebuild}")
+
+
+def files_identity(paths) -> str:
+    """One digest naming the content of ``paths`` as they are now, with ``absent`` for a missing file.
+
+    The workflow passes it to every job as a param (``upstream``): Snakemake reruns a job whose params
+    changed, so a job whose input was deleted by a failed upstream job (Snakemake removes a failed job's
+    outputs) or rebuilt with other content is stale, even when its own output is still there. A sealed
+    manifest is named by its ``digest``; any other file by its content, cached on (path, size, mtime).
+    """
+    names = {}
+    for path in sorted(map(str, paths)):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            names[path] = "absent"
+            continue
+        names[path] = _identity(path, st.st_size, st.st_mtime_ns)
+    return content_digest(names)
+
+
+@functools.lru_cache(maxsize=None)
+def _identity(path: str, size: int, mtime_ns: int) -> str:
+    if path.endswith(".json") and size < 1 << 20:
+        try:
+            digest = json.loads(Path(path).read_text()).get("digest")
+        except (ValueError, AttributeError):
+            digest = None
+        if isinstance(digest, str):
+            return digest
+    return file_digest(path)

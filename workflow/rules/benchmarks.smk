@@ -14,6 +14,8 @@ rule benchmark_latency:
         LATENCY_BENCHMARK,
     params:
         code=CODE["benchmark_latency"],
+        upstream=upstream(lambda wc: [*(LATENCY_MODELS[0].values() if LATENCY_MODELS else []),
+                                      *data_inputs(DATASET).values()]),
         cfg=section("benchmark"),
     conda:
         ITR_ENV

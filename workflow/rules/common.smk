@@ -10,6 +10,7 @@ from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MAN
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
                         datasets, table_files)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
+from itr.manifest import files_identity
 from itr.provenance import RULE_ENTRIES, code_digest, package_modules
 from itr.shortlist import SCORE_FUSIONS
 
@@ -85,6 +86,39 @@ CODE = {rule: code_digest(entry) for rule, entry in RULE_ENTRIES.items() if rule
 # numbers it reports (reported.yaml) beside ours.
 TABLE_CODE = {p: code_digest(RULE_ENTRIES["paper_table"], *package_modules(f"itr.papers.{p}"),
                              data=[papers.reported_file(p)]) for p in papers.PAPERS}
+
+
+def upstream(inputs):
+    """A params entry naming the content of a job's input files (itr.manifest.files_identity).
+
+    ``inputs`` is what the rule's ``input:`` holds: a path pattern, or a function of the wildcards returning
+    paths (a str, list or dict). Snakemake reruns a job whose params changed; with this entry, a job whose
+    input was deleted by a failed upstream job, or rebuilt with other content, is stale even though its own
+    output is still there (Snakemake alone reports it up to date). It takes the wildcards only: Snakemake
+    does not compare params functions of ``input``.
+    """
+    def identity(wc):
+        paths = inputs(wc) if callable(inputs) else inputs.format(**dict(wc.items()))
+        paths = paths.values() if isinstance(paths, dict) else [paths] if isinstance(paths, str) else paths
+        return files_identity(paths)
+
+    return identity
+
+
+def train_inputs(wc):
+    return data_inputs(VARIANTS[wc.variant]["dataset"])
+
+
+def index_inputs(wc):
+    return {"model": MODEL.format(variant=wc.variant, model=wc.model), **collection_inputs(wc.collection)}
+
+
+def evaluate_input(wc):
+    return INDEX_DONE.format(variant=wc.variant, model=EMBEDDING_MODEL[wc.method], collection=wc.collection)
+
+
+def table_inputs(wc):
+    return TABLES[(wc.paper, wc.target)].inputs
 
 
 # Threads of build_index and rerank_score. At full scale these are mostly short jobs (an auxiliary

@@ -1,13 +1,14 @@
 # Embedding rows (BE, JOINT+BE): search the model's faiss index.
 rule evaluate:
     input:
-        lambda wc: INDEX_DONE.format(variant=wc.variant, model=EMBEDDING_MODEL[wc.method], collection=wc.collection),
+        evaluate_input,
     output:
         EVAL_METRICS,
     wildcard_constraints:
         method="|".join(EMBEDDING_MODEL),
     params:
         code=CODE["evaluate"],
+        upstream=upstream(evaluate_input),
         cfg=section("evaluation"),
         tracking=section("tracking"),
         run_name=RUN_NAME,
@@ -39,6 +40,7 @@ rule rerank_score:
         method="|".join(RERANK),
     params:
         code=CODE["rerank_score"],
+        upstream=upstream(rerank_inputs),
         # Shortlists as deep as the deepest k a table reads: rerank.ks on the main test set (Table 8), rerank.k elsewhere.
         cfg=lambda wc: section("rerank", stage="rerank_score",
                                **({} if is_sweep(wc) else {"ks": [config["rerank"]["k"]]})),
@@ -77,6 +79,7 @@ rule rerank_evaluate_coop:
         protocol="|".join(sorted({s["protocol"] for s in SWEEPS})),
     params:
         code=CODE["rerank_evaluate"],
+        upstream=upstream(RERANK_SCORES),
         cfg=section("rerank"),
         eval_cfg=section("evaluation", stage="rerank_evaluate_coop"),
         tracking=section("tracking"),
@@ -107,6 +110,7 @@ rule rerank_evaluate:
         method="|".join(RERANK),
     params:
         code=CODE["rerank_evaluate"],
+        upstream=upstream(RERANK_SCORES),
         cfg=section("rerank", stage="rerank_evaluate"),  # reads k only
         eval_cfg=section("evaluation", stage="rerank_evaluate"),
         tracking=section("tracking"),

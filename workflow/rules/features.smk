@@ -6,6 +6,7 @@ rule train_detector:
         metrics=DETECTOR_METRICS,
     params:
         code=CODE["train_detector"],
+        upstream=upstream(DATASET_MANIFEST.format(dataset=DATASET)),
         cfg=section("detector"),
         tracking=section("tracking"),
         # Resumable state lives outside the declared outputs, so Snakemake does not delete it
@@ -38,6 +39,7 @@ rule extract_features:
         FEATURES_MANIFEST,
     params:
         code=CODE["extract_features"],
+        upstream=upstream(lambda wc: [DATASET_MANIFEST.format(dataset=wc.dataset), DETECTOR]),
         cfg=section("features"),
     conda:
         ITR_ENV

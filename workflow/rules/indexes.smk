@@ -2,7 +2,7 @@
 # distractors for Table 5, or the other domain's test split for Table 6.
 rule build_index:
     input:
-        unpack(lambda wc: {"model": MODEL.format(variant=wc.variant, model=wc.model), **collection_inputs(wc.collection)}),
+        unpack(index_inputs),
     output:
         collection=INDEX_DONE,
         images="indexes/{variant}/{model}/{collection}/images.faiss",
@@ -11,6 +11,7 @@ rule build_index:
         model="|".join(set(EMBEDDING_MODEL.values())),
     params:
         code=CODE["build_index"],
+        upstream=upstream(index_inputs),
         cfg=section("index"),
         test=test_dirs,
         distractors=lambda wc: distractor_args(wc.collection),

@@ -1,12 +1,13 @@
 # One model of one variant (VARIANTS: the papers' plans, merged in common.smk): its dataset, its overrides of the section.
 rule train:
     input:
-        unpack(lambda wc: data_inputs(VARIANTS[wc.variant]["dataset"])),
+        unpack(train_inputs),
     output:
         model=MODEL,
         history=TRAIN_HISTORY,
     params:
         code=CODE["train"],
+        upstream=upstream(train_inputs),
         cfg=lambda wc: section(wc.model, **VARIANTS[wc.variant]["overrides"]),
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         tracking=section("tracking"),

@@ -7,7 +7,7 @@ FIGURE_TARGETS = sorted({t.name for p in papers.PAPERS for t in papers.load(p).t
 
 rule paper_table:
     input:
-        lambda wc: TABLES[(wc.paper, wc.target)].inputs,
+        table_inputs,
     output:
         table_files("{paper}", "{target}"),
     wildcard_constraints:
@@ -15,6 +15,7 @@ rule paper_table:
         target="|".join(t for t in TABLE_TARGETS if t not in FIGURE_TARGETS),
     params:
         code=lambda wc: TABLE_CODE[wc.paper],
+        upstream=upstream(table_inputs),
         spec=lambda wc: shlex.quote(json.dumps(TABLES[(wc.paper, wc.target)].spec(), sort_keys=True)),
         out=TABLE_STEM,
     conda:
@@ -47,6 +48,7 @@ rule check_scores:
         "results/checks/expected_scores.md",
     params:
         code=CODE["check_scores"],
+        upstream=upstream(lambda wc: [*EXPECTED.values(), *EXPECTED_FILES]),
     localrule: True
     conda:
         ITR_ENV

@@ -25,7 +25,7 @@ CAPTION_COLUMNS = ["image_id", "caption_id", "split", "lang", "text"]
 
 
 TABLES = ("images.parquet", "captions.parquet")
-REBUILD = "snakemake --forcerun shapes_generate data (or re-run the importer that wrote it)"
+REBUILD = "snakemake --forcerun shapes_generate data"  # the command every hint about a dataset gives
 
 
 class DatasetError(ValueError):
@@ -82,7 +82,7 @@ def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.Dat
         df = pd.read_parquet(path)
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            raise DatasetError(f"{path}: missing columns {missing}; re-run the importer that wrote it.")
+            raise DatasetError(f"{path}: missing columns {missing}; rebuild the dataset: {REBUILD}")
         tables.append(df)
     images, captions = tables
     _check(images, captions, data_dir)

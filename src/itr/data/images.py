@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from itr.data.dataset import REBUILD
+
 
 class ImageError(ValueError):
     """An image file is missing or cannot be decoded."""
@@ -19,7 +21,7 @@ def load_image(path: str | Path) -> torch.Tensor:
         with Image.open(path) as im:
             arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     except FileNotFoundError as e:
-        raise ImageError(f"{path}: image not found; rebuild the dataset (snakemake data).") from e
+        raise ImageError(f"{path}: image not found; rebuild the dataset: {REBUILD}") from e
     except (UnidentifiedImageError, OSError) as e:
-        raise ImageError(f"{path}: corrupt or unreadable image ({e}); re-download or regenerate it.") from e
+        raise ImageError(f"{path}: corrupt or unreadable image ({e}); rebuild the dataset: {REBUILD}") from e
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()  # (3, H, W)

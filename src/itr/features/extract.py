@@ -101,10 +101,9 @@ def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu",
     det.load_state_dict(ckpt["model"])
     det.to(device).eval()
     images, _ = read_dataset(data)
-    # What the features depend on: a shard made from other images or by another detector is redone.
-    source = {"data": dataset_manifest(data)["digest"], "detector": file_digest(detector_path),
-              "features": cfg.to_dict()}
-    writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source)
+    source = {"detector": file_digest(detector_path), "features": cfg.to_dict()}  # the extractor
+    writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source,
+                                data=dataset_manifest(data)["digest"])
     summary = extract_to_store(det, list(images["image_id"]), [Path(data) / f for f in images["file"]],
                                cfg, writer, device, log=log)
     # Only deterministic facts go into the manifest (not how many shards were resumed), so a resumed

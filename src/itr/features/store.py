@@ -50,10 +50,13 @@ def _expected_shapes(n: int, r: int, d: int) -> dict:
 class FeatureStoreWriter:
     """Writes shards of a fixed id order; `is_done(k, ids)` lets a restarted job skip work."""
 
-    def __init__(self, root: str | Path, max_regions: int, dim: int, source: dict):
+    def __init__(self, root: str | Path, max_regions: int, dim: int, source: dict, data: str = ""):
+        """``source``: the extractor (detector digest, features config), which a model trained on these features
+        requires of every store it reads; ``data``: the identity of the images (the dataset's digest). A shard
+        made by another extractor or from other images is redone."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.r, self.d, self.source = max_regions, dim, source
+        self.r, self.d, self.source, self.data = max_regions, dim, source, data
 
     def shard_name(self, k: int) -> str:
         return f"shard-{k:05d}"
@@ -63,7 +66,7 @@ class FeatureStoreWriter:
         if not marker.exists():
             return False
         meta = json.loads(marker.read_text())
-        if meta.get("ids") != list(ids) or meta.get("source") != self.source:
+        if meta.get("ids") != list(ids) or meta.get("source") != self.source or meta.get("data") != self.data:
             return False
         try:  # a marker without intact arrays (e.g. files deleted by hand) is not done
             _open_shard(self.root, self.shard_name(k), meta)
@@ -81,12 +84,12 @@ class FeatureStoreWriter:
             _atomic_npy(self.root / f"{name}.{key}.npy", arr)
         digests = {key: file_digest(self.root / f"{name}.{key}.npy") for key in ARRAYS}
         _atomic_json(self.root / f"{name}.json",
-                     {"ids": list(ids), "shapes": shapes, "digests": digests, "source": self.source})
+                     {"ids": list(ids), "shapes": shapes, "digests": digests, "source": self.source, "data": self.data})
 
     def finalize(self, n_shards: int, extra: dict) -> Path:
         shards = [self.shard_name(k) for k in range(n_shards)]
         manifest = {"format": "itr-features/2", "max_regions": self.r, "dim": self.d,
-                    "source": self.source, "shards": shards, **extra}
+                    "source": self.source, "data": self.data, "shards": shards, **extra}
         path = self.root / "manifest.json"
         write_sealed(path, manifest, self.root, [f"{name}.json" for name in shards])
         return path
