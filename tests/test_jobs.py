@@ -60,7 +60,7 @@ def test_terminated_runs_end_killed_and_orphans_are_closed(tmp_path):
 
 
 SLOW_SHAPES = {"captions_per_image": 5, "domain": "plain", "image_size": 64, "languages": ["en"], "max_objects": 4,
-               "min_objects": 1, "n_test": 10, "n_train": 10000, "n_val": 10, "noise": 0.08, "seed": 0,
+               "min_objects": 1, "n_test": 10, "n_train": 4000, "n_val": 10, "noise": 0.08, "seed": 0,
                "twin_fraction": 0.5}
 
 
@@ -122,4 +122,4 @@ def test_killing_snakemake_or_the_rule_shell_kills_the_job(tmp_path, victim):
     assert out.returncode == 0, out.stderr[-2000:]
     from itr.data.dataset import dataset_manifest
 
-    assert dataset_manifest(tmp_path / "data")["images"] == 10020
+    assert dataset_manifest(tmp_path / "data")["images"] == 4020
