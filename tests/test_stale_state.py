@@ -73,7 +73,7 @@ def test_an_edited_feature_manifest_is_refused(tiny_pipeline, tmp_path):
     path = tmp_path / "feat" / "manifest.json"
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps({**manifest, "dim": 8}))  # finding 8: dim edited by hand
-    with pytest.raises(FeatureStoreError, match="manifest.json was edited.*snakemake --forcerun extract_features"):
+    with pytest.raises(FeatureStoreError, match="manifest.json was edited.*rebuild it: snakemake --force .*feat/manifest.json"):
         FeatureStore(tmp_path / "feat")
 
 
@@ -89,5 +89,5 @@ def test_garbage_in_a_dataset_table_names_the_file(tiny_pipeline, tmp_path):
     root, _ = tiny_pipeline
     shutil.copytree(root / "data", tmp_path / "data")
     (tmp_path / "data" / "captions.parquet").write_bytes(b"PAR1 garbage")  # finding 6
-    with pytest.raises(DatasetError, match=r"captions.parquet is not the file its manifest recorded.*forcerun"):
+    with pytest.raises(DatasetError, match=r"captions.parquet is not the file its manifest recorded.*snakemake --force .*data/manifest.json"):
         read_dataset(tmp_path / "data")

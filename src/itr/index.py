@@ -24,12 +24,11 @@ import faiss
 import numpy as np
 
 from itr.atomic import replacing, save_npy, write_text
-from itr.manifest import ManifestError, read_sealed, verify_files, write_sealed
+from itr.manifest import ManifestError, read_sealed, rebuild_hint, verify_files, write_sealed
 
 # The files of a saved collection besides collection.json, which is sealed with their digests.
 COLLECTION_FILES = ("images.vectors.npy", "captions.vectors.npy", "images.faiss", "images.json",
                     "captions.faiss", "captions.json")
-REBUILD = "snakemake --forcerun build_index indexes"
 
 
 class IndexFileError(RuntimeError):
@@ -111,12 +110,13 @@ def load_index(path_stem: str | Path, expected_model_id: str) -> tuple[faiss.Ind
     meta_path, index_path = stem.with_suffix(".json"), stem.with_suffix(".faiss")
     for p in (meta_path, index_path):
         if not p.exists():
-            raise IndexFileError(f"{p} not found; build the index: {REBUILD}")
+            raise IndexFileError(f"{p} not found; build the index: {rebuild_hint(stem.parent / 'collection.json')}")
     meta = json.loads(meta_path.read_text())
     if meta["model_id"] != expected_model_id:
         raise IndexFileError(
             f"{index_path} was built from model {meta['model_id']}, but the embeddings being searched come from "
-            f"model {expected_model_id}. Rebuild the index with the current checkpoint: {REBUILD}")
+            f"model {expected_model_id}. Rebuild the index with the current checkpoint: "
+            f"{rebuild_hint(stem.parent / 'collection.json')}")
     index = faiss.read_index(str(index_path))
     if index.ntotal != len(meta["ids"]):
         raise IndexFileError(f"{index_path}: {index.ntotal} vectors but {len(meta['ids'])} ids in {meta_path}; rebuild it.")
@@ -178,8 +178,9 @@ class IndexedCollection:
     def __init__(self, index_dir: Path):
         self.index_dir = Path(index_dir)
         try:
-            collection = read_sealed(self.index_dir / "collection.json", REBUILD)
-            verify_files(collection, self.index_dir, REBUILD)
+            hint = rebuild_hint(self.index_dir / "collection.json")
+            collection = read_sealed(self.index_dir / "collection.json", hint)
+            verify_files(collection, self.index_dir, hint)
         except ManifestError as e:
             raise IndexFileError(str(e)) from e
         self.split, self.model_id = collection["split"], collection["model_id"]

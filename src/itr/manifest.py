@@ -11,7 +11,7 @@ checkpoints and resumable training states record it, and refuse to mix with anot
 
 Example:
     >>> m = write_sealed(root / "manifest.json", {"dataset": "shapes"}, root, ["images.parquet"])
-    >>> read_sealed(root / "manifest.json", "snakemake --forcerun shapes_generate data")["digest"] == m["digest"]
+    >>> read_sealed(root / "manifest.json", rebuild_hint(root / "manifest.json"))["digest"] == m["digest"]
     True
 """
 from __future__ import annotations
@@ -41,6 +41,11 @@ def file_digest(path: str | Path) -> str:
 def content_digest(obj) -> str:
     """sha256 (16 hex digits) of a JSON-able value, independent of key order."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rebuild_hint(marker: str | Path) -> str:
+    """The command that rebuilds the artifact whose manifest (the rule's declared output) is ``marker``."""
+    return f"snakemake --force {marker}"
 
 
 def seal(content: dict, root: str | Path, files: list[str]) -> dict:

@@ -18,14 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from itr.atomic import replacing
-from itr.manifest import ManifestError, read_sealed, verify_files, write_sealed
+from itr.manifest import ManifestError, read_sealed, rebuild_hint, verify_files, write_sealed
 
 IMAGE_COLUMNS = ["image_id", "split", "file", "width", "height", "scene", "twin_of", "twin_type"]
 CAPTION_COLUMNS = ["image_id", "caption_id", "split", "lang", "text"]
 
 
 TABLES = ("images.parquet", "captions.parquet")
-REBUILD = "snakemake --forcerun shapes_generate data"  # the command every hint about a dataset gives
+REBUILD = "snakemake --forcerun shapes_generate data"  # every generated dataset (the hint of a damaged image)
 
 
 class DatasetError(ValueError):
@@ -53,8 +53,9 @@ def dataset_manifest(data_dir: str | Path) -> dict:
     """The dataset's sealed manifest, its tables checked against it; ``["digest"]`` is the dataset's identity."""
     data_dir = Path(data_dir)
     try:
-        manifest = read_sealed(data_dir / "manifest.json", REBUILD)
-        verify_files(manifest, data_dir, REBUILD)
+        hint = rebuild_hint(data_dir / "manifest.json")
+        manifest = read_sealed(data_dir / "manifest.json", hint)
+        verify_files(manifest, data_dir, hint)
     except ManifestError as e:
         raise DatasetError(str(e)) from e
     return manifest
@@ -82,7 +83,8 @@ def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.Dat
         df = pd.read_parquet(path)
         missing = [c for c in cols if c not in df.columns]
         if missing:
-            raise DatasetError(f"{path}: missing columns {missing}; rebuild the dataset: {REBUILD}")
+            raise DatasetError(f"{path}: missing columns {missing}; rebuild the dataset: "
+                               f"{rebuild_hint(data_dir / 'manifest.json')}")
         tables.append(df)
     images, captions = tables
     _check(images, captions, data_dir)

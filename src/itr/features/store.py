@@ -33,10 +33,9 @@ import torch
 
 from itr.atomic import save_npy as _atomic_npy
 from itr.atomic import write_json as _atomic_json
-from itr.manifest import ManifestError, file_digest, read_sealed, verify_files, write_sealed
+from itr.manifest import ManifestError, file_digest, read_sealed, rebuild_hint, verify_files, write_sealed
 
 ARRAYS = ("regions", "geometry", "mask", "global")
-REBUILD = "snakemake --forcerun extract_features features"
 
 
 class FeatureStoreError(RuntimeError):
@@ -100,10 +99,10 @@ def _open_shard(root: Path, name: str, meta: dict) -> dict[str, np.ndarray]:
     for key in ARRAYS:
         path = root / f"{name}.{key}.npy"
         if not path.exists():
-            raise FeatureStoreError(f"{path} is missing; re-run feature extraction: {REBUILD}")
+            raise FeatureStoreError(f"{path} is missing; re-run feature extraction: {rebuild_hint(root / 'manifest.json')}")
         if file_digest(path) != meta.get("digests", {}).get(key):
             raise FeatureStoreError(f"{path} is not the array its marker {name}.json recorded (truncated, damaged "
-                                    f"or replaced); re-run feature extraction: {REBUILD}")
+                                    f"or replaced); re-run feature extraction: {rebuild_hint(root / 'manifest.json')}")
         arrays[key] = np.load(path, mmap_mode="r")  # the digest matched: these are the bytes the writer wrote
     return arrays
 
@@ -114,8 +113,9 @@ class FeatureStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         try:
-            self.manifest = read_sealed(self.root / "manifest.json", REBUILD)
-            verify_files(self.manifest, self.root, REBUILD)
+            hint = rebuild_hint(self.root / "manifest.json")
+            self.manifest = read_sealed(self.root / "manifest.json", hint)
+            verify_files(self.manifest, self.root, hint)
         except ManifestError as e:
             raise FeatureStoreError(str(e)) from e
         self.max_regions, self.dim = self.manifest["max_regions"], self.manifest["dim"]
