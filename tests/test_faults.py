@@ -8,6 +8,7 @@ runs again and every metric equals the uninterrupted run's (``itr check-scores``
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -37,6 +38,12 @@ STAGES = {
     "tables": ("paper_table", "results/tables/rfrs_table1.md", ["results/tables/rfrs_table1.md",
                                                                "results/tables/rfrs_table1.csv"]),
 }
+# Resumable state a stage keeps outside its outputs. It is removed before the forced run, so the killed job is a
+# run from scratch (with the finished state of the first build it would only republish) and the rerun resumes
+# whatever the killed job left.
+STATE = {"detector": ["models/detector/.state/shapes"], "extract": ["features/shapes"],
+         "train BE": ["models/rfrs/.state/be"], "train CE": ["models/rfrs/.state/ce"],
+         "train JOINT": ["models/rfrs/.state/joint"]}
 BENCHMARKS = {"generate": "shapes_generate/shapes", "detector": "train_detector", "extract": "extract_features/shapes",
               "train BE": "train/rfrs/be", "train CE": "train/rfrs/ce", "train JOINT": "train/rfrs/joint",
               "index": "build_index/rfrs/be/shapes", "rerank score": "rerank_score/rfrs/sep_coop/shapes/subset",
@@ -101,6 +108,8 @@ def test_kill_9_at_a_seeded_point_of_every_stage_then_rerun_gives_identical_outp
     matrix = []
     for stage, (rule, target, outputs) in STAGES.items():
         reference = _files(proj, outputs)
+        for state in STATE.get(stage, []):
+            shutil.rmtree(proj / state)
         fraction = float(rng.uniform(0.05, 0.7))
         kill_after = fraction * _duration(proj, stage)
         smk = subprocess.Popen([str(BIN / "snakemake"), "--forcerun", rule, "--cores", "1", target], cwd=proj,
@@ -117,10 +126,12 @@ def test_kill_9_at_a_seeded_point_of_every_stage_then_rerun_gives_identical_outp
             killed, killed_at = False, None
         smk.wait(timeout=600)
         rerun = run(["snakemake", "--cores", "1", target], proj)
+        resumed = "resum" in (proj / "logs" / f"{BENCHMARKS[stage]}.log").read_text()
         identical = _files(proj, outputs) == reference
         matrix.append({"stage": stage, "rule": rule, "kill_after_s": round(kill_after, 2),
                        "kill_point": round(fraction, 3), "job_killed_mid_run": killed,
                        "killed_at_s": killed_at and round(killed_at, 2), "rerun_rc": rerun.returncode,
+                       "rerun_resumed_state": resumed,
                        "outputs_identical": identical})
         assert identical, f"{stage}: outputs differ after a kill at {fraction:.2f} of its run and a rerun"
     (proj / "fault_matrix.json").write_text(json.dumps(matrix, indent=2))
