@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,31 @@ def replacing(path: str | Path, suffix: str = ""):
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+TEMPORARY = re.compile(r"\.tmp(\d+)")  # replacing()'s names: <name>.tmp<pid>[suffix]
+
+
+def remove_stale_temporaries(root: str | Path) -> int:
+    """Delete the temporary files that killed writers left under ``root`` (a SIGKILL skips ``replacing``'s
+    cleanup); files of live processes are kept. A job calls it on the directory it writes. Returns the count."""
+    removed = 0
+    for path in Path(root).rglob("*.tmp*") if Path(root).is_dir() else []:
+        match = TEMPORARY.search(path.name)
+        if match and path.is_file() and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_text(path: str | Path, text: str) -> None:

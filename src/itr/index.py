@@ -23,7 +23,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from itr.atomic import replacing, save_npy, write_text
+from itr.atomic import remove_stale_temporaries, replacing, save_npy, write_text
 from itr.manifest import ManifestError, read_sealed, rebuild_hint, verify_files, write_sealed
 
 # The files of a saved collection besides collection.json, which is sealed with their digests.
@@ -136,6 +136,7 @@ def save_collection(out: str | Path, image_vecs: np.ndarray, caption_vecs: np.nd
     model_id = meta["model_id"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # a killed run's half-written files
     save_npy(out / "images.vectors.npy", image_vecs)
     save_npy(out / "captions.vectors.npy", caption_vecs)
     save_index(out / "images", build_index(image_vecs, factory, search_params), image_ids, model_id, factory,

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from itr.atomic import replacing
+from itr.atomic import remove_stale_temporaries, replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.features.store import FeatureStore
 from itr.losses import batch_hard_triplet_loss, match_bce_loss, sampled_triplet_loss
@@ -318,6 +318,8 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     inputs = {"text_encoder": text_cfg.to_dict(), "data": dataset_manifest(data)["digest"],
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
     with state_lock(state_dir):  # one trainer per state directory
+        for where in (Path(state_dir), Path(out).parent):
+            remove_stale_temporaries(where)  # a killed run's half-written files (live writers' are kept)
         result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log,
                              track=track, inputs=inputs)
         publish_best(Path(state_dir), Path(out))

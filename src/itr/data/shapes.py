@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from itr.atomic import replacing
+from itr.atomic import remove_stale_temporaries, replacing
 from itr.config import ShapesConfig
 from itr.data.captions import LANGUAGES, plan_captions, render_captions
 from itr.data.dataset import write_dataset
@@ -248,6 +248,8 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
     """
     out_dir = Path(out_dir)
     from tqdm import tqdm
+
+    remove_stale_temporaries(out_dir)  # a killed run's half-written files
 
     image_rows, caption_rows = [], []
     for split in SPLITS:

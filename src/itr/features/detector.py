@@ -26,6 +26,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign, box_iou
 from tqdm import tqdm
 
+from itr.atomic import remove_stale_temporaries
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.config import DetectorConfig
 from itr.data.images import load_image
@@ -204,6 +205,8 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     size = int(tr["width"].iloc[0])
     labels = shapes.detection_labels()
     with state_lock(state_dir):  # one trainer per state directory
+        for where in (Path(state_dir), Path(out).parent):
+            remove_stale_temporaries(where)  # a killed run's half-written files (live writers' are kept)
         model, metrics = train_detector(
             cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
             [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,

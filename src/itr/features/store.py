@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from itr.atomic import remove_stale_temporaries
 from itr.atomic import save_npy as _atomic_npy
 from itr.atomic import write_json as _atomic_json
 from itr.manifest import ManifestError, file_digest, read_sealed, rebuild_hint, verify_files, write_sealed
@@ -55,6 +56,7 @@ class FeatureStoreWriter:
         made by another extractor or from other images is redone."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.root)  # a killed run's half-written files
         self.r, self.d, self.source, self.data = max_regions, dim, source, data
 
     def shard_name(self, k: int) -> str:
