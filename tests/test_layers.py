@@ -2,8 +2,8 @@
 
     data -> features -> models -> training -> index -> rerank -> evaluate -> tables -> papers -> cli
 
-Foundations (config, atomic, manifest, checkpoint, metrics, protocols, layout, tracking, expected, provenance) come first
-and may be imported by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
+Foundations (config, atomic, manifest, checkpoint, metrics, protocols, layout, tracking, expected, provenance, jobs,
+errors) come first and may be imported by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
 """
 import ast
 from pathlib import Path
@@ -13,7 +13,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "itr"
 LAYERS = [
     {"itr.atomic", "itr.config", "itr.checkpoint", "itr.metrics", "itr.protocols", "itr.layout", "itr.tracking",
-     "itr.expected", "itr.provenance", "itr.manifest", "itr.jobs"},
+     "itr.expected", "itr.provenance", "itr.manifest", "itr.jobs", "itr.errors"},
     {"itr.data"},
     {"itr.features", "itr.collection"},
     {"itr.models"},
@@ -23,7 +23,7 @@ LAYERS = [
     {"itr.evaluate"},
     {"itr.tables"},
     {"itr.papers"},
-    {"itr.cli", "itr.errors"},
+    {"itr.cli"},
 ]
 
 

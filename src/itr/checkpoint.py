@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from itr.atomic import replacing
+from itr.errors import InputError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, unreadable or belongs to a different configuration."""
 
 

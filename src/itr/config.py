@@ -29,10 +29,12 @@ from typing import Any, ClassVar
 
 import yaml
 
+from itr.errors import InputError
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A params file or config section is invalid; the message names the key and the fix."""
 
 

@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from itr.atomic import remove_stale_temporaries, replacing, save_npy, write_text
+from itr.errors import InputError
 from itr.manifest import ManifestError, read_sealed, rebuild_hint, verify_files, write_sealed
 
 # The files of a saved collection besides collection.json, which is sealed with their digests.
@@ -31,7 +32,7 @@ COLLECTION_FILES = ("images.vectors.npy", "captions.vectors.npy", "images.faiss"
                     "captions.faiss", "captions.json")
 
 
-class IndexFileError(RuntimeError):
+class IndexFileError(InputError, RuntimeError):
     """An index file is missing, or was built by a different model or with other settings."""
 
 

@@ -33,6 +33,8 @@ import threading
 import time
 from pathlib import Path
 
+from itr.errors import InputError
+
 PR_SET_PDEATHSIG = 1
 SCHEDULER_ENV = "ITR_SCHEDULER"  # host:pid:start time of the Snakemake process that runs this job
 POLL_SECONDS = 1.0
@@ -46,7 +48,7 @@ class Terminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
-class StateLockedError(RuntimeError):
+class StateLockedError(InputError, RuntimeError):
     """Another live job holds the state directory."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from itr.atomic import replacing
+from itr.errors import InputError
 from itr.manifest import ManifestError, read_sealed, rebuild_hint, verify_files, write_sealed
 
 IMAGE_COLUMNS = ["image_id", "split", "file", "width", "height", "scene", "twin_of", "twin_type"]
@@ -28,7 +29,7 @@ TABLES = ("images.parquet", "captions.parquet")
 REBUILD = "snakemake --forcerun shapes_generate data"  # every generated dataset (the hint of a damaged image)
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A dataset table is missing, malformed or inconsistent."""
 
 

@@ -8,9 +8,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from itr.data.dataset import REBUILD
+from itr.errors import InputError
 
 
-class ImageError(ValueError):
+class ImageError(InputError, ValueError):
     """An image file is missing or cannot be decoded."""
 
 

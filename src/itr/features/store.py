@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from itr.atomic import remove_stale_temporaries
+from itr.errors import InputError
 from itr.atomic import save_npy as _atomic_npy
 from itr.atomic import write_json as _atomic_json
 from itr.manifest import ManifestError, file_digest, read_sealed, rebuild_hint, verify_files, write_sealed
@@ -39,7 +40,7 @@ from itr.manifest import ManifestError, file_digest, read_sealed, rebuild_hint, 
 ARRAYS = ("regions", "geometry", "mask", "global")
 
 
-class FeatureStoreError(RuntimeError):
+class FeatureStoreError(InputError, RuntimeError):
     """A feature store file is missing, truncated or inconsistent with its marker."""
 
 

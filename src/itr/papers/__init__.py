@@ -24,12 +24,13 @@ from importlib import resources
 from typing import Callable
 
 from itr.config import ConfigError
+from itr.errors import InputError
 from itr.protocols import protocol_problems
 
 PAPERS = ("rfrs",)  # the registry: one entry per package under itr.papers
 
 
-class UnknownPaperError(LookupError):
+class UnknownPaperError(InputError, LookupError):
     """A paper or target that the registry does not have (or declares inconsistently)."""
 
 
