@@ -79,3 +79,84 @@ def match_bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         labels: (P,) 1 for a matching pair, 0 for a negative.
     """
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+INTRA_FORMS = ("paper", "released", "none")
+
+
+def hardest_negatives(sim: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pair i, the index of its hardest negative text (l⁻) and hardest negative image (v⁻).
+
+    ``sim[i, j]`` compares image i with text j (pair i = (image i, text i)); pairs of the same image are never
+    negatives of each other. Returns (l, v), each (B,): l_i = argmax_{j: y_j != y_i} sim[i, j] (the text closest
+    to image i) and v_i = argmax_{k: y_k != y_i} sim[k, i] (the image closest to text i).
+    """
+    same = labels[:, None] == labels[None, :]  # (B, B)
+    masked = sim.detach().masked_fill(same, float("-inf"))
+    own = torch.arange(sim.shape[0], device=sim.device)  # a pair with no negative in the batch gets itself
+    hard_text = torch.where(torch.isinf(masked.max(dim=1).values), own, masked.argmax(dim=1))
+    hard_image = torch.where(torch.isinf(masked.max(dim=0).values), own, masked.argmax(dim=0))
+    return hard_text, hard_image
+
+
+def max_violation_hinge(sim: torch.Tensor, labels: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """VSE++ max-violation triplet loss on a similarity matrix, summed over the batch (TGDT eq. 4).
+
+        L_r = Σ_i [δ - S(I_i, T_i) + S(I_i, T_l⁻)]_+ + [δ - S(I_i, T_i) + S(I_v⁻, T_i)]_+
+
+    Args:
+        sim: (B, B) similarities, image i (rows) vs text j (columns); pair i is the diagonal.
+        labels: (B,) image identity of each pair: captions of the same image are not negatives.
+        margin: δ, 0.2 in the paper.
+    A batch in which every pair shows the same image has no negatives and gives 0.
+    """
+    same = labels[:, None] == labels[None, :]  # (B, B)
+    masked = sim.masked_fill(same, float("-inf"))
+    pos = sim.diagonal()  # (B,)
+    to_text = F.relu(margin - pos + masked.max(dim=1).values)  # hardest text per image; relu(-inf) = 0
+    to_image = F.relu(margin - pos + masked.max(dim=0).values)  # hardest image per text
+    return to_text.sum() + to_image.sum()
+
+
+def intra_modal_consistency(image_sim: torch.Tensor, text_sim: torch.Tensor, hard_text: torch.Tensor,
+                            hard_image: torch.Tensor, slack: float = 0.3) -> torch.Tensor:
+    """The paper's intra-modal term (TGDT eq. 5), summed over the batch.
+
+    For pair i and its hard negative pairs l = l⁻_i and v = v⁻_i (``hardest_negatives``), the image–image and
+    text–text similarities of the two pairs should agree up to the slack σ:
+
+        L_a = Σ_i [|S(I_i, I_l) - S(T_i, T_l)| - σ]_+ + [|S(I_i, I_v) - S(T_i, T_v)| - σ]_+
+
+    Args:
+        image_sim: (B, B) image i vs image k; text_sim: (B, B) text i vs text k (same similarity function).
+        hard_text, hard_image: (B,) l⁻ and v⁻ of each pair.
+    """
+    rows = torch.arange(image_sim.shape[0], device=image_sim.device)
+    gap_l = (image_sim[rows, hard_text] - text_sim[rows, hard_text]).abs()  # (B,)
+    gap_v = (image_sim[rows, hard_image] - text_sim[rows, hard_image]).abs()  # (B,)
+    return F.relu(gap_l - slack).sum() + F.relu(gap_v - slack).sum()
+
+
+def released_intra_consistency(image_sim: torch.Tensor, text_sim: torch.Tensor, slack: float = 0.3) -> torch.Tensor:
+    """The released code's intra term: Σ_j [max_i |T_ij - V_ij| - σ]_+ over the whole batch (no hard pairs)."""
+    return F.relu((text_sim - image_sim).abs().max(dim=0).values - slack).sum()
+
+
+def cmc_loss(sim: torch.Tensor, image_sim: torch.Tensor, text_sim: torch.Tensor, labels: torch.Tensor,
+             margin: float = 0.2, slack: float = 0.3, intra: str = "paper") -> torch.Tensor:
+    """Consistent Multimodal Contrastive loss L_cmc = L_r + L_a (TGDT eq. 6) of one similarity function.
+
+    Args:
+        sim: (B, B) image vs text; image_sim: (B, B) image vs image; text_sim: (B, B) text vs text.
+        intra: "paper" (eq. 5 on the hard negative pairs), "released" (``released_intra_consistency``) or
+            "none" (L_r alone: the ablation without the intra-modal term).
+    """
+    if intra not in INTRA_FORMS:
+        raise ValueError(f"intra={intra!r}; choose one of {INTRA_FORMS}")
+    loss = max_violation_hinge(sim, labels, margin)
+    if intra == "paper":
+        hard_text, hard_image = hardest_negatives(sim, labels)
+        loss = loss + intra_modal_consistency(image_sim, text_sim, hard_text, hard_image, slack)
+    elif intra == "released":
+        loss = loss + released_intra_consistency(image_sim, text_sim, slack)
+    return loss

@@ -17,6 +17,7 @@ import importlib
 
 ARCHITECTURES = {  # name -> "module:class" (imported when a checkpoint names it)
     "multimodal_encoder": "itr.models.encoder:MultimodalEncoder",
+    "dual_transformer": "itr.models.dual:DualTransformer",
 }
 
 

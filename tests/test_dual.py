@@ -1,0 +1,168 @@
+"""The dual transformer (global + local tokens), its local similarity, and the CMC loss terms on hand-computed cases."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from itr.losses import (cmc_loss, hardest_negatives, intra_modal_consistency, max_violation_hinge,
+                        released_intra_consistency)
+from itr.models import build
+from itr.models.dual import DualTransformer, local_similarity
+from itr.models.encoder import load_tokenizer
+from itr.models.tiny import make_tiny_bert
+
+# Hand-computed case: image i (rows) vs text j (columns), pair i on the diagonal.
+SIM = torch.tensor([[0.9, 0.5, 0.1],
+                    [0.3, 0.8, 0.6],
+                    [0.7, 0.2, 0.4]])
+IMAGE_SIM = torch.tensor([[1.0, 0.2, 0.9],
+                          [0.2, 1.0, 0.5],
+                          [0.9, 0.5, 1.0]])
+TEXT_SIM = torch.tensor([[1.0, 0.75, 0.2],
+                         [0.75, 1.0, 0.05],
+                         [0.2, 0.05, 1.0]])
+LABELS = torch.tensor([0, 1, 2])
+
+
+def test_hardest_negatives_by_hand():
+    hard_text, hard_image = hardest_negatives(SIM, LABELS)
+    assert hard_text.tolist() == [1, 2, 0]  # row maxima off the diagonal
+    assert hard_image.tolist() == [2, 0, 1]  # column maxima off the diagonal
+
+
+def test_max_violation_hinge_by_hand():
+    # to text: [0.2-0.9+0.5]+ + [0.2-0.8+0.6]+ + [0.2-0.4+0.7]+ = 0 + 0 + 0.5
+    # to image: [0.2-0.9+0.7]+ + [0.2-0.8+0.5]+ + [0.2-0.4+0.6]+ = 0 + 0 + 0.4
+    assert max_violation_hinge(SIM, LABELS, 0.2).item() == pytest.approx(0.9)
+
+
+def test_captions_of_the_same_image_are_not_negatives():
+    sim = torch.tensor([[0.9, 0.85, 0.1],
+                        [0.8, 0.8, 0.6],
+                        [0.7, 0.2, 0.4]])
+    # pairs 0 and 1 show one image, so S[0,1] = 0.85 and S[1,0] = 0.8 are not negatives:
+    # to text: i0 [0.2-0.9+0.1]+ = 0, i1 [0.2-0.8+0.6]+ = 0, i2 [0.2-0.4+0.7]+ = 0.5
+    # to image: j0 [0.2-0.9+0.7]+ = 0, j1 [0.2-0.8+0.2]+ = 0, j2 [0.2-0.4+0.6]+ = 0.4
+    assert max_violation_hinge(sim, torch.tensor([0, 0, 2]), 0.2).item() == pytest.approx(0.9)
+    assert max_violation_hinge(sim, torch.tensor([0, 1, 2]), 0.2).item() == pytest.approx(1.6)  # as negatives
+    assert hardest_negatives(sim, torch.tensor([0, 0, 2]))[0].tolist() == [2, 2, 0]
+    one_image = torch.zeros(3, dtype=torch.long)  # no negatives at all
+    assert max_violation_hinge(sim, one_image, 0.2).item() == 0.0
+    assert hardest_negatives(sim, one_image)[0].tolist() == [0, 1, 2]
+
+
+def test_intra_modal_consistency_paper_form_by_hand():
+    # |V - T|: (0,1) 0.55, (0,2) 0.7, (1,2) 0.45; sigma 0.3
+    # with l = [1, 2, 0]: 0.25 + 0.15 + 0.4; with v = [2, 0, 1]: 0.4 + 0.25 + 0.15
+    loss = intra_modal_consistency(IMAGE_SIM, TEXT_SIM, torch.tensor([1, 2, 0]), torch.tensor([2, 0, 1]), 0.3)
+    assert loss.item() == pytest.approx(1.6)
+    other_pairs = intra_modal_consistency(IMAGE_SIM, TEXT_SIM, torch.tensor([1, 0, 1]), torch.tensor([0, 1, 2]), 0.3)
+    assert other_pairs.item() == pytest.approx(0.25 + 0.25 + 0.15)  # l: (0,1), (1,0), (2,1); v on the diagonal: 0
+
+
+def test_intra_modal_consistency_released_form_by_hand():
+    # column maxima of |T - V|: 0.7, 0.55, 0.7 -> [. - 0.3]+ = 0.4 + 0.25 + 0.4
+    assert released_intra_consistency(IMAGE_SIM, TEXT_SIM, 0.3).item() == pytest.approx(1.05)
+
+
+@pytest.mark.parametrize("intra,expected", [("paper", 0.9 + 1.6), ("released", 0.9 + 1.05), ("none", 0.9)])
+def test_cmc_loss_is_the_hinge_plus_the_chosen_intra_term(intra, expected):
+    assert cmc_loss(SIM, IMAGE_SIM, TEXT_SIM, LABELS, 0.2, 0.3, intra).item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="intra"):
+        cmc_loss(SIM, IMAGE_SIM, TEXT_SIM, LABELS, intra="both")
+
+
+def _unit(*rows):
+    return F.normalize(torch.tensor(rows, dtype=torch.float), dim=-1)
+
+
+def test_local_similarity_with_padding_masks_by_hand():
+    x = torch.stack([_unit([1, 0], [0, 1], [0.6, 0.8]),  # image 0: two regions and a padded slot
+                     _unit([-1, 0], [1, 0], [1, 0])])  # image 1: one region, opposite to every word
+    x_mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    y = _unit([0.8, 0.6], [0, 1], [1, 0])[None]  # one caption: two words and a padded slot
+    y_mask = torch.tensor([[1, 1, 0]])
+    # image 0: word 0 -> max(0.8, 0.6) = 0.8 (the padded 0.96 never counts), word 1 -> 1.0
+    # image 1: word 0 -> -0.8, word 1 -> 0.0 (a padded region would have given max(., 1) instead)
+    mean = local_similarity(x, x_mask, y, y_mask)
+    assert mean[:, 0].tolist() == pytest.approx([0.9, -0.4])
+    released = local_similarity(x, x_mask, y, y_mask, reduction="sum", scale=10.0)
+    assert released[:, 0].tolist() == pytest.approx([18.0, -8.0])
+    no_regions = local_similarity(x, torch.zeros_like(x_mask), y, y_mask)
+    assert no_regions.abs().sum().item() == 0.0
+    with pytest.raises(ValueError, match="reduction"):
+        local_similarity(x, x_mask, y, y_mask, reduction="max")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = make_tiny_bert(tmp_path_factory.mktemp("bert"), hidden=16, layers=1)
+    return path, load_tokenizer(str(path))
+
+
+def _model(path, **kw):
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    return DualTransformer(BertModel.from_pretrained(path, add_pooling_layer=False), region_dim=5, dim=8, heads=2,
+                           ff=16, stage1_layers=1, stage2_layers=1, dropout=0.0, **kw)
+
+
+def _inputs(tokenizer):
+    tok = tokenizer(["a red circle", "a small blue square left of a circle"], padding=True, return_tensors="pt")
+    g = torch.Generator().manual_seed(1)
+    regions, global_feat = torch.randn(2, 3, 5, generator=g), torch.randn(2, 5, generator=g)
+    geometry = torch.rand(2, 3, 6, generator=g)
+    region_mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    return tok["input_ids"], tok["attention_mask"], (regions, geometry, region_mask, global_feat)
+
+
+def test_token_sets_global_token_and_local_masks(tiny):
+    path, tokenizer = tiny
+    model = _model(path).eval()
+    ids, mask, images = _inputs(tokenizer)
+    text, text_local = model.text_tokens(ids, mask)
+    image, image_local = model.image_tokens(*images)
+    assert text.shape == (2, ids.shape[1], 8) and image.shape == (2, 4, 8)
+    assert torch.allclose(text.norm(dim=-1), torch.ones(2, ids.shape[1]))
+    lengths = mask.sum(1)  # [CLS] words [SEP]
+    assert text_local.sum(1).tolist() == (lengths - 2).tolist()
+    assert not text_local[:, 0].any() and not text_local[0, lengths[0] - 1]  # neither [CLS] nor [SEP]
+    assert image_local.tolist() == [[False, True, True, False], [False, True, False, False]]
+    assert torch.equal(model.embed_text(ids, mask), text[:, 0])
+    assert torch.equal(model.embed_image(*images), image[:, 0])
+    # a padded region changes nothing of the real tokens
+    regions, geometry, region_mask, global_feat = images
+    other = regions.clone()
+    other[0, 2] = 100.0
+    assert torch.allclose(model.image_tokens(other, geometry, region_mask, global_feat)[0][0, :3], image[0, :3],
+                          atol=1e-6)
+
+
+def test_checkpoint_architecture_rebuilds_the_same_model(tiny):
+    path, tokenizer = tiny
+    model = _model(path, detach_stage1=True).eval()
+    rebuilt = build(model.architecture())
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    ids, mask, images = _inputs(tokenizer)
+    assert rebuilt.detach_stage1 and torch.equal(rebuilt.embed_text(ids, mask), model.embed_text(ids, mask))
+    assert torch.equal(rebuilt.embed_image(*images), model.embed_image(*images))
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_detach_stage1_cuts_the_gradient_below_stage_2(tiny, detach):
+    """The released code detaches stage 1: then the text tower, projections and stage 1 never learn."""
+    path, tokenizer = tiny
+    model = _model(path, detach_stage1=detach)
+    ids, mask, images = _inputs(tokenizer)
+    text, text_local = model.text_tokens(ids, mask)
+    image, image_local = model.image_tokens(*images)
+    sim = image[:, 0] @ text[:, 0].T + local_similarity(image, image_local, text, text_local)
+    max_violation_hinge(sim, torch.tensor([0, 1]), margin=2.0).backward()  # margin 2: every hinge is active
+    below = {"bert": model.bert, "text_proj": model.text_proj, "image_proj": model.image_proj,
+             "text.stage1": model.text.stage1, "image.stage1": model.image.stage1}
+    for name, module in below.items():
+        reached = any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+        assert reached != detach, name
+    for module in (model.text.stage2, model.image.stage2):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
