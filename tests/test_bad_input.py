@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from itr.cli import main
-from itr.config import SEEDED, ConfigError, EvalConfig, load_params
+from itr.config import SEEDED, ConfigError, EvalConfig
+from itr.params import load_params
 from itr.protocols import protocol_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_a_bi_encoder_passed_as_reranker(capsys, tiny_pipeline, tmp_path):
                "--features", str(root / "feat"), "--config", _section("rerank", k=1, ks=[1]),
                "--eval-config", _section("evaluation", ks=[1], subset_size=2), "--protocol", "subset",
                "--out", str(tmp_path / "s.npz"))
-    assert "be.pt is a be checkpoint without a match head, so it cannot rerank" in err
+    assert "be.pt is a be checkpoint without a match head or token sets, so it cannot rerank" in err
 
 
 def test_yaml_syntax_error_names_file_and_line(capsys, tmp_path):

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from itr.cli import main
-from itr.config import BEConfig, ConfigError, load_params, parse_section, validate_params
+from itr.config import BEConfig, ConfigError, parse_section
+from itr.params import load_params, validate_params
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from itr.losses import (cmc_loss, hardest_negatives, intra_modal_consistency, max_violation_hinge,
                         released_intra_consistency)
 from itr.models import build
-from itr.models.dual import DualTransformer, local_similarity
+from itr.models.dual import DualTransformer, local_similarity, pair_local_similarity
 from itr.models.encoder import load_tokenizer
 from itr.models.tiny import make_tiny_bert
 
@@ -166,3 +166,43 @@ def test_detach_stage1_cuts_the_gradient_below_stage_2(tiny, detach):
         assert reached != detach, name
     for module in (model.text.stage2, model.image.stage2):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_pair_scores_are_the_diagonal_of_the_all_pairs_matrix():
+    g = torch.Generator().manual_seed(3)
+    x, y = F.normalize(torch.randn(4, 5, 8, generator=g), dim=-1), F.normalize(torch.randn(4, 6, 8, generator=g), dim=-1)
+    x_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
+    y_mask = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]])
+    for reduction, scale in (("mean", 1.0), ("sum", 10.0)):
+        full = local_similarity(x, x_mask, y, y_mask, reduction, scale)
+        pairs = pair_local_similarity(x, x_mask, y, y_mask, reduction, scale)
+        assert torch.allclose(pairs, full.diagonal()) and pairs[2] == 0.0  # image 2 has no region
+
+
+def test_late_interaction_pair_scores_equal_each_pair_encoded_alone(tiny_pipeline):
+    """score_pairs encodes each caption and image once, padded with others; padding must change no score."""
+    import numpy as np
+
+    from itr.data.dataset import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.models.encode import CaptionSet, image_batch, image_inputs, score_pairs
+    from itr.models.encoder import load_tokenizer as tokenizer_of
+    from transformers import BertModel
+
+    root, text = tiny_pipeline
+    store = FeatureStore(root / "feat")
+    _, caps = read_dataset(root / "data", "val")
+    captions = CaptionSet.from_frame(caps, tokenizer_of(text.path), text.max_text_len)
+    torch.manual_seed(0)
+    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
+                            ff=16, stage1_layers=1, stage2_layers=1, local_reduction="sum", local_scale=10.0).eval()
+    images = captions.unique_images
+    rows = np.array([0, 3, 5, 0, len(captions) - 1])
+    pair_images = [images[0], images[1], images[0], images[-1], images[-1]]
+    scores = score_pairs(model, captions, rows, store, pair_images, batch_size=2, device="cpu")
+    with torch.no_grad():
+        for row, image, got in zip(rows, pair_images, scores):
+            ids, mask = captions.batch([row])  # trimmed to this caption alone
+            text_tok, text_local = model.text_tokens(ids, mask)
+            img_tok, img_local = model.image_tokens(*image_inputs(image_batch(store, [image], "cpu")))
+            assert got == pytest.approx(model.local_scores(img_tok, img_local, text_tok, text_local).item(), abs=1e-5)

@@ -70,6 +70,6 @@ def test_a_checkpoint_rebuilds_the_architecture_it_names(encoder, tmp_path):
     save_checkpoint(tmp_path / "old.pt", unnamed)
     with pytest.raises(CheckpointError, match="records no architecture name"):
         load_trained(tmp_path / "old.pt", store, "cpu")
-    save_checkpoint(tmp_path / "other.pt", {**state, "architecture": {**state["architecture"], "name": "dual_transformer"}})
-    with pytest.raises(KeyError, match="unknown model architecture .dual_transformer."):
+    save_checkpoint(tmp_path / "other.pt", {**state, "architecture": {**state["architecture"], "name": "graph_transformer"}})
+    with pytest.raises(KeyError, match="unknown model architecture .graph_transformer."):
         load_trained(tmp_path / "other.pt", store, "cpu")

@@ -11,8 +11,10 @@ params.yaml is the one source of values. The dataclass defaults repeat it, so th
 and tests building a config by hand get the shipped values; tests/test_config_sources.py
 checks that the fields are the schema's keys and the defaults params.yaml's values.
 
+Reading and validating the whole params file is itr.params.
+
 Example:
-    >>> params = load_params("params.yaml")          # validates against the schema
+    >>> params = itr.params.load_params("params.yaml")          # validates against the schema
     >>> cfg = BEConfig.from_dict({**params["be"], "seed": params["seed"]})
     >>> cfg.margin
     0.1
@@ -20,14 +22,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
 from pathlib import Path
 from typing import Any, ClassVar
-
-import yaml
 
 from itr.errors import InputError
 
@@ -38,103 +37,20 @@ class ConfigError(InputError, ValueError):
     """A params file or config section is invalid; the message names the key and the fix."""
 
 
-def _schema() -> dict:
+def schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def _known_keys(schema: dict, path: list[str]) -> list[str]:
-    node = schema
-    for part in path:
-        props = node.get("properties", {})
-        node = props.get(part) or node.get("additionalProperties") or {}
-    return sorted(node.get("properties", {}))
-
-
-def validate_params(params: dict, source: str = "params.yaml") -> dict:
-    """Validate a params mapping against the JSON schema; raise ConfigError naming every bad key."""
-    import jsonschema
-
-    schema = _schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    problems = []
-    for err in sorted(validator.iter_errors(params), key=lambda e: list(e.path)):
-        where = ".".join(str(p) for p in err.path)
-        if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            for key in extra:
-                full = f"{where}.{key}" if where else key
-                close = difflib.get_close_matches(key, _known_keys(schema, [str(p) for p in err.path]), n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
-                problems.append(f"unknown key '{full}'.{hint}")
-        else:
-            problems.append(f"'{where or '<root>'}': {err.message}")
-    if not problems:  # the cross-field rules assume the types and keys the schema guarantees
-        problems = consistency_problems(params)
-    if problems:
-        raise ConfigError(
-            f"{source} is invalid:\n  - " + "\n  - ".join(problems)
-            + f"\nFix the keys above; the allowed keys are in {SCHEMA_PATH}."
-        )
-    return params
-
-
-def _numbers(value, where: str = ""):
+def number_items(value, where: str = ""):
     """(dotted key, value) of every number in a nested params mapping."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _numbers(v, f"{where}.{k}" if where else str(k))
+            yield from number_items(v, f"{where}.{k}" if where else str(k))
     elif isinstance(value, list):
         for n, v in enumerate(value):
-            yield from _numbers(v, f"{where}[{n}]")
+            yield from number_items(v, f"{where}[{n}]")
     elif isinstance(value, float):
         yield where, value
-
-
-def consistency_problems(params: dict) -> list[str]:
-    """What the schema cannot say: rules across keys (one line per broken rule; none when consistent).
-
-    * every number is finite (YAML's ``.nan`` and ``.inf`` pass the schema's minimums);
-    * each section's own rules (``cross_problems``: ``shapes.min_objects`` <= ``shapes.max_objects``);
-    * the test split fits the protocols of ``evaluation.protocols`` and ``rerank.protocol``
-      (itr.protocols.protocol_problems; each paper's plan checks the protocols of its own tables).
-    """
-    from itr.protocols import protocol_problems
-
-    problems = [f"'{where}': {value} is not a finite number" for where, value in _numbers(params)
-                if not math.isfinite(value)]
-    for name, cls in SECTIONS.items():
-        if name in params:
-            problems += cls.cross_problems(params[name])
-    if all(k in params for k in ("shapes", "evaluation", "rerank")):
-        problems += protocol_problems(params, [*params["evaluation"]["protocols"], params["rerank"]["protocol"]])
-    return problems
-
-
-def section_keys(name: str) -> set[str]:
-    """Every key the schema allows in params section ``name``."""
-    return set(_schema()["properties"][name].get("properties", {}))
-
-
-def read_yaml(path: str | Path) -> dict:
-    """A YAML mapping from a file; a syntax error names the file, line and column (not a parser traceback)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path} not found; run from the repository root or name the file "
-                          "(itr params check PATH).")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the file there") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of params sections, got {type(data).__name__}")
-    return data
-
-
-def load_params(path: str | Path) -> dict:
-    """Read and validate a params YAML file."""
-    return validate_params(read_yaml(path), source=str(path))
 
 
 def params_hash(section: Any) -> str:
@@ -391,12 +307,12 @@ def _check_section(name: str, d: dict) -> None:
     """Validate one section's values against its schema (the keys present, less the workflow's added seed)."""
     import jsonschema
 
-    schema = {**_schema()["properties"][name], "required": []}
+    section_schema = {**schema()["properties"][name], "required": []}
     values = {k: v for k, v in d.items() if k != "seed"}
     problems = [f"'{name}.{'.'.join(map(str, e.path))}': {e.message}"
-                for e in jsonschema.Draft202012Validator(schema).iter_errors(values)
+                for e in jsonschema.Draft202012Validator(section_schema).iter_errors(values)
                 if e.validator != "additionalProperties"]  # unknown and missing keys: from_dict names them
-    problems += [f"'{name}.{where}': {value} is not a finite number" for where, value in _numbers(values)
+    problems += [f"'{name}.{where}': {value} is not a finite number" for where, value in number_items(values)
                  if not math.isfinite(value)]
     if problems:
         raise ConfigError(f"the {name} config is invalid:\n  - " + "\n  - ".join(problems)

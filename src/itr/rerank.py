@@ -112,9 +112,10 @@ def score_collection(reranker_path, first_stage: str | None, target, distractors
     from itr.protocols import distractor_label, protocol_groups
 
     c = load_on_collection(reranker_path, target, distractors, lang, first_images, device)
-    if not c.checkpoint["architecture"].get("match_head"):
+    if not (c.checkpoint["architecture"].get("match_head") or getattr(c.model, "late_interaction", False)):
         raise CheckpointError(f"{reranker_path} is a {c.checkpoint.get('method', 'bi-encoder')} checkpoint without a "
-                              "match head, so it cannot rerank; pass a CE or JOINT model as --reranker")
+                              "match head or token sets, so it cannot rerank; pass a CE, JOINT or dual-transformer "
+                              "model as --reranker")
     pos_of = {iid: n for n, iid in enumerate(c.image_ids)}
     caption_image_pos = np.array([pos_of[i] for i in c.captions.image_ids])
     pin_search_threads()

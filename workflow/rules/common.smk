@@ -5,7 +5,8 @@ import shlex
 import yaml
 
 from itr import papers
-from itr.config import SEEDED, section_keys, unread_keys, validate_params
+from itr.config import SEEDED, unread_keys
+from itr.params import section_keys, validate_params
 from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, LATENCY_BENCHMARK,
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
                         datasets, table_files)

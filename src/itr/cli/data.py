@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 
 def params_check(args) -> int:
-    from itr.config import load_params
+    from itr.params import load_params
 
     load_params(args.params)
     print(f"{args.params}: ok")

@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 def dvc_yaml(args) -> int:
     from itr.atomic import write_text
-    from itr.config import load_params
+    from itr.params import load_params
     from itr.papers.dvcfile import dvc_yaml as generate
 
     text = generate(load_params(args.params))

@@ -59,13 +59,20 @@ class _Side(nn.Module):
 class DualTransformer(nn.Module):
     """Text tower + text transformer, region projection + image transformer, one embedding space."""
 
+    late_interaction = True  # pairs are scored from token sets encoded once per item (itr.models.encode)
+
     def __init__(self, bert: BertModel, region_dim: int, dim: int = 256, heads: int = 4, ff: int = 512,
-                 stage1_layers: int = 2, stage2_layers: int = 2, dropout: float = 0.1, detach_stage1: bool = False):
+                 stage1_layers: int = 2, stage2_layers: int = 2, dropout: float = 0.1, detach_stage1: bool = False,
+                 local_reduction: str = "mean", local_scale: float = 1.0):
         super().__init__()
+        if local_reduction not in REDUCTIONS:
+            raise ValueError(f"local_reduction={local_reduction!r}; choose one of {REDUCTIONS}")
         self.bert = bert
         self.config = {"region_dim": region_dim, "dim": dim, "heads": heads, "ff": ff, "stage1_layers": stage1_layers,
-                       "stage2_layers": stage2_layers, "dropout": dropout, "detach_stage1": detach_stage1}
+                       "stage2_layers": stage2_layers, "dropout": dropout, "detach_stage1": detach_stage1,
+                       "local_reduction": local_reduction, "local_scale": local_scale}
         self.detach_stage1 = detach_stage1
+        self.local_reduction, self.local_scale = local_reduction, local_scale
         self.text_proj = nn.Linear(bert.config.hidden_size, dim)
         self.image_proj = nn.Linear(region_dim + GEOMETRY_DIM, dim)
         self.text = _Side(dim, heads, ff, stage1_layers, stage2_layers, dropout)
@@ -101,6 +108,14 @@ class DualTransformer(nn.Module):
         """(B, R, D) regions -> (B, dim) global image embedding (output token 0, unit length)."""
         return self.image_tokens(regions, geometry, mask, global_feat)[0][:, 0]
 
+    def local_scores(self, image, image_local, text, text_local) -> torch.Tensor:
+        """S_l(image, caption) of every image and caption given as token sets. (A, C)"""
+        return local_similarity(image, image_local, text, text_local, self.local_reduction, self.local_scale)
+
+    def pair_scores(self, image, image_local, text, text_local) -> torch.Tensor:
+        """S_l of aligned pairs: image token set p with caption token set p. (P,)"""
+        return pair_local_similarity(image, image_local, text, text_local, self.local_reduction, self.local_scale)
+
     def architecture(self) -> dict:
         """What rebuilds this model from a checkpoint without the original weights (itr.models)."""
         return {"name": "dual_transformer", "bert_config": self.bert.config.to_dict(), **self.config}
@@ -127,13 +142,25 @@ def local_similarity(x: torch.Tensor, x_mask: torch.Tensor, y: torch.Tensor, y_m
     Returns:
         (A, C) similarities.
     """
+    cos = torch.einsum("aid,cjd->acij", x, y)  # (A, C, I, J)
+    return _align(cos, x_mask[:, None], y_mask[None], reduction, scale)
+
+
+def pair_local_similarity(x: torch.Tensor, x_mask: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor,
+                          reduction: str = "mean", scale: float = 1.0) -> torch.Tensor:
+    """``local_similarity`` of aligned pairs (x sample p, y sample p) only: x (P, I, d), y (P, J, d) -> (P,)."""
+    cos = torch.einsum("pid,pjd->pij", x, y)  # (P, I, J)
+    return _align(cos, x_mask, y_mask, reduction, scale)
+
+
+def _align(cos: torch.Tensor, x_mask: torch.Tensor, y_mask: torch.Tensor, reduction: str, scale: float):
+    """(..., I, J) cosines -> (...) S_l; x_mask (..., I) and y_mask (..., J) broadcast against the batch dims."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r}; choose one of {REDUCTIONS}")
-    cos = torch.einsum("aid,cjd->acij", x, y)  # (A, C, I, J)
-    cos = cos.masked_fill(~x_mask.bool()[:, None, :, None], float("-inf"))
-    best = cos.max(dim=2).values  # (A, C, J): each y token's best x token; -inf where x has no token at all
-    keep = (y_mask.bool()[None] & torch.isfinite(best)).to(best.dtype)  # (A, C, J)
-    total = torch.where(keep > 0, best, torch.zeros_like(best)).sum(-1)  # (A, C)
+    cos = cos.masked_fill(~x_mask.bool()[..., :, None], float("-inf"))
+    best = cos.max(dim=-2).values  # (..., J): each y token's best x token; -inf where x has no token at all
+    keep = y_mask.bool() & torch.isfinite(best)  # (..., J)
+    total = torch.where(keep, best, torch.zeros_like(best)).sum(-1)  # (...)
     if reduction == "mean":
-        total = total / y_mask.to(best.dtype).sum(-1).clamp(min=1.0)[None]  # n_y of each y sample
+        total = total / y_mask.to(best.dtype).sum(-1).clamp(min=1.0)  # n_y of each y sample
     return scale * total

@@ -95,15 +95,65 @@ def embed_images(model, store: FeatureStore, image_ids: list[str], batch_size: i
 @torch.no_grad()
 def score_pairs(model, captions: CaptionSet, caption_rows: np.ndarray, store: FeatureStore, image_ids: list[str],
                 batch_size: int, device, desc: str = "cross-encoding pairs") -> np.ndarray:
-    """Cross-encoder logits of pairs (captions[caption_rows[i]], image_ids[i]). (P,) float32."""
+    """Second-stage scores of pairs (captions[caption_rows[i]], image_ids[i]). (P,) float32.
+
+    A cross-encoder (``match_logits``) reads each pair jointly; a late-interaction model (``late_interaction``,
+    itr.models.dual) encodes each caption and image once and scores pairs from their token sets.
+    """
     model.eval()
     caption_rows = np.asarray(caption_rows)
+    if getattr(model, "late_interaction", False):
+        return _late_pair_scores(model, captions, caption_rows, store, image_ids, batch_size, device)
     out = []
     for s in tqdm(range(0, len(caption_rows), batch_size), desc=desc, mininterval=10,
                   disable=len(caption_rows) <= 4 * batch_size):
         ids, mask = captions.batch(caption_rows[s:s + batch_size])
         images = image_batch(store, image_ids[s:s + batch_size], device)
         out.append(model.match_logits(ids.to(device), mask.to(device), *image_inputs(images)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+
+
+@torch.no_grad()
+def caption_token_sets(model, captions: CaptionSet, rows: np.ndarray, batch_size: int, device):
+    """Token sets of some captions, padded to the longest: ((N, T, d) tokens, (N, T) local mask), on ``device``."""
+    model.eval()
+    rows = np.asarray(rows)
+    t = max(1, int(captions.attention_mask[rows].sum(1).max())) if len(rows) else 1
+    tokens, local = [], []
+    for s in range(0, len(rows), batch_size):
+        r = rows[s:s + batch_size]
+        tok, loc = model.text_tokens(captions.input_ids[r][:, :t].to(device), captions.attention_mask[r][:, :t].to(device))
+        tokens.append(tok.float())
+        local.append(loc)
+    return torch.cat(tokens), torch.cat(local)
+
+
+@torch.no_grad()
+def image_token_sets(model, store: FeatureStore, image_ids: list[str], batch_size: int, device):
+    """Token sets of some images, every region slot kept: ((N, 1 + R, d) tokens, (N, 1 + R) local mask), on device."""
+    model.eval()
+    tokens, local = [], []
+    for s in range(0, len(image_ids), batch_size):
+        batch = {k: v.to(device) for k, v in store.get(image_ids[s:s + batch_size]).items()}
+        tok, loc = model.image_tokens(*image_inputs(batch))
+        tokens.append(tok.float())
+        local.append(loc)
+    return torch.cat(tokens), torch.cat(local)
+
+
+def _late_pair_scores(model, captions: CaptionSet, caption_rows: np.ndarray, store: FeatureStore,
+                      image_ids: list[str], batch_size: int, device) -> np.ndarray:
+    """Each distinct caption and image encoded once, then every pair scored from the two token sets."""
+    rows, caption_of = np.unique(caption_rows, return_inverse=True)
+    images, image_of = np.unique(np.asarray(image_ids, dtype=object), return_inverse=True)
+    text, text_local = caption_token_sets(model, captions, rows, batch_size, device)  # (Nc, T, d)
+    image, image_local = image_token_sets(model, store, list(images), batch_size, device)  # (Ni, 1 + R, d)
+    out, step = [], 16 * batch_size
+    for s in tqdm(range(0, len(caption_rows), step), desc="scoring pairs from token sets", mininterval=10,
+                  disable=len(caption_rows) <= 4 * step):
+        c, i = caption_of[s:s + step], image_of[s:s + step]
+        c, i = torch.from_numpy(c).to(text.device), torch.from_numpy(i).to(image.device)
+        out.append(model.pair_scores(image[i], image_local[i], text[c], text_local[c]).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
 
