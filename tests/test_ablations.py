@@ -105,7 +105,7 @@ def test_trimming_unused_region_slots_leaves_embeddings_and_logits_unchanged(set
 
 
 def test_ance_training_runs_both_ance_objectives_and_validates_once_per_model(setup, tmp_path, monkeypatch):  # noqa: F811
-    from itr import training
+    from itr import objectives, training
 
     mined = []
     real_mine = training.mine
@@ -114,9 +114,9 @@ def test_ance_training_runs_both_ance_objectives_and_validates_once_per_model(se
     model, train, val, store = _model_and_sets(setup, match_head=True)
     cfg = JointConfig(epochs=2, batch_size=4, lr=1e-3, val_images=3, ance_triplet=True, ance_p=1.0, ance_top_k=3,
                       ance_negatives=2, ance_batch_size=2)
-    assert [c.__name__ for c in training.objectives_of("joint", cfg)] == [
+    assert [c.__name__ for c in objectives.objectives_of("joint", cfg)] == [
         "TripletObjective", "SampledTripletObjective", "MatchObjective"]
-    assert training.objectives_of("be", BEConfig()) == [training.TripletObjective]
+    assert objectives.objectives_of("be", BEConfig()) == [objectives.TripletObjective]
     result = training.train_model("joint", cfg, model, train, val, store, tmp_path / "a", torch.device("cpu"), {},
                                   log=lambda m: None)
     assert len(mined) == 2  # the lists are mined again before every epoch

@@ -206,3 +206,38 @@ def test_late_interaction_pair_scores_equal_each_pair_encoded_alone(tiny_pipelin
             text_tok, text_local = model.text_tokens(ids, mask)
             img_tok, img_local = model.image_tokens(*image_inputs(image_batch(store, [image], "cpu")))
             assert got == pytest.approx(model.local_scores(img_tok, img_local, text_tok, text_local).item(), abs=1e-5)
+
+
+def test_train_methods_have_one_list():
+    from itr.cli.train import METHODS
+    from itr.config import TRAIN_METHODS
+
+    assert METHODS == tuple(TRAIN_METHODS)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_cmc_training_trains_end_to_end_unless_stage_1_is_detached(tiny_pipeline, tmp_path, detach):
+    """Through itr train's library path: the checkpoint is a dual transformer selected on val (global and local
+    rsum), and the text tower learns only when stage 1 is not detached (the released code detaches it)."""
+    import pandas as pd
+
+    from itr.config import TGDTConfig
+    from itr.features.store import FeatureStore
+    from itr.models import load_trained
+    from itr.models.encoder import load_text_tower
+    from itr.training import train_from_files
+
+    root, text = tiny_pipeline
+    cfg = TGDTConfig(epochs=1, batch_size=8, lr=1e-3, dim=8, heads=2, ff=16, stage1_layers=1, stage2_layers=1,
+                     detach_stage1=detach)
+    result = train_from_files("cmc", cfg, text, root / "data", root / "feat", tmp_path / "state", tmp_path / "m.pt",
+                              tmp_path / "h.csv", log=lambda *_: None)
+    history = pd.read_csv(tmp_path / "h.csv")
+    assert {"val/rsum", "val/global/rsum", "val/local/rsum", "train_loss"} <= set(history.columns)
+    assert history["val/rsum"].iloc[0] == pytest.approx((history["val/global/rsum"] + history["val/local/rsum"]).iloc[0] / 2)
+    model, _, ckpt = load_trained(tmp_path / "m.pt", FeatureStore(root / "feat"), "cpu")
+    assert ckpt["architecture"]["name"] == "dual_transformer" and ckpt["method"] == "cmc"
+    assert result["best_epoch"] == 0 and model.detach_stage1 == detach
+    pretrained = load_text_tower(text.path).state_dict()
+    changed = any(not torch.equal(v, pretrained[k]) for k, v in model.bert.state_dict().items())
+    assert changed != detach

@@ -17,7 +17,7 @@ LAYERS = [
     {"itr.data"},
     {"itr.features", "itr.collection"},
     {"itr.models"},
-    {"itr.losses", "itr.sampling", "itr.mining", "itr.training"},
+    {"itr.losses", "itr.sampling", "itr.mining", "itr.objectives", "itr.training"},
     {"itr.index"},
     {"itr.rerank", "itr.shortlist"},
     {"itr.evaluate"},

@@ -81,12 +81,12 @@ def _model_and_sets(setup, match_head):
 
 
 def test_joint_alternates_one_be_and_one_ce_update_per_step_on_shared_weights(setup, tmp_path, monkeypatch):
-    from itr import training
+    from itr import objectives, training
 
     model, train, val, store = _model_and_sets(setup, match_head=True)
     calls = []  # (objective, step, rows, checksum of the shared weights when the loss is computed)
     shared = model.bert.encoder.layer[0].attention.self.query.weight
-    for cls in (training.TripletObjective, training.MatchObjective):
+    for cls in (objectives.TripletObjective, objectives.MatchObjective):
         original = cls.loss
 
         def spy(self, rows, step, original=original):

@@ -224,6 +224,38 @@ class JointConfig(CEConfig, BEConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class TGDTConfig(_TrainSection):
+    """A dual transformer (itr.models.dual) trained with the CMC loss (Liu et al., TGDT §III), and its two-stage
+    inference. Adam (AdamW without decay) with linear decay; the paper's StepLR is not used (params.yaml says why)."""
+    SECTION = "tgdt"
+    epochs: int = 2
+    batch_size: int = 40
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 2.0
+    dim: int = 256
+    heads: int = 4
+    ff: int = 512
+    stage1_layers: int = 2
+    stage2_layers: int = 2
+    dropout: float = 0.1
+    detach_stage1: bool = False  # True: the released code (nothing below stage 2 learns)
+    margin: float = 0.2  # delta of the inter-modal hinge
+    slack: float = 0.3  # sigma of the intra-modal term
+    intra: str = "paper"  # itr.losses.INTRA_FORMS
+    local_reduction: str = "mean"  # itr.models.dual.REDUCTIONS: eq. 3's mean, or the released sum
+    local_scale: float = 1.0  # the released code: 10
+    global_only: bool = False  # train on L_cmc(S_g) alone (Table VI)
+    theta: float = 0.5  # eq. 8: weight of S_l in the two-stage score
+    k: int = 100  # shortlist depth of two-stage inference
+    theta_sweep: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)
+    k_sweep: tuple = (10, 20, 50, 100, 200)
+    slack_sweep: tuple = (0.0, 0.1, 0.2, 0.3, 0.5)
+    ablation_train_images: int = 1000  # the budget of Table VI's and Figure 5's extra models
+    ablation_epochs: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class RerankConfig(_Section):
     """Retrieve and rerank (COOP): shortlist sizes, score fusion weights, the protocol CE rows use."""
     SECTION = "rerank"
@@ -277,8 +309,11 @@ class TrackingConfig(_Section):
 # The params sections that have a dataclass; the others (benchmark, shift, multilingual, auxiliary,
 # ablations) are read by the workflow or by benchmarks/latency.py only.
 SECTIONS: dict[str, type[_Section]] = {cls.SECTION: cls for cls in (
-    ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig,
+    ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, TGDTConfig,
     RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
+# Training methods (``itr train <method>``) -> the section holding their settings.
+TRAIN_METHODS: dict[str, type[_TrainSection]] = {"be": BEConfig, "ce": CEConfig, "joint": JointConfig,
+                                                 "cmc": TGDTConfig}
 # Sections whose code draws random numbers, to which the workflow adds the global seed: every section whose
 # dataclass has a seed field, and the latency benchmark (a script; its section has no dataclass).
 SEEDED = frozenset({name for name, cls in SECTIONS.items() if any(f.name == "seed" for f in dataclasses.fields(cls))}

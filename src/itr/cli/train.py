@@ -1,13 +1,14 @@
-"""itr train {be,ce,joint}: train one model on a dataset and its region features (itr.training)."""
+"""itr train {be,ce,joint,cmc}: train one model on a dataset and its region features (itr.training)."""
 from __future__ import annotations
 
 from itr.cli.common import add_compute, add_tracking, compute, log, tracker
 
-METHODS = ("be", "ce", "joint")
+METHODS = ("be", "ce", "joint", "cmc")  # itr.config.TRAIN_METHODS (not imported here: `itr --help` stays light)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train be (bi-encoder), ce (cross-encoder) or joint (both, shared weights)")
+    p = sub.add_parser("train", help="train be (bi-encoder), ce (cross-encoder), joint (both, shared weights) or cmc "
+                                     "(a dual transformer with the CMC loss; params section tgdt)")
     p.add_argument("method", choices=METHODS)
     for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
         p.add_argument(a, required=True)
@@ -17,10 +18,10 @@ def register(sub) -> None:
 
 
 def train(args) -> int:
-    from itr.config import BEConfig, CEConfig, JointConfig, TextEncoderConfig, parse_section
+    from itr.config import TRAIN_METHODS, TextEncoderConfig, parse_section
     from itr.training import train_from_files
 
-    cfg = parse_section({"be": BEConfig, "ce": CEConfig, "joint": JointConfig}[args.method], args.config)
+    cfg = parse_section(TRAIN_METHODS[args.method], args.config)
     text_cfg = parse_section(TextEncoderConfig, args.text_encoder)
     device = compute(args)
     params = {args.method: cfg.to_dict(), "text_encoder": text_cfg.to_dict()}

@@ -164,3 +164,19 @@ def _align(cos: torch.Tensor, x_mask: torch.Tensor, y_mask: torch.Tensor, reduct
     if reduction == "mean":
         total = total / y_mask.to(best.dtype).sum(-1).clamp(min=1.0)  # n_y of each y sample
     return scale * total
+
+
+ARCHITECTURE_KEYS = ("dim", "heads", "ff", "stage1_layers", "stage2_layers", "dropout", "detach_stage1",
+                     "local_reduction", "local_scale")
+
+
+def load_dual(path: str, region_dim: int, cfg, layers: str = "all") -> tuple[DualTransformer, object]:
+    """A dual transformer on a pretrained text tower (itr.models.encoder.load_text_tower) -> (model, tokenizer).
+
+    ``cfg`` holds the architecture keys (``ARCHITECTURE_KEYS``; a TGDTConfig has them among its training keys).
+    """
+    from itr.models.encoder import load_text_tower, load_tokenizer
+
+    arch = {k: getattr(cfg, k) for k in ARCHITECTURE_KEYS}
+    return DualTransformer(load_text_tower(path, layers), region_dim, **arch), load_tokenizer(path)
+

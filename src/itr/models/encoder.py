@@ -146,17 +146,19 @@ def keep_every_other_layer(bert: BertModel) -> BertModel:
     return bert
 
 
-def load_encoder(path: str, region_dim: int, match_head: bool = False,
-                 layers: str = "all") -> tuple[MultimodalEncoder, object]:
-    """Pretrained text encoder from a local path ('minilm' = packaged MiniLM) -> (model, tokenizer).
+def load_text_tower(path: str, layers: str = "all") -> BertModel:
+    """Pretrained text encoder from a local path ('minilm' = packaged MiniLM), never from a hub.
 
     ``layers="every_other"`` keeps only every second transformer layer (half-size models, Figure 4).
     """
     if layers not in LAYER_CHOICES:
         raise ValueError(f"layers={layers!r}; choose one of {LAYER_CHOICES}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    directory = resolve_text_encoder(path)
-    bert = BertModel.from_pretrained(directory, add_pooling_layer=False, local_files_only=True)
-    if layers == "every_other":
-        bert = keep_every_other_layer(bert)
-    return MultimodalEncoder(bert, region_dim, match_head), load_tokenizer(path)
+    bert = BertModel.from_pretrained(resolve_text_encoder(path), add_pooling_layer=False, local_files_only=True)
+    return keep_every_other_layer(bert) if layers == "every_other" else bert
+
+
+def load_encoder(path: str, region_dim: int, match_head: bool = False,
+                 layers: str = "all") -> tuple[MultimodalEncoder, object]:
+    """The single-stream model on a pretrained text encoder (``load_text_tower``) -> (model, tokenizer)."""
+    return MultimodalEncoder(load_text_tower(path, layers), region_dim, match_head), load_tokenizer(path)

@@ -1,0 +1,211 @@
+"""Training objectives: what one update of each method computes, and how each is validated.
+
+* ``triplet`` (BE): in-batch hardest-negative triplet loss on the two embeddings (margin 0.1);
+* ``match`` (CE): binary cross-entropy on one positive and one sampled negative per caption;
+* ``triplet_ance`` (T_ANCE, optional): triplet loss on negatives sampled from the model's own
+  top-k neighbours (itr.mining), mined again before every epoch; ``match`` draws some of its
+  negatives from the same lists when ``ance_p`` > 0 (E_ANCE);
+* ``cmc`` (a dual transformer, itr.models.dual): the Consistent Multimodal Contrastive loss on the global
+  and the local similarity (Liu et al., TGDT eq. 7).
+
+Each objective has ``loss(rows, step)`` for a batch of training caption rows and ``validate(val, store, device)``,
+which returns metrics with an ``rsum`` (the training loop keeps the epoch with the best mean rsum; itr.training).
+
+Example:
+    >>> [cls.__name__ for cls in objectives_of("joint", JointConfig())]
+    ['TripletObjective', 'MatchObjective']
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from itr.features.store import FeatureStore
+from itr.losses import batch_hard_triplet_loss, cmc_loss, match_bce_loss, sampled_triplet_loss
+from itr.metrics import evaluate_rankings
+from itr.mining import HardNegatives, mine_hard_negatives
+from itr.models.encode import (
+    CaptionSet,
+    caption_token_sets,
+    embed_captions,
+    embed_images,
+    exact_metrics,
+    image_batch,
+    image_inputs,
+    image_token_sets,
+    score_pairs,
+)
+from itr.sampling import sample_match_pairs
+
+VAL_KS = (1, 5, 10)
+
+
+def validate(model, val: CaptionSet, store: FeatureStore, device, batch_size: int = 256) -> dict[str, float]:
+    """Bi-encoder validation: exact search over every val image and caption."""
+    images = val.unique_images
+    img = embed_images(model, store, images, batch_size, device)
+    cap = embed_captions(model, val, batch_size, device)
+    return exact_metrics(img, cap, images, val.image_ids, VAL_KS)
+
+
+def validate_match(model, val: CaptionSet, store: FeatureStore, device, n_images: int,
+                   batch_size: int = 256) -> dict[str, float]:
+    """Cross-encoder validation: all pairs of the first ``n_images`` val images and their first captions."""
+    images = val.unique_images[:n_images]
+    first_row = {}
+    for row, iid in enumerate(val.image_ids):
+        first_row.setdefault(iid, row)
+    rows = np.array([first_row[i] for i in images])  # (n,)
+    n = len(images)
+    grid_rows, grid_images = np.repeat(rows, n), images * n  # caption-major (n*n,) pairs
+    scores = score_pairs(model, val, grid_rows, store, grid_images, batch_size, device).reshape(n, n)  # (cap, img)
+    k = min(max(VAL_KS), n)
+    t2i = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    i2t = np.argsort(-scores.T, axis=1, kind="stable")[:, :k]
+    return evaluate_rankings(t2i, i2t, images, images, VAL_KS)
+
+
+class _Objective:
+    """What every objective shares: its data, a batch size, and (when it mines) the current hard negatives."""
+    name = ""
+    validates = True  # scored on val after every epoch (and part of checkpoint selection)
+    needs_mining = False
+
+    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device):
+        self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
+        self.images = train.unique_images
+        self.labels = {iid: n for n, iid in enumerate(self.images)}
+        self.caption_labels = np.array([self.labels[i] for i in train.image_ids])  # (N,)
+        self.batch_size = cfg.batch_size
+        self.hard: HardNegatives | None = None
+
+
+class TripletObjective(_Objective):
+    """BE updates: embed the batch's captions and images, triplet loss with in-batch negatives."""
+    name = "be"
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        ids, mask = self.train.batch(rows)
+        image_ids = [self.train.image_ids[r] for r in rows]
+        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (B, H)
+        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (B, H)
+        y = torch.tensor([self.labels[i] for i in image_ids], device=self.device)
+        return batch_hard_triplet_loss(text.float(), image.float(), y, self.cfg.margin,
+                                       hardest=step >= self.cfg.all_negatives_warmup_steps)
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        return validate(self.model, val, store, device)
+
+
+class SampledTripletObjective(_Objective):
+    """T_ANCE updates: each positive pair against negatives sampled from the mined neighbour lists."""
+    name = "be_ance"
+    validates = False  # the same embeddings as the triplet objective, which validates them
+    needs_mining = True
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.batch_size = self.cfg.ance_batch_size
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.cfg.seed, step, 11])
+        n, b = self.cfg.ance_negatives, len(rows)
+        own = self.caption_labels[rows]  # (B,)
+        neg_images = self.hard.sample_images(rows, n, rng)  # (B, n) labels
+        neg_captions = self.hard.sample_captions(own, n, rng)  # (B, n) rows
+        ids, mask = self.train.batch(np.concatenate([rows, neg_captions.ravel()]))
+        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (B + B*n, H)
+        image_ids = [self.images[i] for i in np.concatenate([own, neg_images.ravel()])]
+        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (B + B*n, H)
+        h = text.shape[-1]
+        return sampled_triplet_loss(text[:b].float(), image[:b].float(), text[b:].float().view(b, n, h),
+                                    image[b:].float().view(b, n, h), self.cfg.margin)
+
+
+class MatchObjective(_Objective):
+    """CE updates: each caption gives a positive and a sampled negative pair; BCE on the match logits."""
+    name = "ce"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.needs_mining = self.cfg.ance_p > 0
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.cfg.seed, step, 7])  # per step: a resumed run draws the same pairs
+        hard_images = hard_captions = None
+        if self.needs_mining:  # one mined candidate per caption (E_ANCE), from its own generator
+            hard_rng = np.random.default_rng([self.cfg.seed, step, 13])
+            hard_images = self.hard.sample_images(rows, 1, hard_rng)[:, 0]
+            hard_captions = self.hard.sample_captions(self.caption_labels[rows], 1, hard_rng)[:, 0]
+        cap_rows, img_labels, y = sample_match_pairs(rows, self.caption_labels, len(self.images), rng,
+                                                     self.cfg.p_replace_image, hard_images, hard_captions,
+                                                     self.cfg.ance_p)
+        ids, mask = self.train.batch(cap_rows)
+        images = image_batch(self.store, [self.images[i] for i in img_labels], self.device)
+        logits = self.model.match_logits(ids.to(self.device), mask.to(self.device), *image_inputs(images))  # (2B,)
+        return match_bce_loss(logits, torch.from_numpy(y).to(self.device))
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        return validate_match(self.model, val, store, device, self.cfg.val_images)
+
+
+def validate_local(model, val: CaptionSet, store: FeatureStore, device, batch_size: int = 256) -> dict[str, float]:
+    """Late-interaction validation: the local similarity of every val caption with every val image."""
+    images = val.unique_images
+    text, text_local = caption_token_sets(model, val, np.arange(len(val)), batch_size, device)  # (N, T, d)
+    image, image_local = image_token_sets(model, store, images, batch_size, device)  # (M, 1 + R, d)
+    with torch.no_grad():
+        scores = torch.cat([model.local_scores(image, image_local, text[s:s + 64], text_local[s:s + 64])
+                            for s in range(0, len(val), 64)], dim=1).float().cpu().numpy()  # (M, N)
+    k = min(max(VAL_KS), len(images))
+    t2i = np.argsort(-scores.T, axis=1, kind="stable")[:, :k]
+    i2t = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return evaluate_rankings(t2i, i2t, val.image_ids, images, VAL_KS)
+
+
+class CMCObjective(_Objective):
+    """Dual-transformer updates: L_cmc(S_g) + L_cmc(S_l) on the batch's token sets (TGDT eq. 7).
+
+    ``global_only`` keeps L_cmc(S_g). With ``intra="released"`` the local loss is the hinge alone, as in the
+    released code, whose intra-modal term sits in the global loss only.
+    """
+    name = "cmc"
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        cfg, dev = self.cfg, self.device
+        ids, mask = self.train.batch(rows)
+        image_ids = [self.train.image_ids[r] for r in rows]
+        text, text_local = self.model.text_tokens(ids.to(dev), mask.to(dev))  # (B, T, d)
+        image, image_local = self.model.image_tokens(*image_inputs(image_batch(self.store, image_ids, dev)))
+        y = torch.tensor([self.labels[i] for i in image_ids], device=dev)
+        t, v = text[:, 0].float(), image[:, 0].float()  # (B, d) unit global embeddings: S_g is a dot product
+        loss = cmc_loss(v @ t.T, v @ v.T, t @ t.T, y, cfg.margin, cfg.slack, cfg.intra)
+        if cfg.global_only:
+            return loss
+        local = self.model.local_scores
+        intra = "none" if cfg.intra == "released" else cfg.intra
+        same = (local(image, image_local, image, image_local), local(text, text_local, text, text_local)) \
+            if intra == "paper" else (None, None)  # (B, B) image-image and caption-caption S_l
+        return loss + cmc_loss(local(image, image_local, text, text_local), *same, y, cfg.margin, cfg.slack, intra)
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        """Global (exact search) and local (all pairs) retrieval on val; ``rsum`` is their mean."""
+        g, loc = validate(self.model, val, store, device), validate_local(self.model, val, store, device)
+        return {"rsum": (g["rsum"] + loc["rsum"]) / 2, **{f"global/{k}": x for k, x in g.items()},
+                **{f"local/{k}": x for k, x in loc.items()}}
+
+
+def objectives_of(method: str, cfg) -> list[type]:
+    """The objectives one training step runs, in order."""
+    triplet = [TripletObjective] + ([SampledTripletObjective] if getattr(cfg, "ance_triplet", False) else [])
+    return {"be": triplet, "ce": [MatchObjective], "joint": triplet + [MatchObjective], "cmc": [CMCObjective]}[method]
+
+
+def mine(model, train: CaptionSet, store: FeatureStore, device, k: int) -> HardNegatives:
+    """Hard negative lists of the training set under the current model (ANCE)."""
+    images = train.unique_images
+    label = {iid: n for n, iid in enumerate(images)}
+    caption_vecs = embed_captions(model, train, 256, device)  # (N, H)
+    image_vecs = embed_images(model, store, images, 256, device)  # (M, H)
+    model.train()
+    return mine_hard_negatives(caption_vecs, image_vecs, np.array([label[i] for i in train.image_ids]), k)
