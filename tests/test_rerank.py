@@ -67,6 +67,25 @@ def test_k_larger_than_the_collection_and_k_beyond_the_stored_depth():
         rerank_metrics([g3], k=3, how="ce", lam=0.0, ks=(1,))
 
 
+def test_mix_is_a_linear_mix_of_two_similarities():
+    e, c = np.array([[0.9, 0.5, 0.1]]), np.array([[0.2, 0.8, 0.9]])
+    np.testing.assert_allclose(fuse(e, c, "mix", 0.25), 0.25 * e + 0.75 * c)  # TGDT eq. 8 with theta = 0.75
+    np.testing.assert_allclose(fuse(e, c, "mix", 1.0), e)
+    assert rerank(np.array([[0, 1, 2]]), fuse(e, c, "mix", 0.5)).tolist() == [[1, 0, 2]]  # .55 .65 .5
+
+
+def test_the_released_evaluator_counts_a_shortlist_miss_as_a_hit():
+    # caption 0 and image 2 have no relevant item on their shortlists; caption 1's image is second after reranking
+    g = _one_group(t2i_cand=[[1, 2], [1, 0], [2, 1], [0, 3]], t2i_cross=[[9, 9], [5, 9], [3, 1], [0, 1]],
+                   i2t_cand=[[0, 1], [1, 2], [0, 1], [3, 2]], i2t_cross=[[1, 0]] * 4, caption_image=[0, 1, 2, 3])
+    ours = rerank_metrics([g], k=2, how="ce", lam=0.0, ks=(1, 2))[0]
+    released = rerank_metrics([g], k=2, how="ce", lam=0.0, ks=(1, 2), miss="released")[0]
+    assert (ours["t2i/R@1"], ours["t2i/R@2"], ours["i2t/R@1"]) == (50.0, 75.0, 75.0)
+    assert (released["t2i/R@1"], released["t2i/R@2"], released["i2t/R@1"]) == (75.0, 100.0, 100.0)
+    with pytest.raises(ValueError, match="miss"):
+        rerank_metrics([g], k=2, how="ce", lam=0.0, ks=(1,), miss="hit")
+
+
 def test_smaller_k_drops_candidates_before_reranking():
     # caption 0's true image sits at first-stage rank 3: found with k=3, lost with k=2 whatever the CE says
     g = _one_group(t2i_cand=[[1, 2, 0], [1, 2, 0], [2, 0, 1]], t2i_cross=[[0, 0, 9], [9, 0, 0], [9, 0, 0]],

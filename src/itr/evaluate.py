@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from itr.atomic import write_json
-from itr.config import EvalConfig
+from itr.config import ConfigError, EvalConfig
 from itr.index import IndexedCollection, pin_search_threads
 from itr.layout import fusion_cell, k_cell
 from itr.metrics import average_metrics, evaluate_rankings
@@ -46,29 +46,33 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
 
 
 def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out, names: dict,
-                    variants_dir: str | None = None) -> dict:
-    """Metrics files of the shortlists cross-encoded in ``scores_path`` (itr.rerank.score_collection).
+                    variants_dir: str | None = None, fusion: str = "ce", lam: float | None = None,
+                    variant_fusions=SCORE_FUSIONS) -> dict:
+    """Metrics files of the shortlists scored in ``scores_path`` (itr.rerank.score_collection).
 
-    ``out`` gets the cell reranking the top ``k`` by the CE score (every pair for a CE row). With
-    ``variants_dir`` a COOP cell also gets one file per shortlist depth in ``ks`` and one per score fusion
-    and weight in ``lambdas`` (itr.layout.k_cell, fusion_cell). ``names`` (method, dataset, trained_on,
-    variant) are recorded in each file. Returns the content of ``out``.
+    ``out`` gets the cell reranking the top ``k`` by ``fusion`` (itr.shortlist.fuse; "ce": the second-stage
+    score alone, weight ``lam`` otherwise); an all-pairs row has no first-stage score, so only "ce". With ``variants_dir`` a shortlist cell also gets one file per depth in ``ks`` (same fusion) and one per
+    fusion of ``variant_fusions`` and weight in ``lambdas`` at depth ``k`` (itr.layout.k_cell, fusion_cell).
+    ``names`` (method, dataset, trained_on, variant) are recorded in each file. Returns the content of ``out``.
     """
     with np.load(scores_path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         groups = [Shortlist.from_arrays(z, f"g{n}/") for n in range(meta["n_groups"])]
     all_pairs = meta["first_stage"] is None
-    cells = [(out, None if all_pairs else k, "ce", None)]
+    if all_pairs and fusion != "ce":
+        raise ConfigError(f"{scores_path} scores every pair (no first stage), so there is nothing to fuse with "
+                          f"fusion {fusion!r}; use fusion 'ce' for an all-pairs row")
+    cells = [(out, None if all_pairs else k, fusion, lam)]
     if variants_dir and not all_pairs:
-        cells += [(k_cell(variants_dir, depth), depth, "ce", None) for depth in ks]
-        cells += [(fusion_cell(variants_dir, how, lam), k, how, lam) for how in SCORE_FUSIONS for lam in lambdas]
+        cells += [(k_cell(variants_dir, depth), depth, fusion, lam) for depth in ks]
+        cells += [(fusion_cell(variants_dir, how, w), k, how, w) for how in variant_fusions for w in lambdas]
     recorded = ("split", "protocol", "protocol_label", "n_images", "n_groups", "first_stage", "reranker_model_id",
                 "pairs_scored")
     written = []
-    for path, depth, how, lam in cells:
-        per_group = rerank_metrics(groups, depth, how, lam or 0.0, eval_ks)
+    for path, depth, how, weight in cells:
+        per_group = rerank_metrics(groups, depth, how, weight or 0.0, eval_ks)
         written.append({**{key: meta[key] for key in recorded}, "distractors": meta.get("distractors"),
-                        "lang": meta.get("lang"), **names, "k": depth, "fusion": how, "lambda": lam,
+                        "lang": meta.get("lang"), **names, "k": depth, "fusion": how, "lambda": weight,
                         "metrics": average_metrics(per_group), "per_group": per_group if len(per_group) > 1 else None})
         write_json(path, written[-1])
     return written[0]

@@ -9,6 +9,11 @@ anything in.
 Fusion, per query over its k candidates:
     ADD_l(e, c)      = l * e + (1 - l) * sigmoid(c)
     NORM_ADD_l(e, c) = l * minmax(e) + (1 - l) * minmax(c)      (0-1 normalised within the shortlist)
+    MIX_l(e, c)      = l * e + (1 - l) * c                       (a second stage that is a similarity, not a logit:
+                                                                  TGDT's S_gl = (1 - theta) S_g + theta S_l, l = 1 - theta)
+
+``miss="released"`` scores a query whose shortlist holds no relevant item as a hit at rank 1, as the released
+evaluator of Liu et al. (TGDT) does; it exists to measure how much that inflates the recalls, never as our metric.
 
 Example:
     >>> cand = np.array([[4, 7, 9]]); e = np.array([[.9, .8, .7]]); c = np.array([[-1., 2., 0.]])
@@ -24,8 +29,9 @@ import numpy as np
 from itr.config import ConfigError
 from itr.metrics import evaluate_rankings
 
-FUSIONS = ("ce", "add", "norm_add")
-SCORE_FUSIONS = FUSIONS[1:]  # the fusions of the CE score with the first-stage score
+FUSIONS = ("ce", "add", "norm_add", "mix")
+SCORE_FUSIONS = ("add", "norm_add")  # the fusions of a CE logit with the first-stage score (Geigle et al., Table 9)
+MISS_RULES = ("miss", "released")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -42,13 +48,15 @@ def _minmax(x: np.ndarray) -> np.ndarray:
 
 
 def fuse(first: np.ndarray, cross: np.ndarray, how: str, lam: float = 0.0) -> np.ndarray:
-    """Ranking score per candidate from the embedding score ``first`` and the CE logit ``cross``. (Q, k)."""
+    """Ranking score per candidate from the embedding score ``first`` and the second-stage score ``cross``. (Q, k)."""
     if how == "ce":
         return cross
     if how == "add":
         return lam * first + (1.0 - lam) * _sigmoid(cross)
     if how == "norm_add":
         return lam * _minmax(first) + (1.0 - lam) * _minmax(cross)
+    if how == "mix":
+        return lam * first + (1.0 - lam) * cross
     raise ValueError(f"unknown fusion {how!r}; use one of {FUSIONS}")
 
 
@@ -84,9 +92,25 @@ class Shortlist:
         return cls(**{f.name: np.asarray(arrays[f"{prefix}{f.name}"]) for f in dataclasses.fields(cls)})
 
 
-def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float, ks) -> list[dict[str, float]]:
+def released_miss_as_hit(t2i: np.ndarray, i2t: np.ndarray, caption_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rankings the released TGDT evaluator scores: a query none of whose relevant items is on its shortlist
+    gets rank 0 (``tmp_inss=[0]``, ``ranks[...] = 0``), i.e. a hit at rank 1. Returns copies (Q, k)."""
+    t2i, i2t = t2i.copy(), i2t.copy()
+    t2i_missed = ~(t2i == caption_image[:len(t2i), None]).any(axis=1)  # (Q_t,)
+    t2i[t2i_missed, 0] = caption_image[:len(t2i)][t2i_missed]
+    owner = np.where(i2t >= 0, caption_image[np.clip(i2t, 0, None)], -1)  # (Q_i, k): image of each candidate
+    i2t_missed = ~(owner == np.arange(len(i2t))[:, None]).any(axis=1)
+    first_caption = {img: n for n, img in reversed(list(enumerate(caption_image)))}  # image -> its first caption
+    i2t[i2t_missed, 0] = [first_caption[q] for q in np.flatnonzero(i2t_missed)]
+    return t2i, i2t
+
+
+def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float, ks,
+                   miss: str = "miss") -> list[dict[str, float]]:
     """Metrics per group after keeping the first-stage top ``k`` (None: the whole shortlist, as for all pairs,
-    whose candidates are in collection order) and re-sorting it by the fused score."""
+    whose candidates are in collection order) and re-sorting it by the fused score. ``miss``: MISS_RULES."""
+    if miss not in MISS_RULES:
+        raise ValueError(f"miss={miss!r}; choose one of {MISS_RULES}")
     out = []
     for g in groups:
         # Collection sizes (with distractors, larger than the query counts): every image has captions.
@@ -100,6 +124,8 @@ def rerank_metrics(groups: list[Shortlist], k: int | None, how: str, lam: float,
                                   "shortlist that deep is no shortlist: lower rerank.k / rerank.ks")
         t2i = rerank(g.t2i_candidates[:, :k], fuse(g.t2i_first[:, :k], g.t2i_cross[:, :k], how, lam))
         i2t = rerank(g.i2t_candidates[:, :k], fuse(g.i2t_first[:, :k], g.i2t_cross[:, :k], how, lam))
+        if miss == "released":
+            t2i, i2t = released_miss_as_hit(t2i, i2t, g.caption_image)
         out.append(evaluate_rankings(t2i, i2t, list(g.caption_image), list(range(n_images)), ks))
     return out
 

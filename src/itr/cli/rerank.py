@@ -20,6 +20,10 @@ def register(sub) -> None:
     for a in ("--scores", "--config", "--eval-config", "--method", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--variants-dir", help="also write the k and fusion variants of the cell here (itr.layout)")
+    p.add_argument("--fusion", default="ce", help="how the cell ranks a shortlist (itr.shortlist.FUSIONS; "
+                   "ce: the second-stage score alone)")
+    p.add_argument("--lam", type=float, help="the fusion's weight of the first-stage score")
+    p.add_argument("--variant-fusions", default="add,norm_add", help="fusions of the --variants-dir weight cells")
     add_cell_names(p)
     add_tracking(p)
     p.set_defaults(func=evaluate)
@@ -48,7 +52,8 @@ def evaluate(args) -> int:
     cfg = parse_section(RerankConfig, args.config, stage=stage)
     eval_cfg = parse_section(EvalConfig, args.eval_config, stage=stage)
     cell = evaluate_scores(args.scores, cfg.k, cfg.ks, cfg.lambdas, eval_cfg.ks, args.out,
-                           cell_names(args, args.method), args.variants_dir)
+                           cell_names(args, args.method), args.variants_dir, args.fusion, args.lam,
+                           args.variant_fusions.split(","))
     log.info("%s %s: %s", args.method, cell["protocol"], {k: round(v, 2) for k, v in cell["metrics"].items()})
     with tracker(args, {"rerank": cfg.to_dict(), "protocol": cell["protocol"]},
                  {"rule": "rerank_evaluate", "method": args.method, "protocol": cell["protocol"]}) as run:
