@@ -241,3 +241,32 @@ def test_cmc_training_trains_end_to_end_unless_stage_1_is_detached(tiny_pipeline
     pretrained = load_text_tower(text.path).state_dict()
     changed = any(not torch.equal(v, pretrained[k]) for k, v in model.bert.state_dict().items())
     assert changed != detach
+
+
+def test_cmc_objective_is_the_global_plus_the_local_loss(tiny_pipeline):
+    """TGDT eq. 7 through the training objective: loss_on=both is loss_on=global plus loss_on=local."""
+    import dataclasses
+
+    import numpy as np
+    from transformers import BertModel
+
+    from itr.config import TGDTConfig
+    from itr.data.dataset import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.models.encode import CaptionSet
+    from itr.models.encoder import load_tokenizer as tokenizer_of
+    from itr.objectives import CMCObjective
+
+    root, text = tiny_pipeline
+    store = FeatureStore(root / "feat")
+    _, caps = read_dataset(root / "data", "train")
+    train = CaptionSet.from_frame(caps, tokenizer_of(text.path), text.max_text_len)
+    torch.manual_seed(0)
+    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
+                            ff=16, stage1_layers=1, stage2_layers=1, dropout=0.0)
+    base = TGDTConfig(batch_size=8, dim=8)
+    rows = np.arange(8)
+    loss = {on: CMCObjective(dataclasses.replace(base, loss_on=on), model, train, store, "cpu").loss(rows, 0).item()
+            for on in ("both", "global", "local")}
+    assert loss["both"] == pytest.approx(loss["global"] + loss["local"], rel=1e-5)
+    assert loss["global"] > 0 and loss["local"] > 0

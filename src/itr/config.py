@@ -245,7 +245,7 @@ class TGDTConfig(_TrainSection):
     intra: str = "paper"  # itr.losses.INTRA_FORMS
     local_reduction: str = "mean"  # itr.models.dual.REDUCTIONS: eq. 3's mean, or the released sum
     local_scale: float = 1.0  # the released code: 10
-    global_only: bool = False  # train on L_cmc(S_g) alone (Table VI)
+    loss_on: str = "both"  # the similarities the loss trains: both (eq. 7), global or local (Table VI)
     theta: float = 0.5  # eq. 8: weight of S_l in the two-stage score
     k: int = 100  # shortlist depth of two-stage inference
     theta_sweep: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)

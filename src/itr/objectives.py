@@ -166,8 +166,9 @@ def validate_local(model, val: CaptionSet, store: FeatureStore, device, batch_si
 class CMCObjective(_Objective):
     """Dual-transformer updates: L_cmc(S_g) + L_cmc(S_l) on the batch's token sets (TGDT eq. 7).
 
-    ``global_only`` keeps L_cmc(S_g). With ``intra="released"`` the local loss is the hinge alone, as in the
-    released code, whose intra-modal term sits in the global loss only.
+    ``loss_on`` "global" or "local" keeps one of the two terms (Table VI trains them separately). With
+    ``intra="released"`` the local loss is the hinge alone, as in the released code, whose intra-modal term
+    sits in the global loss only.
     """
     name = "cmc"
 
@@ -178,20 +179,25 @@ class CMCObjective(_Objective):
         text, text_local = self.model.text_tokens(ids.to(dev), mask.to(dev))  # (B, T, d)
         image, image_local = self.model.image_tokens(*image_inputs(image_batch(self.store, image_ids, dev)))
         y = torch.tensor([self.labels[i] for i in image_ids], device=dev)
-        t, v = text[:, 0].float(), image[:, 0].float()  # (B, d) unit global embeddings: S_g is a dot product
-        loss = cmc_loss(v @ t.T, v @ v.T, t @ t.T, y, cfg.margin, cfg.slack, cfg.intra)
-        if cfg.global_only:
-            return loss
-        local = self.model.local_scores
-        intra = "none" if cfg.intra == "released" else cfg.intra
-        same = (local(image, image_local, image, image_local), local(text, text_local, text, text_local)) \
-            if intra == "paper" else (None, None)  # (B, B) image-image and caption-caption S_l
-        return loss + cmc_loss(local(image, image_local, text, text_local), *same, y, cfg.margin, cfg.slack, intra)
+        loss = torch.zeros((), device=dev)
+        if cfg.loss_on in ("both", "global"):
+            t, v = text[:, 0].float(), image[:, 0].float()  # (B, d) unit global embeddings: S_g is a dot product
+            loss = loss + cmc_loss(v @ t.T, v @ v.T, t @ t.T, y, cfg.margin, cfg.slack, cfg.intra)
+        if cfg.loss_on in ("both", "local"):
+            local = self.model.local_scores
+            intra = "none" if cfg.intra == "released" else cfg.intra
+            same = (local(image, image_local, image, image_local), local(text, text_local, text, text_local)) \
+                if intra == "paper" else (None, None)  # (B, B) image-image and caption-caption S_l
+            loss = loss + cmc_loss(local(image, image_local, text, text_local), *same, y, cfg.margin, cfg.slack,
+                                   intra)
+        return loss
 
     def validate(self, val, store, device) -> dict[str, float]:
-        """Global (exact search) and local (all pairs) retrieval on val; ``rsum`` is their mean."""
+        """Global (exact search) and local (all pairs) retrieval on val; ``rsum`` is that of the trained similarity
+        (their mean when both are trained)."""
         g, loc = validate(self.model, val, store, device), validate_local(self.model, val, store, device)
-        return {"rsum": (g["rsum"] + loc["rsum"]) / 2, **{f"global/{k}": x for k, x in g.items()},
+        selected = {"both": (g["rsum"] + loc["rsum"]) / 2, "global": g["rsum"], "local": loc["rsum"]}
+        return {"rsum": selected[self.cfg.loss_on], **{f"global/{k}": x for k, x in g.items()},
                 **{f"local/{k}": x for k, x in loc.items()}}
 
 
