@@ -270,3 +270,28 @@ def test_cmc_objective_is_the_global_plus_the_local_loss(tiny_pipeline):
             for on in ("both", "global", "local")}
     assert loss["both"] == pytest.approx(loss["global"] + loss["local"], rel=1e-5)
     assert loss["global"] > 0 and loss["local"] > 0
+
+
+def test_all_pairs_take_the_block_path_and_give_the_same_scores(tiny_pipeline):
+    """Scoring every pair goes through whole blocks (local_scores), a shortlist through gathered pairs: same numbers."""
+    import numpy as np
+    from transformers import BertModel
+
+    from itr.data.dataset import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.models.encode import CaptionSet, score_pairs
+    from itr.models.encoder import load_tokenizer as tokenizer_of
+
+    root, text = tiny_pipeline
+    store = FeatureStore(root / "feat")
+    _, caps = read_dataset(root / "data", "val")
+    captions = CaptionSet.from_frame(caps, tokenizer_of(text.path), text.max_text_len)
+    torch.manual_seed(0)
+    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
+                            ff=16, stage1_layers=1, stage2_layers=1).eval()
+    images = captions.unique_images
+    rows = np.repeat(np.arange(len(captions)), len(images))  # every pair, caption-major
+    pair_images = images * len(captions)
+    every = score_pairs(model, captions, rows, store, pair_images, batch_size=4, device="cpu")
+    some = score_pairs(model, captions, rows[::7], store, pair_images[::7], batch_size=4, device="cpu")
+    np.testing.assert_allclose(every[::7], some, rtol=1e-5, atol=1e-6)

@@ -4,6 +4,7 @@ One temporary project (a git + DVC repository holding this workflow; conftest.pr
 """
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -184,6 +185,7 @@ def _stale_stages(proj) -> set[str]:
     ("shapes", "noise", 0.1, {"data"}),
     ("features", "score_thresh", 0.3, {"features"}),
     ("rerank", "lambdas", [0.2], {"rfrs"}),
+    ("tgdt", "theta", 0.25, {"tgdt"}),
 ])
 def test_a_param_edit_makes_stale_only_the_stages_that_read_it(project, section, key, value, stages):
     proj, _ = project
@@ -226,6 +228,20 @@ def test_a_fusion_param_change_recomputes_cells_from_the_cached_scores(project):
         assert "| JOINT+COOP | NORM_ADD | 0.3 | ours" in (proj / "results/tables/rfrs_table9.md").read_text()
     run(["dvc", "repro"], proj)  # back to the module's config, for tests that run after this one
     assert "| JOINT+COOP | NORM_ADD | 0.3 | ours" not in (proj / "results/tables/rfrs_table9.md").read_text()
+
+
+def test_a_theta_edit_reruns_only_the_two_stage_cells_and_their_tables(project):
+    """TGDT's theta weighs S_l in the two-stage score: neither training, indexing nor scoring reads it."""
+    proj, _ = project
+    with edited(proj / "params.yaml", _param_edit("tgdt", "theta", 0.25)):
+        dry = run(["snakemake", "-n", "-p", "tgdt_all"], proj).stdout
+    assert _rules(dry) == {"rerank_evaluate", "rerank_evaluate_variants_tgdt", "paper_table", "paper_figure",
+                           "tgdt_all"}, dry
+    cells = {line.split("--out ")[1].split()[0] for line in dry.splitlines() if "itr rerank evaluate" in line
+             and "--out " in line}
+    assert cells and all("/tgdt_gl/" in c for c in cells), cells
+    tables = set(re.findall(r"--out results/tables/(tgdt_\w+)", dry))
+    assert tables == {"tgdt_table1", "tgdt_table2", "tgdt_table3", "tgdt_figure6", "tgdt_evaluator"}, tables
 
 
 def _rules(dry_run: str) -> set[str]:

@@ -67,7 +67,7 @@ def _cell_from_path(rel: str, n: int) -> dict:
     k = fusion = lam = None
     if parts[-1].startswith("k="):
         k, parts = int(parts[-1][2:]), parts[:-1]
-    elif "_" in parts[-1] and parts[-1].rsplit("_", 1)[0] in ("add", "norm_add"):
+    elif "_" in parts[-1] and parts[-1].rsplit("_", 1)[0] in ("add", "norm_add", "mix"):
         fusion, lam = parts[-1].rsplit("_", 1)
         lam, parts = float(lam), parts[:-1]
     variant, method, collection, protocol = "/".join(parts[:-3]), *parts[-3:]
@@ -108,3 +108,57 @@ def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path):
     papers.builder("rfrs", "claims")(built, tmp_path / "results" / "tables" / "rfrs_claims")
     verdicts = pd.read_csv(tmp_path / "results" / "tables" / "rfrs_claims.csv")["verdict"]
     assert set(verdicts) <= {"holds", "does not hold", "not checked"} and (verdicts != "not checked").sum() >= 15
+
+
+def test_every_tgdt_table_builds_and_shows_every_cell(tmp_path):
+    """TGDT's tables from synthetic cells of the tiny config's plan: every cell's rsum is in its table, Table VI
+    has its ten rows in the plan's order, Figure 6 tells the K cells from the theta cells."""
+    import yaml
+
+    from itr import papers
+
+    params = yaml.safe_load((ROOT / ".test/params.yaml").read_text())
+    plan = papers.plan("tgdt", params)
+    cells = sorted({f for spec in plan.tables.values() for f in spec.inputs if f.startswith("results/metrics/")})
+    for n, rel in enumerate(cells):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(json.dumps(_cell_from_path(rel, n)))
+    for target, spec in plan.tables.items():
+        if target == "evaluator":  # reads score files too (tests/test_rerank.py checks its rule)
+            continue
+        stem = tmp_path / "results" / "tables" / f"tgdt_{target}"
+        papers.builder("tgdt", target)([tmp_path / f for f in spec.inputs], stem, **spec.spec())
+        csv = stem.with_suffix(".csv").read_text()
+        for rel in spec.inputs:
+            assert f"{json.loads((tmp_path / rel).read_text())['metrics']['rsum']:.2f}" in csv, (target, rel)
+    table6 = pd.read_csv(tmp_path / "results/tables/tgdt_table6.csv")
+    ours = table6[table6["Source"] == "ours"]
+    assert list(ours["Model"]) == plan.tables["table6"].labels["rows"] and len(ours) == 10
+    figure6 = pd.read_csv(tmp_path / "results/tables/tgdt_figure6.csv")
+    assert list(figure6[figure6["Sweep"] == "K"]["Value"]) == params["tgdt"]["k_sweep"]
+    assert list(figure6[figure6["Sweep"] == "theta"]["Value"]) == params["tgdt"]["theta_sweep"]
+    assert (tmp_path / "results/tables/tgdt_figure6.png").stat().st_size > 0
+
+
+def test_the_evaluator_table_shows_the_released_rule_inflating_the_recalls(tmp_path):
+    """TGDT-GL's cell against its score file: caption 0's image is not on its shortlist, a miss for us, a hit at
+    rank 1 for the released evaluator; the table gives both and the difference."""
+    import numpy as np
+
+    from itr.metrics import average_metrics
+    from itr.papers.tgdt.tables import build_evaluator
+    from itr.shortlist import Shortlist, rerank_metrics
+
+    nan = np.full((3, 2), np.nan)
+    g = Shortlist(np.array([0, 1, 2]), np.array([[1, 2], [1, 0], [2, 1]]), nan, np.array([[9.0, 9], [5, 1], [3, 1]]),
+                  np.array([[0, 1], [1, 2], [2, 0]]), nan, np.array([[1.0, 0], [1, 0], [1, 0]]))
+    meta = {"protocol": "subset", "n_groups": 1}
+    np.savez(tmp_path / "s.npz", meta=np.array(json.dumps(meta)), **g.to_arrays("g0/"))
+    ours = average_metrics(rerank_metrics([g], 2, "ce", 0.0, (1, 5, 10)))
+    cell = {"protocol": "subset", "protocol_label": "first 3 images", "k": 2, "fusion": "ce", "lambda": None,
+            "metrics": ours}
+    (tmp_path / "c.json").write_text(json.dumps(cell))
+    df = build_evaluator([tmp_path / "c.json", tmp_path / "s.npz"], tmp_path / "evaluator")
+    inflation = df[df["Evaluator"] == "inflation"].iloc[0]
+    assert ours["t2i/R@1"] == pytest.approx(200 / 3) and inflation["t2i/R@1"] == pytest.approx(100 / 3)
+    assert inflation["i2t/R@1"] == 0.0 and inflation["rsum"] == pytest.approx(3 * 100 / 3)

@@ -67,11 +67,15 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     # Shortlists of depth max(k, *ks); fusion weights and the table protocol are the evaluation's business,
     # and the test groups come from n_folds and subset_size.
     "rerank_score": {"rerank": ("lambdas", "protocol"), "evaluation": ("protocols", "ks")},
-    # The k = rerank.k cell and the Table 8 and 9 cells (--variants-dir: k, ks and lambdas).
-    "rerank_evaluate_coop": {"evaluation": ("protocols",)},
+    # A sweep's depth and fusion variants of a cell (--variants-dir: k, ks and lambdas).
+    "rerank_evaluate_variants": {"rerank": ("batch_size", "precision", "protocol"), "evaluation": ("protocols",)},
     # The k = rerank.k cell only.
     "rerank_evaluate": {"rerank": ("ks", "lambdas", "batch_size", "precision", "protocol"),
                         "evaluation": ("protocols",)},
+    # Training reads a method's model and loss keys; a dual transformer's inference settings and the sweeps and
+    # budget of the ablations (its paper's plan reads those) are not training's.
+    "train": {"tgdt": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
+                       "ablation_epochs")},
 }
 
 

@@ -45,7 +45,7 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
             "per_group": per_group if len(per_group) > 1 else None}
 
 
-def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out, names: dict,
+def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out: str | None, names: dict,
                     variants_dir: str | None = None, fusion: str = "ce", lam: float | None = None,
                     variant_fusions=SCORE_FUSIONS) -> dict:
     """Metrics files of the shortlists scored in ``scores_path`` (itr.rerank.score_collection).
@@ -53,7 +53,8 @@ def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out, names: dict,
     ``out`` gets the cell reranking the top ``k`` by ``fusion`` (itr.shortlist.fuse; "ce": the second-stage
     score alone, weight ``lam`` otherwise); an all-pairs row has no first-stage score, so only "ce". With ``variants_dir`` a shortlist cell also gets one file per depth in ``ks`` (same fusion) and one per
     fusion of ``variant_fusions`` and weight in ``lambdas`` at depth ``k`` (itr.layout.k_cell, fusion_cell).
-    ``names`` (method, dataset, trained_on, variant) are recorded in each file. Returns the content of ``out``.
+    ``names`` (method, dataset, trained_on, variant) are recorded in each file. Returns the content of the first
+    file written (``out`` when given).
     """
     with np.load(scores_path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
@@ -62,7 +63,9 @@ def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out, names: dict,
     if all_pairs and fusion != "ce":
         raise ConfigError(f"{scores_path} scores every pair (no first stage), so there is nothing to fuse with "
                           f"fusion {fusion!r}; use fusion 'ce' for an all-pairs row")
-    cells = [(out, None if all_pairs else k, fusion, lam)]
+    if out is None and not variants_dir:
+        raise ConfigError("nothing to write: give the cell's metrics file (out), its variants directory, or both")
+    cells = [(out, None if all_pairs else k, fusion, lam)] if out is not None else []
     if variants_dir and not all_pairs:
         cells += [(k_cell(variants_dir, depth), depth, fusion, lam) for depth in ks]
         cells += [(fusion_cell(variants_dir, how, w), k, how, w) for how in variant_fusions for w in lambdas]

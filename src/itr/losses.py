@@ -100,7 +100,7 @@ def hardest_negatives(sim: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
 
 
 def max_violation_hinge(sim: torch.Tensor, labels: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
-    """VSE++ max-violation triplet loss on a similarity matrix, summed over the batch (TGDT eq. 4).
+    """VSE++ max-violation triplet loss on a similarity matrix, summed over the batch (Liu et al. 2023, eq. 4).
 
         L_r = Σ_i [δ - S(I_i, T_i) + S(I_i, T_l⁻)]_+ + [δ - S(I_i, T_i) + S(I_v⁻, T_i)]_+
 
@@ -120,7 +120,7 @@ def max_violation_hinge(sim: torch.Tensor, labels: torch.Tensor, margin: float =
 
 def intra_modal_consistency(image_sim: torch.Tensor, text_sim: torch.Tensor, hard_text: torch.Tensor,
                             hard_image: torch.Tensor, slack: float = 0.3) -> torch.Tensor:
-    """The paper's intra-modal term (TGDT eq. 5), summed over the batch.
+    """The paper's intra-modal term (Liu et al. 2023, eq. 5), summed over the batch.
 
     For pair i and its hard negative pairs l = l⁻_i and v = v⁻_i (``hardest_negatives``), the image–image and
     text–text similarities of the two pairs should agree up to the slack σ:
@@ -144,7 +144,7 @@ def released_intra_consistency(image_sim: torch.Tensor, text_sim: torch.Tensor, 
 
 def cmc_loss(sim: torch.Tensor, image_sim: torch.Tensor, text_sim: torch.Tensor, labels: torch.Tensor,
              margin: float = 0.2, slack: float = 0.3, intra: str = "paper") -> torch.Tensor:
-    """Consistent Multimodal Contrastive loss L_cmc = L_r + L_a (TGDT eq. 6) of one similarity function.
+    """Consistent Multimodal Contrastive loss L_cmc = L_r + L_a (Liu et al. 2023, eq. 6) of one similarity function.
 
     Args:
         sim: (B, B) image vs text; image_sim: (B, B) image vs image; text_sim: (B, B) text vs text.

@@ -6,7 +6,7 @@
   top-k neighbours (itr.mining), mined again before every epoch; ``match`` draws some of its
   negatives from the same lists when ``ance_p`` > 0 (E_ANCE);
 * ``cmc`` (a dual transformer, itr.models.dual): the Consistent Multimodal Contrastive loss on the global
-  and the local similarity (Liu et al., TGDT eq. 7).
+  and the local similarity (Liu et al. 2023, eq. 7).
 
 Each objective has ``loss(rows, step)`` for a batch of training caption rows and ``validate(val, store, device)``,
 which returns metrics with an ``rsum`` (the training loop keeps the epoch with the best mean rsum; itr.training).
@@ -164,7 +164,7 @@ def validate_local(model, val: CaptionSet, store: FeatureStore, device, batch_si
 
 
 class CMCObjective(_Objective):
-    """Dual-transformer updates: L_cmc(S_g) + L_cmc(S_l) on the batch's token sets (TGDT eq. 7).
+    """Dual-transformer updates: L_cmc(S_g) + L_cmc(S_l) on the batch's token sets (Liu et al. 2023, eq. 7).
 
     ``loss_on`` "global" or "local" keeps one of the two terms (Table VI trains them separately). With
     ``intra="released"`` the local loss is the hinge alone, as in the released code, whose intra-modal term

@@ -9,11 +9,11 @@ anything in.
 Fusion, per query over its k candidates:
     ADD_l(e, c)      = l * e + (1 - l) * sigmoid(c)
     NORM_ADD_l(e, c) = l * minmax(e) + (1 - l) * minmax(c)      (0-1 normalised within the shortlist)
-    MIX_l(e, c)      = l * e + (1 - l) * c                       (a second stage that is a similarity, not a logit:
-                                                                  TGDT's S_gl = (1 - theta) S_g + theta S_l, l = 1 - theta)
+    MIX_l(e, c)      = l * e + (1 - l) * c          (a second stage that is a similarity, not a logit: Liu et al.
+                                                     2023, S_gl = (1 - theta) S_g + theta S_l, so l = 1 - theta)
 
 ``miss="released"`` scores a query whose shortlist holds no relevant item as a hit at rank 1, as the released
-evaluator of Liu et al. (TGDT) does; it exists to measure how much that inflates the recalls, never as our metric.
+evaluator of Liu et al. (2023) does; it exists to measure how much that inflates the recalls, never as our metric.
 
 Example:
     >>> cand = np.array([[4, 7, 9]]); e = np.array([[.9, .8, .7]]); c = np.array([[-1., 2., 0.]])
@@ -93,8 +93,8 @@ class Shortlist:
 
 
 def released_miss_as_hit(t2i: np.ndarray, i2t: np.ndarray, caption_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rankings the released TGDT evaluator scores: a query none of whose relevant items is on its shortlist
-    gets rank 0 (``tmp_inss=[0]``, ``ranks[...] = 0``), i.e. a hit at rank 1. Returns copies (Q, k)."""
+    """The rankings the released evaluator of Liu et al. (2023) scores: a query none of whose relevant items is on
+    its shortlist gets rank 0 (``tmp_inss=[0]``, ``ranks[...] = 0``), i.e. a hit at rank 1. Returns copies (Q, k)."""
     t2i, i2t = t2i.copy(), i2t.copy()
     t2i_missed = ~(t2i == caption_image[:len(t2i), None]).any(axis=1)  # (Q_t,)
     t2i[t2i_missed, 0] = caption_image[:len(t2i)][t2i_missed]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from itr.atomic import write_text
+from itr.atomic import replacing, write_text
 
 RECALL_COLUMNS = ["t2i/R@1", "t2i/R@5", "t2i/R@10", "i2t/R@1", "i2t/R@5", "i2t/R@10"]
 
@@ -90,3 +90,35 @@ def human_seconds(s: float) -> str:
         if s >= size:
             return f"{s / size:.3g} {unit}"
     return f"{s * 1000:.3g} ms"
+
+
+def save_png(fig, path: Path) -> None:
+    """A matplotlib figure as PNG, written atomically."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+
+def plot_recalls(rows: pd.DataFrame, x: str, out: Path, title: str, kind: str, logx: bool = True,
+                 group: str = "Model") -> None:
+    """R@1 in both directions against column ``x``, one series per ``group``: lines (kind='line', log x unless
+    ``logx`` is False) or grouped bars (kind='bar')."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, col, name in zip(axes, ("t2i/R@1", "i2t/R@1"), ("image retrieval (t2i) R@1", "text retrieval (i2t) R@1")):
+        table = rows.pivot(index=x, columns=group, values=col)
+        if kind == "line":
+            table.plot(ax=ax, marker="o", logx=logx)
+            ax.set_xticks(list(table.index), [str(v) for v in table.index])
+        else:
+            table.T.plot.bar(ax=ax, rot=0)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(x)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    save_png(fig, out)
+    plt.close(fig)
+

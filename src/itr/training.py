@@ -55,7 +55,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
     """Train ``method`` (be, ce or joint), keep the best validation epoch in state_dir/best.pt, return a summary.
 
     Args:
-        cfg: BEConfig, CEConfig, JointConfig or TGDTConfig (cmc).
+        cfg: BEConfig, CEConfig, JointConfig, or the config of a dual transformer (cmc).
         extra_state: saved into every checkpoint (architecture, text encoder path, ...).
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
         inputs: identities of what else the run reads (upstream digests, code); with the config they key

@@ -1,11 +1,12 @@
 # Helpers shared by all rule files (config validation, paths, config sections as CLI JSON).
 import json
+import re
 import shlex
 
 import yaml
 
 from itr import papers
-from itr.config import SEEDED, unread_keys
+from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, LATENCY_BENCHMARK,
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
@@ -48,16 +49,36 @@ METHODS = list(EMBEDDING_MODEL) + list(RERANK)
 MODELS = sorted({m for spec in VARIANTS.values() for m in spec["models"]})
 COOP_METHODS = [m for m, (_, first) in RERANK.items() if first]
 SEARCHED = sorted({pair for plan in PAPER_PLANS.values() for pair in plan.searched})
-SWEEPS = [plan.sweep for plan in PAPER_PLANS.values() if plan.sweep]  # cells with k and fusion variants
+SWEEPS = {name: plan.sweep for name, plan in PAPER_PLANS.items() if plan.sweep}  # cells with k and fusion variants
+RERANK_SETTINGS = merged("rerank_settings")  # rerank rows that do not use params.yaml's rerank section
+ROW_FUSIONS = merged("row_fusions")  # rerank rows whose cells do not rank by the second-stage score alone
 TABLES = {(name, target): spec for name, plan in PAPER_PLANS.items() for target, spec in plan.tables.items()}
 
 DETECTOR = LAYOUT_DETECTOR.format(dataset=DATASET)  # one detector (trained on the main dataset) for every dataset
 DETECTOR_METRICS = LAYOUT_DETECTOR_METRICS.format(dataset=DATASET)
 
 
-def is_sweep(wc):
-    """The cells whose COOP rows also get k and fusion variants (Tables 8 and 9 of Retrieve Fast, Rerank Smart)."""
-    return {"variant": wc.variant, "collection": wc.collection, "protocol": wc.protocol} in SWEEPS
+def sweep_of(wc):
+    """The Sweep (itr.papers) whose cell and rows include this job's, or None: its shortlist rows also get depth
+    and fusion variants (Tables 8 and 9 of Retrieve Fast, Rerank Smart; Figure 6 of TGDT)."""
+    for s in SWEEPS.values():
+        if (s.variant, s.collection, s.protocol) == (wc.variant, wc.collection, wc.protocol) and wc.method in s.methods:
+            return s
+    return None
+
+
+def rerank_section(wc, stage, **overrides):
+    """The RerankConfig of a rerank row as the CLI's --config: the plan's settings for the row (RERANK_SETTINGS),
+    else params.yaml's rerank section; less the keys ``stage`` does not read (itr.config.STAGE_UNREAD)."""
+    values = {**RERANK_SETTINGS.get(wc.method, config["rerank"]), **overrides}
+    unread = unread_keys(stage, "rerank")
+    return shlex.quote(json.dumps({k: v for k, v in values.items() if k not in unread}, sort_keys=True))
+
+
+def fusion_args(wc):
+    """--fusion/--lam of a row whose cells rank by a fusion (ROW_FUSIONS); empty for the second stage alone."""
+    f = ROW_FUSIONS.get(wc.method)
+    return f"--fusion {f['fusion']} --lam {f['lam']}" if f else ""
 
 
 def data_inputs(dataset):
@@ -174,13 +195,6 @@ def test_dirs(wc):
     return args + (f" --first-images {first}" if first else "")
 
 
-RERANK_EVALUATE = (
-    "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg}"
-    " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
-    " --variant {wildcards.variant}"
-    " --out {output.main} {params.variants}"
-    " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
-)
 
 
 # Metrics files with reference scores, per paper (snakemake check_scores builds and compares them).

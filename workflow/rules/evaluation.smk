@@ -29,8 +29,9 @@ rule evaluate:
         " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
-# Cross-encoder rows: CE scores of every shortlisted pair (COOP) or of every pair (CE, JOINT+CE).
-# The expensive part; the cells below are computed from its output in seconds.
+# Rerank rows: second-stage scores (a cross-encoder's, or a dual transformer's local similarity) of every
+# shortlisted pair (COOP, TGDT-GL) or of every pair (CE, JOINT+CE, TGDT-L). The expensive part; the cells
+# below are computed from its output in seconds.
 rule rerank_score:
     input:
         unpack(rerank_inputs),
@@ -41,9 +42,10 @@ rule rerank_score:
     params:
         code=CODE["rerank_score"],
         upstream=upstream(rerank_inputs),
-        # Shortlists as deep as the deepest k a table reads: rerank.ks on the main test set (Table 8), rerank.k elsewhere.
-        cfg=lambda wc: section("rerank", stage="rerank_score",
-                               **({} if is_sweep(wc) else {"ks": [config["rerank"]["k"]]})),
+        # Shortlists as deep as the deepest k a table reads: a sweep's ks (Table 8 of Retrieve Fast, Rerank
+        # Smart; Figure 6 of TGDT) in its cell, the row's k elsewhere.
+        cfg=lambda wc: rerank_section(wc, "rerank_score", ks=sweep_of(wc).ks if sweep_of(wc) else
+                                      [RERANK_SETTINGS.get(wc.method, config["rerank"])["k"]]),
         eval_cfg=section("evaluation", stage="rerank_score"),  # only the group definitions matter here
         first_stage=lambda wc, input: f"--first-stage $(dirname {input.first_stage})" if "first_stage" in input.keys() else "",
         test=test_dirs,
@@ -64,57 +66,22 @@ rule rerank_score:
         " --protocol {wildcards.protocol} --out {output} --threads {threads} > {log} 2>&1"
 
 
-# COOP rows of the main models on the main test set under rerank.protocol: the k = rerank.k cell
-# (Table 1) and the Table 8 (k) and Table 9 (fusion) cells.
-rule rerank_evaluate_coop:
-    input:
-        RERANK_SCORES,
-    output:
-        main=EVAL_METRICS,
-        variants=cell_variants(VARIANTS_DIR, config["rerank"]["ks"], SCORE_FUSIONS, config["rerank"]["lambdas"]),
-    wildcard_constraints:
-        method="|".join(COOP_METHODS),
-        variant="|".join(sorted({s["variant"] for s in SWEEPS})),
-        collection="|".join(sorted({s["collection"] for s in SWEEPS})),
-        protocol="|".join(sorted({s["protocol"] for s in SWEEPS})),
-    params:
-        code=CODE["rerank_evaluate"],
-        upstream=upstream(RERANK_SCORES),
-        cfg=section("rerank"),
-        eval_cfg=section("evaluation", stage="rerank_evaluate_coop"),
-        tracking=section("tracking"),
-        variants=f"--variants-dir {VARIANTS_DIR}",
-        run_name=RUN_NAME,
-        trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
-    conda:
-        ITR_ENV
-    log:
-        "logs/rerank_evaluate/{variant}/{method}/{collection}/{protocol}.log",
-    benchmark:
-        "logs/benchmarks/rerank_evaluate/{variant}/{method}/{collection}/{protocol}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-    shell:
-        RERANK_EVALUATE
-
-
-# Every other cross-encoder cell: CE rows (every pair scored, so no k and no fusion), and COOP rows
-# elsewhere (k = rerank.k only): Tables 5 and 6, and the main models' auxiliary.protocol cells (Figure 3).
+# Every rerank cell: the top k of the row's shortlists ranked by its second-stage score, or by the row's fusion
+# (ROW_FUSIONS); every pair for an all-pairs row (no k, no fusion).
 rule rerank_evaluate:
     input:
         RERANK_SCORES,
     output:
-        main=EVAL_METRICS,
+        EVAL_METRICS,
     wildcard_constraints:
         method="|".join(RERANK),
     params:
         code=CODE["rerank_evaluate"],
         upstream=upstream(RERANK_SCORES),
-        cfg=section("rerank", stage="rerank_evaluate"),  # reads k only
+        cfg=lambda wc: rerank_section(wc, "rerank_evaluate"),  # reads k only
         eval_cfg=section("evaluation", stage="rerank_evaluate"),
+        fusion=fusion_args,
         tracking=section("tracking"),
-        variants="",
         run_name=RUN_NAME,
         trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
     conda:
@@ -127,7 +94,49 @@ rule rerank_evaluate:
     resources:
         mem_mb=2000,
     shell:
-        RERANK_EVALUATE
+        "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg} {params.fusion}"
+        " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
+        " --variant {wildcards.variant} --out {output}"
+        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
-ruleorder: rerank_evaluate_coop > rerank_evaluate
+# A sweep's depth and fusion variants of its cell (itr.papers.Sweep): one rule per paper with a sweep, since
+# each has its own files (Tables 8 and 9 of Retrieve Fast, Rerank Smart; Figure 6 of TGDT).
+for _paper, _sweep in SWEEPS.items():
+
+    rule:
+        name:
+            f"rerank_evaluate_variants_{_paper}"
+        input:
+            RERANK_SCORES,
+        output:
+            cell_variants(VARIANTS_DIR, _sweep.ks, _sweep.fusions, _sweep.lambdas),
+        wildcard_constraints:
+            method="|".join(_sweep.methods),
+            variant=re.escape(_sweep.variant),
+            collection=re.escape(_sweep.collection),
+            protocol=re.escape(_sweep.protocol),
+        params:
+            code=CODE["rerank_evaluate"],
+            upstream=upstream(RERANK_SCORES),
+            cfg=lambda wc, s=_sweep: rerank_section(wc, "rerank_evaluate_variants", ks=s.ks, lambdas=s.lambdas),
+            eval_cfg=section("evaluation", stage="rerank_evaluate_variants"),
+            fusion=lambda wc, s=_sweep: f"{fusion_args(wc)} --variant-fusions {','.join(s.fusions)}",
+            tracking=section("tracking"),
+            run_name=f"{RUN_NAME}:variants",
+            variants_dir=VARIANTS_DIR,
+            trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
+        conda:
+            ITR_ENV
+        log:
+            "logs/rerank_evaluate_variants/{variant}/{method}/{collection}/{protocol}.log",
+        benchmark:
+            "logs/benchmarks/rerank_evaluate_variants/{variant}/{method}/{collection}/{protocol}.tsv"
+        threads: 1
+        resources:
+            mem_mb=2000,
+        shell:
+            "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg} {params.fusion}"
+            " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
+            " --variant {wildcards.variant} --variants-dir {params.variants_dir}"
+            " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"

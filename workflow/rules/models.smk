@@ -8,7 +8,8 @@ rule train:
     params:
         code=CODE["train"],
         upstream=upstream(train_inputs),
-        cfg=lambda wc: section(wc.model, **VARIANTS[wc.variant]["overrides"]),
+        # The method's params section (itr.config.TRAIN_METHODS: cmc trains with tgdt's)
+        cfg=lambda wc: section(TRAIN_METHODS[wc.model].SECTION, stage="train", **VARIANTS[wc.variant]["overrides"]),
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         tracking=section("tracking"),
         # Resumable state outside the declared outputs: Snakemake does not delete it when a job is killed.

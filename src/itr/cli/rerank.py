@@ -17,9 +17,10 @@ def register(sub) -> None:
     add_compute(p)
     p.set_defaults(func=score)
     p = rsub.add_parser("evaluate", help="metrics of reranked shortlists: k = rerank.k, plus Table 8/9 variants")
-    for a in ("--scores", "--config", "--eval-config", "--method", "--out"):
+    for a in ("--scores", "--config", "--eval-config", "--method"):
         p.add_argument(a, required=True)
-    p.add_argument("--variants-dir", help="also write the k and fusion variants of the cell here (itr.layout)")
+    p.add_argument("--out", help="the cell's metrics file")
+    p.add_argument("--variants-dir", help="write the cell's k and fusion variants here (itr.layout)")
     p.add_argument("--fusion", default="ce", help="how the cell ranks a shortlist (itr.shortlist.FUSIONS; "
                    "ce: the second-stage score alone)")
     p.add_argument("--lam", type=float, help="the fusion's weight of the first-stage score")
@@ -47,8 +48,8 @@ def evaluate(args) -> int:
     from itr.config import EvalConfig, RerankConfig, parse_section
     from itr.evaluate import evaluate_scores
 
-    # The workflow runs this command in two rules: with --variants-dir (Table 8 and 9 cells), without (k = rerank.k).
-    stage = "rerank_evaluate_coop" if args.variants_dir else "rerank_evaluate"
+    # The workflow runs this command in two rules: --out (the cell, k = rerank.k), --variants-dir (a sweep's cells).
+    stage = "rerank_evaluate_variants" if args.variants_dir else "rerank_evaluate"
     cfg = parse_section(RerankConfig, args.config, stage=stage)
     eval_cfg = parse_section(EvalConfig, args.eval_config, stage=stage)
     cell = evaluate_scores(args.scores, cfg.k, cfg.ks, cfg.lambdas, eval_cfg.ks, args.out,

@@ -8,7 +8,7 @@ METHODS = ("be", "ce", "joint", "cmc")  # itr.config.TRAIN_METHODS (not imported
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train be (bi-encoder), ce (cross-encoder), joint (both, shared weights) or cmc "
-                                     "(a dual transformer with the CMC loss; params section tgdt)")
+                                     "(a dual transformer with the CMC loss; its section: itr.config.TRAIN_METHODS)")
     p.add_argument("method", choices=METHODS)
     for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
         p.add_argument(a, required=True)

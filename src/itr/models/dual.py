@@ -4,7 +4,7 @@ Each side turns its input into a token sequence and runs the same transformer st
 
 * text: the text tower's word tokens ([CLS] w_1 ... w_n [SEP]), projected to ``dim``;
 * image: token 0 is the whole-image feature with the whole-image box, tokens 1..R the detected regions,
-  each ``[feature ‖ box]`` projected to ``dim`` (Liu et al., TGDT §III-A: v_i = [f_i, b_i], b_0 = (0, 0, w, h)).
+  each ``[feature ‖ box]`` projected to ``dim`` (Liu et al. 2023, §III-A: v_i = [f_i, b_i], b_0 = (0, 0, w, h)).
 
 Output token 0 is the global embedding (L2-normalised: the global similarity S_g is a dot product, eq. 1);
 the other real tokens are the local ones: the regions, and the words without [CLS], [SEP] and padding.
@@ -128,7 +128,7 @@ class DualTransformer(nn.Module):
 
 def local_similarity(x: torch.Tensor, x_mask: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor,
                      reduction: str = "mean", scale: float = 1.0) -> torch.Tensor:
-    """S_l of every (x sample, y sample) pair: each token of y aligned with its best token of x (TGDT eq. 3).
+    """S_l of every (x sample, y sample) pair: each token of y aligned with its best token of x (Liu et al., eq. 3).
 
     ``x`` and ``y`` hold unit tokens, so <x̂_i, ŷ_j> is the cosine M_ij of eq. 2. Masked tokens never take
     part: a padded x token is never the best match (not even when every real one is negative), and a padded
@@ -173,7 +173,7 @@ ARCHITECTURE_KEYS = ("dim", "heads", "ff", "stage1_layers", "stage2_layers", "dr
 def load_dual(path: str, region_dim: int, cfg, layers: str = "all") -> tuple[DualTransformer, object]:
     """A dual transformer on a pretrained text tower (itr.models.encoder.load_text_tower) -> (model, tokenizer).
 
-    ``cfg`` holds the architecture keys (``ARCHITECTURE_KEYS``; a TGDTConfig has them among its training keys).
+    ``cfg`` holds the architecture keys (``ARCHITECTURE_KEYS``; the dual transformer's params section has them).
     """
     from itr.models.encoder import load_text_tower, load_tokenizer
 

@@ -27,7 +27,7 @@ from itr.config import ConfigError
 from itr.errors import InputError
 from itr.protocols import protocol_problems
 
-PAPERS = ("rfrs",)  # the registry: one entry per package under itr.papers
+PAPERS = ("rfrs", "tgdt")  # the registry: one entry per package under itr.papers
 
 
 class UnknownPaperError(InputError, LookupError):
@@ -77,6 +77,19 @@ class TableSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Sweep:
+    """One cell whose shortlist rows also get a file per depth in ``ks`` (ranked like the cell) and one per fusion
+    of ``fusions`` and weight in ``lambdas`` (itr.layout.cell_variants)."""
+    variant: str
+    collection: str
+    protocol: str
+    methods: list
+    ks: list
+    fusions: list
+    lambdas: list
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """What a paper asks of the shared rules under one params mapping.
 
@@ -84,9 +97,11 @@ class Plan:
     collections: collection -> {"dataset", "distractors": [{"dataset", "split"}], "lang" (optional)}.
     embedding_rows: method -> the model whose index ranks it; rerank_rows: method -> (reranker, first-stage
     model or None for every pair). searched: the (variant, collection) pairs indexed. first_images: variant ->
-    the test images its collections hold (None: all). sweep: the cell (variant, collection, protocol) whose COOP
-    rows also get k and fusion variants. extra_outputs: files the paper builds beside its tables.
-    latency_models: {"be": path, "ce": path} for the latency benchmark, or None.
+    the test images its collections hold (None: all). sweep: a Sweep, or None. extra_outputs: files the paper
+    builds beside its tables. latency_models: {"be": path, "ce": path} for the latency benchmark, or None.
+    rerank_settings: rerank row -> its RerankConfig values (k, ks, lambdas, batch_size, precision, protocol),
+    for rows that do not use params.yaml's ``rerank`` section. row_fusions: rerank row -> {"fusion", "lam"}, how
+    its cells rank a shortlist (itr.shortlist.fuse), for rows that do not rank by the second stage alone.
     """
     variants: dict
     collections: dict
@@ -95,9 +110,11 @@ class Plan:
     searched: list
     tables: dict[str, TableSpec]
     first_images: dict
-    sweep: dict | None = None
+    sweep: Sweep | None = None
     extra_outputs: list = dataclasses.field(default_factory=list)
     latency_models: dict | None = None
+    rerank_settings: dict = dataclasses.field(default_factory=dict)
+    row_fusions: dict = dataclasses.field(default_factory=dict)
 
 
 def load(name: str) -> Paper:

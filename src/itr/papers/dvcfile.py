@@ -47,7 +47,11 @@ def dvc_stages(config: dict) -> dict:
                      "metrics": [{layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): UNCACHED}]},
     }
     for name in papers.PAPERS:
-        stages[name] = paper_stage(name, papers.plan(name, config), data_dirs + feature_dirs)
+        plan = papers.plan(name, config)
+        used = {v["dataset"] for v in plan.variants.values()} | {
+            d for c in plan.collections.values() for d in (c["dataset"], *(s["dataset"] for s in c["distractors"]))}
+        stages[name] = paper_stage(name, plan, [f"{kind}/{d}" for kind in ("data", "features") for d in datasets
+                                                if d in used])
     return stages
 
 
@@ -66,9 +70,13 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str]) -> dict:
     outs += [{f: UNCACHED} for f in tables if not f.endswith(".json")]
     if plan.latency_models:
         outs.append({layout.LATENCY_BENCHMARK: UNCACHED})
+    # cells of other papers' variants that this paper's tables read (baselines): their stages write them
+    own = {v.split("/")[0] for v in plan.variants}
+    borrowed = sorted({f for spec in plan.tables.values() for f in spec.inputs
+                       if f.startswith("results/metrics/") and f.split("/")[2] not in own})
     return {
         "cmd": f"snakemake --cores all {name}_all",
-        "deps": [*upstream, "src/itr", "workflow"] + (["benchmarks/latency.py"] if plan.latency_models else []),
+        "deps": [*upstream, *borrowed, "src/itr", "workflow"] + (["benchmarks/latency.py"] if plan.latency_models else []),
         "params": list(paper.params),
         "outs": outs,
         "metrics": [{f: UNCACHED} for f in tables if f.endswith(".json")],

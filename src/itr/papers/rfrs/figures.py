@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from itr.atomic import replacing
 from itr.papers.rfrs.tables import METHOD_NAMES, paper_numbers
-from itr.tables import RECALL_COLUMNS, load_cells, measured_row, protocol_note, recalls, write_recall_table
+from itr.tables import (RECALL_COLUMNS, load_cells, measured_row, plot_recalls, protocol_note, recalls,
+                        write_recall_table)
 
 
 def _by_variant(cells: list[dict], labels: dict) -> list[tuple[object, str, dict]]:
@@ -33,34 +33,6 @@ def _by_variant(cells: list[dict], labels: dict) -> list[tuple[object, str, dict
                              f"labels given: {sorted(labels)}")
         out.append((labels[m["variant"]], METHOD_NAMES.get(m["method"], m["method"]), m))
     return out
-
-
-def _save_png(fig, path: Path) -> None:
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-
-
-def _plot(rows: pd.DataFrame, x: str, out: Path, title: str, kind: str) -> None:
-    """R@1 in both directions against ``x``: lines (kind='line') or grouped bars (kind='bar')."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    for ax, col, name in zip(axes, ("t2i/R@1", "i2t/R@1"), ("image retrieval (t2i) R@1", "text retrieval (i2t) R@1")):
-        table = rows.pivot(index=x, columns="Model", values=col)
-        if kind == "line":
-            table.plot(ax=ax, marker="o", logx=True)
-            ax.set_xticks(list(table.index), [str(v) for v in table.index])
-        else:
-            table.T.plot.bar(ax=ax, rot=0)
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel(x)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    _save_png(fig, out)
-    plt.close(fig)
 
 
 def build_figure3(metrics_paths: list[Path], out_stem: Path, protocol: str, note: str = "",
@@ -77,7 +49,8 @@ def build_figure3(metrics_paths: list[Path], out_stem: Path, protocol: str, note
                "(a figure without printed numbers; its text: BE-based approaches are considerably less sample-efficient "
                "than the CE, most of all at 1k images). Ours: " + protocol_note(cells) + ". " + note)
     write_recall_table(df, out_stem, caption, flat)
-    _plot(df, "Training images", out_stem.with_suffix(".png"), "ShapeCaptions: recall by training-set size", "line")
+    plot_recalls(df, "Training images", out_stem.with_suffix(".png"), "ShapeCaptions: recall by training-set size",
+                 "line")
     return df
 
 
@@ -101,7 +74,7 @@ def build_figure4(metrics_paths: list[Path], out_stem: Path, protocol: str, note
     shown = df.drop(columns=["half/full rsum"])
     write_recall_table(shown, out_stem, caption + " half/full rsum: " + ", ".join(
         f"{r['Model']} {r['half/full rsum']:.2f}" for r in df[df['Size'] == 'half'].to_dict('records')) + ".", flat)
-    _plot(df, "Size", out_stem.with_suffix(".png"), "ShapeCaptions: full vs half-size models", "bar")
+    plot_recalls(df, "Size", out_stem.with_suffix(".png"), "ShapeCaptions: full vs half-size models", "bar")
     return df
 
 

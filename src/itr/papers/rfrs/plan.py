@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from itr.config import BEConfig, EvalConfig
 from itr.layout import EVAL_METRICS, K_METRICS, FUSION_METRICS, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, datasets
-from itr.papers import Plan, TableSpec
+from itr.papers import Plan, Sweep, TableSpec
 from itr.shortlist import SCORE_FUSIONS
 
 # Trained checkpoints, and the rows of the tables built from them:
@@ -130,9 +130,12 @@ def plan(config: dict) -> Plan:
         variants=variants, collections=collections, embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
         searched=searched, tables=tables,
         first_images={v: (None if v == MAIN else aux_images) for v in variants},
-        sweep=where,
-        # the BE under every protocol (the record of the spine), beside the tables
-        extra_outputs=_cells([MAIN], ["be"], [MAIN_DATASET], config["evaluation"]["protocols"]),
+        sweep=Sweep(MAIN, MAIN_DATASET, main_protocol, coop, list(rerank["ks"]), list(SCORE_FUSIONS),
+                    list(rerank["lambdas"])),
+        # the BE under every protocol (the record of the spine), beside the tables; SEP+COOP under `subset` too,
+        # which TGDT's Table I compares with (itr.papers.tgdt.plan.BASELINES)
+        extra_outputs=_cells([MAIN], ["be"], [MAIN_DATASET], config["evaluation"]["protocols"])
+        + [c for c in _cells([MAIN], ["sep_coop"], [MAIN_DATASET], ["subset"]) if c not in tables["table1"].inputs],
         latency_models={"be": MODEL.format(variant=MAIN, model="be"), "ce": MODEL.format(variant=MAIN, model="ce")},
     )
 

@@ -1,0 +1,26 @@
+"""Liu et al., *Token-Guided Dual Transformer* (TGDT, IEEE TIP 2023): dual transformers, global and local
+similarity, the CMC loss, two-stage inference.
+
+Mapping, deviations, results and claims: docs/tgdt.md. This package holds what is particular to the paper: its
+reported numbers (``reported.yaml``), its plan (``plan``: variants, rows, table cells), the table and figure
+builders (``tables``). The model, loss and two-stage ranking are shared layers: itr.models.dual, itr.losses
+(cmc_loss), itr.objectives (CMCObjective) and itr.shortlist (the mix fusion, the released evaluator's rule).
+"""
+from itr.papers import Paper, Target
+
+PAPER = Paper(
+    name="tgdt",
+    title="Token-Guided Dual Transformer (Liu et al., IEEE TIP 2023)",
+    targets=(
+        Target("table1", "tables:build_table1"),
+        Target("table2", "tables:build_table2"),
+        Target("table3", "tables:build_table3"),
+        Target("table6", "tables:build_table6"),
+        Target("figure5", "tables:build_figure5", png=True),
+        Target("figure6", "tables:build_figure6", png=True),
+        Target("evaluator", "tables:build_evaluator"),
+    ),
+    # every key its plan and rules read (rerank.batch_size: its second stage scores with it); the baselines its
+    # tables show (Retrieve Fast, Rerank Smart's BE and SEP+COOP cells) are dependencies of its DVC stage
+    params=("seed", "text_encoder", "tgdt", "rerank.batch_size", "index", "evaluation", "tracking"),
+)

@@ -1,0 +1,121 @@
+"""What TGDT asks of the workflow: its trained variants, rows and the cells of every table, from params.yaml.
+
+Rows (methods) of a dual transformer (itr.models.dual) trained with the CMC loss (``itr train cmc``):
+* ``tgdt_g``: global similarity only, through the model's faiss index (TGDT-G);
+* ``tgdt_l``: local similarity of every pair (TGDT-L);
+* ``tgdt_gl``: two-stage, the top ``tgdt.k`` of the global search re-ranked by
+  (1 - theta) S_g + theta S_l (TGDT-GL, eq. 8; the "mix" fusion with weight 1 - theta on S_g).
+
+Protocol analogues (issue "TGDT"): Flickr30K 1K -> ``subset``, COCO 1K -> ``folds``, COCO 5K -> ``full``. The
+ablations (Table VI, Figure 5) train on ``tgdt.ablation_train_images`` images for ``tgdt.ablation_epochs`` and are
+measured on Table I's protocol. Nothing here imports torch or pandas: Snakemake parses it on every call.
+
+Example:
+    >>> p = plan(yaml.safe_load(open("params.yaml")))
+    >>> p.tables["table1"].inputs[0]
+    'results/metrics/tgdt/tgdt_g/shapes/subset.json'
+"""
+from __future__ import annotations
+
+from itr.config import EvalConfig
+from itr.layout import EVAL_METRICS, FUSION_METRICS, K_METRICS, MAIN_DATASET, RERANK_SCORES
+from itr.papers import Plan, Sweep, TableSpec
+
+MODEL = "cmc"  # itr train cmc: the dual transformer (params section tgdt)
+EMBEDDING_ROWS = {"tgdt_g": MODEL}
+RERANK_ROWS = {"tgdt_l": (MODEL, None), "tgdt_gl": (MODEL, MODEL)}
+ROWS = ["tgdt_g", "tgdt_l", "tgdt_gl"]
+MAIN = "tgdt"
+ABLATION = "tgdt_abl"  # models/tgdt_abl/<name>/cmc.pt: one directory for dvc.yaml whatever the ablations
+# Table VI: what each trained variant changes (loss_on: the similarities trained; intra: the intra-modal term)
+ABLATIONS = {
+    "global_none": {"loss_on": "global", "intra": "none"},  # Baseline-G: G alone, the plain hinge
+    "local_none": {"loss_on": "local", "intra": "none"},  # Baseline-L
+    "global_paper": {"loss_on": "global"},  # w/o JGLR: trained separately, with CMC
+    "local_paper": {"loss_on": "local"},
+    "both_none": {"intra": "none"},  # w/o CMC: trained jointly, the plain hinge
+    "both_paper": {},  # TGDT at the ablation budget
+    "released": {"detach_stage1": True},  # as released: stage 1 detached, so only stage 2 learns
+}
+TABLE6_ROWS = {  # row label -> (variant name in ABLATIONS, method)
+    "Baseline-G": ("global_none", "tgdt_g"), "TGDT-G w/o JGLR": ("global_paper", "tgdt_g"),
+    "TGDT-G w/o CMC": ("both_none", "tgdt_g"), "TGDT-G": ("both_paper", "tgdt_g"),
+    "TGDT-G as released": ("released", "tgdt_g"),
+    "Baseline-L": ("local_none", "tgdt_l"), "TGDT-L w/o JGLR": ("local_paper", "tgdt_l"),
+    "TGDT-L w/o CMC": ("both_none", "tgdt_l"), "TGDT-L": ("both_paper", "tgdt_l"),
+    "TGDT-L as released": ("released", "tgdt_l"),
+}
+# The protocol analogue of each results table (issue "TGDT"), and the baselines of this project beside TGDT.
+PROTOCOLS = {"table1": "subset", "table2": "folds", "table3": "full"}
+BASELINES = {"be": "rfrs", "sep_coop": "rfrs"}  # method -> the variant that trains it (Retrieve Fast, Rerank Smart)
+
+
+def lam_of(theta: float) -> float:
+    """The mix fusion's weight of S_g for a theta of eq. 8 (S_gl = (1 - theta) S_g + theta S_l)."""
+    return round(1.0 - theta, 6)
+
+
+def slack_variant(slack: float) -> str:
+    return f"{ABLATION}/slack{slack}"
+
+
+def cell(variant: str, method: str, protocol: str) -> str:
+    return EVAL_METRICS.format(variant=variant, method=method, collection=MAIN_DATASET, protocol=protocol)
+
+
+def plan(config: dict) -> Plan:
+    """Every variant and table cell of the paper under ``config`` (a validated params mapping)."""
+    tgdt, rerank = config["tgdt"], config["rerank"]
+    budget = {"train_images": tgdt["ablation_train_images"], "epochs": tgdt["ablation_epochs"]}
+    ablations = {f"{ABLATION}/{name}": {**budget, **change} for name, change in ABLATIONS.items()}
+    main_slack = tgdt["slack"]
+    slacks = {s: (slack_variant(s) if s != main_slack else f"{ABLATION}/both_paper") for s in tgdt["slack_sweep"]}
+    variants = {MAIN: {"dataset": MAIN_DATASET, "overrides": {}, "models": [MODEL]},
+                **{v: {"dataset": MAIN_DATASET, "overrides": o, "models": [MODEL]} for v, o in ablations.items()},
+                **{v: {"dataset": MAIN_DATASET, "overrides": {**budget, "slack": s}, "models": [MODEL]}
+                   for s, v in slacks.items() if v not in ablations}}
+    ablation_protocol = PROTOCOLS["table1"]
+    ablation_images = EvalConfig.from_dict(config["evaluation"]).subset_images(ablation_protocol)
+    lam = lam_of(tgdt["theta"])
+    settings = {"k": tgdt["k"], "ks": [tgdt["k"]], "lambdas": [lam], "batch_size": rerank["batch_size"],
+                "precision": tgdt["precision"], "protocol": ablation_protocol}
+    sweep = Sweep(MAIN, MAIN_DATASET, ablation_protocol, ["tgdt_gl"], list(tgdt["k_sweep"]), ["mix"],
+                  [lam_of(t) for t in tgdt["theta_sweep"]])
+    where = {"variant": MAIN, "method": "tgdt_gl", "collection": MAIN_DATASET, "protocol": ablation_protocol}
+    tables = {
+        name: TableSpec([cell(MAIN, m, protocol) for m in ROWS] + [cell(v, m, protocol) for m, v in BASELINES.items()
+                                                                   if protocol == PROTOCOLS["table1"] or m == "be"],
+                        protocol, _note(tgdt))
+        for name, protocol in PROTOCOLS.items()
+    }
+    tables["table6"] = TableSpec([cell(f"{ABLATION}/{v}", m, ablation_protocol) for v, m in TABLE6_ROWS.values()],
+                                 ablation_protocol, _ablation_note(tgdt), {"rows": list(TABLE6_ROWS)})
+    tables["figure5"] = TableSpec([cell(v, m, ablation_protocol) for v in slacks.values() for m in ("tgdt_g", "tgdt_l")],
+                                  ablation_protocol, _ablation_note(tgdt),
+                                  {"slack": {v: s for s, v in slacks.items()}})
+    tables["figure6"] = TableSpec(
+        [K_METRICS.format(k=k, **where) for k in sweep.ks]
+        + [FUSION_METRICS.format(fusion="mix", lam=lam_of(t), **where) for t in tgdt["theta_sweep"]],
+        ablation_protocol, f"theta = {tgdt['theta']} in the K sweep, K = {tgdt['k']} in the theta sweep.",
+        {"theta": {str(lam_of(t)): t for t in tgdt["theta_sweep"]}})
+    tables["evaluator"] = TableSpec([cell(MAIN, "tgdt_gl", p) for p in PROTOCOLS.values()]
+                                    + [RERANK_SCORES.format(variant=MAIN, method="tgdt_gl", collection=MAIN_DATASET,
+                                                            protocol=p) for p in PROTOCOLS.values()], None, _note(tgdt))
+    return Plan(
+        variants=variants, collections={MAIN_DATASET: {"dataset": MAIN_DATASET, "distractors": []}},
+        embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
+        searched=sorted((v, MAIN_DATASET) for v in variants), tables=tables,
+        first_images={v: (None if v == MAIN else ablation_images) for v in variants},
+        sweep=sweep, rerank_settings={m: settings for m in RERANK_ROWS},
+        row_fusions={"tgdt_gl": {"fusion": "mix", "lam": lam}},
+    )
+
+
+def _note(tgdt: dict) -> str:
+    return (f"TGDT-GL: the global top K = {tgdt['k']} re-ranked by (1 - theta) S_g + theta S_l, theta = {tgdt['theta']} "
+            "(the released code: no theta, the plain sum S_g + S_l, and K = 50 for i2t).")
+
+
+def _ablation_note(tgdt: dict) -> str:
+    return (f"Ablation budget: trained on the first {tgdt['ablation_train_images']} training images for "
+            f"{tgdt['ablation_epochs']} epoch(s) (tgdt.ablation_train_images, tgdt.ablation_epochs).")
