@@ -94,7 +94,7 @@ def test_a_missing_key_is_an_error_naming_it_and_the_section():
 
 def test_a_stage_may_leave_out_the_keys_it_does_not_read_and_gets_params_yaml_values():
     for stage, sections in STAGE_UNREAD.items():
-        for name, cls in (("rerank", RerankConfig), ("evaluation", EvalConfig)):
+        for name, cls in (("rerank", RerankConfig), ("evaluation", EvalConfig), ("tgdt", SECTIONS["tgdt"])):
             given = {k: v for k, v in _full(name).items() if k not in unread_keys(stage, name)}
             assert parse_section(cls, given, stage=stage).to_dict() == _full(name), (stage, name)
 
@@ -109,3 +109,19 @@ def test_cli_rerank_evaluate_reads_ks_and_lambdas_only_for_the_table_8_and_9_cel
     assert "No such file" in capsys.readouterr().err  # the config passed; the scores file is missing
     assert main(args + ["--variants-dir", str(tmp_path)]) == 2
     assert "params section 'rerank' lacks keys ['ks', 'lambdas']" in capsys.readouterr().err
+
+
+def test_cli_train_reads_the_section_less_what_training_does_not_read(tmp_path, capsys):
+    """The train rule leaves out STAGE_UNREAD["train"] (a dual transformer's inference keys); the CLI accepts that."""
+    section = {k: v for k, v in _full("tgdt").items() if k not in unread_keys("train", "tgdt")}
+    text = json.dumps(PARAMS["text_encoder"])
+    args = ["train", "cmc", "--data", str(tmp_path / "none"), "--features", str(tmp_path / "none"), "--config",
+            json.dumps(section), "--text-encoder", text, "--out", str(tmp_path / "m.pt"), "--history",
+            str(tmp_path / "h.csv"), "--state-dir", str(tmp_path / "s")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "lacks keys" not in err and "none" in err, err  # the config passed; the feature store is missing
+    del section["slack"]
+    assert main(args[:7] + [json.dumps(section)] + args[8:]) == 2
+    assert "params section 'tgdt' lacks keys ['slack']" in capsys.readouterr().err
+

@@ -21,7 +21,7 @@ def train(args) -> int:
     from itr.config import TRAIN_METHODS, TextEncoderConfig, parse_section
     from itr.training import train_from_files
 
-    cfg = parse_section(TRAIN_METHODS[args.method], args.config)
+    cfg = parse_section(TRAIN_METHODS[args.method], args.config, stage="train")
     text_cfg = parse_section(TextEncoderConfig, args.text_encoder)
     device = compute(args)
     params = {args.method: cfg.to_dict(), "text_encoder": text_cfg.to_dict()}
