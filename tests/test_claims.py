@@ -65,3 +65,28 @@ def test_multilingual_claims_read_the_summary_column():
           "JOINT+COOP": {"en": 89.0, "avg": 29.5}}  # SEP+COOP has the best English mR, but not the best avg
     assert _verdicts({"7": t7})["Trained on English only, SEP+COOP transfers best to de, fr, cs (their mean mR)"] \
         == "does not hold"
+
+
+def test_tgdt_claims_on_hand_made_tables():
+    from itr.papers.tgdt.claims import check_claims
+
+    row = lambda r1: {"t2i/R@1": r1, "i2t/R@1": r1 + 2.0}  # mean R@1 = r1 + 1
+    results = {"TGDT-G": row(10), "TGDT-L": row(12), "TGDT-GL": row(13)}
+    tables = {
+        "table1": results, "table2": results, "table3": {**results, "TGDT-GL": row(12)},  # a tie is no win
+        "figure6": {"theta=0.0": row(10), "theta=0.5": row(14), "theta=1.0": row(12),
+                    "K=10": row(11), "K=100": row(13.5), "K=200": row(14)},
+        "table6": {"Baseline-G": row(5), "TGDT-G w/o JGLR": row(6), "TGDT-G w/o CMC": row(7), "TGDT-G": row(8),
+                   "Baseline-L": row(5), "TGDT-L w/o JGLR": row(6), "TGDT-L w/o CMC": row(9), "TGDT-L": row(8)},
+        "figure5": {"TGDT-G/sigma=0.1": row(9), "TGDT-G/sigma=0.3": row(10), "TGDT-L/sigma=0.1": row(12),
+                    "TGDT-L/sigma=0.3": row(10)},
+    }
+    verdicts = {claim: holds for claim, holds, _ in check_claims(tables, {"k": 100, "theta": 0.5, "slack": 0.3})}
+    assert verdicts["TGDT-GL beats TGDT-G and TGDT-L (R@1, every results table)"] is False  # table3 ties
+    assert verdicts["theta = 0.5 beats theta = 0 and theta = 1"] is True
+    assert verdicts["K = 100 (the paper's 100) is within 1 R@1 point of the best K"] is True  # 14.5 vs 15
+    assert verdicts[next(c for c in verdicts if c.startswith("CMC's intra-modal term helps"))] is False  # L w/o CMC
+    assert verdicts["Joint training (JGLR) helps (TGDT beats w/o JGLR, G and L)"] is True
+    assert verdicts["sigma = 0.3 is within 1 R@1 point of the best sigma (TGDT-G)"] is True
+    assert verdicts["sigma = 0.3 is within 1 R@1 point of the best sigma (TGDT-L)"] is False  # 11 vs 13
+    assert sum(v is None for v in verdicts.values()) == 2  # the two timing claims

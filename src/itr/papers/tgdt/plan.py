@@ -101,6 +101,9 @@ def plan(config: dict) -> Plan:
     tables["evaluator"] = TableSpec([cell(MAIN, "tgdt_gl", p) for p in PROTOCOLS.values()]
                                     + [RERANK_SCORES.format(variant=MAIN, method="tgdt_gl", collection=MAIN_DATASET,
                                                             protocol=p) for p in PROTOCOLS.values()], None, _note(tgdt))
+    claimed = ["table1", "table2", "table3", "table6", "figure5", "figure6"]
+    tables["claims"] = TableSpec([f"results/tables/tgdt_{name}.json" for name in claimed],
+                                 labels={"k": tgdt["k"], "theta": tgdt["theta"], "slack": main_slack})
     return Plan(
         variants=variants, collections={MAIN_DATASET: {"dataset": MAIN_DATASET, "distractors": []}},
         embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
