@@ -22,7 +22,7 @@ RULES = {p.name: p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.sm
 
 
 def test_the_seeded_sections_are_those_whose_code_draws_random_numbers():
-    assert SEEDED == {"shapes", "detector", "be", "ce", "joint", "tgdt", "benchmark"}
+    assert SEEDED == {"shapes", "detector", "be", "ce", "joint", "dual", "benchmark"}
 
 
 def _full(name: str) -> dict:
@@ -71,7 +71,7 @@ def test_stage_unread_names_fields_and_rules_that_use_it():
     assert "drop=" not in smk  # every rule's unread keys come from STAGE_UNREAD
     passes = {  # how a rule hands a section to its stage, leaving out what STAGE_UNREAD lists
         "rerank": 'rerank_section(wc, "{stage}"',  # a rerank row's settings (the plan's, or params.yaml's)
-        "tgdt": 'section(TRAIN_METHODS[wc.model].SECTION, stage="{stage}"',  # a training method's section
+        "dual": 'section(TRAIN_METHODS[wc.model].SECTION, stage="{stage}"',  # a training method's section
     }
     for stage, sections in STAGE_UNREAD.items():
         body = re.search(rf'^(?:rule {stage}:|\s+f"{stage}_\w*\{{.*?\}}"\n)(.*?)(?=^\S|\Z)', smk, re.M | re.S)
@@ -94,7 +94,7 @@ def test_a_missing_key_is_an_error_naming_it_and_the_section():
 
 def test_a_stage_may_leave_out_the_keys_it_does_not_read_and_gets_params_yaml_values():
     for stage, sections in STAGE_UNREAD.items():
-        for name, cls in (("rerank", RerankConfig), ("evaluation", EvalConfig), ("tgdt", SECTIONS["tgdt"])):
+        for name, cls in (("rerank", RerankConfig), ("evaluation", EvalConfig), ("dual", SECTIONS["dual"])):
             given = {k: v for k, v in _full(name).items() if k not in unread_keys(stage, name)}
             assert parse_section(cls, given, stage=stage).to_dict() == _full(name), (stage, name)
 
@@ -113,7 +113,7 @@ def test_cli_rerank_evaluate_reads_ks_and_lambdas_only_for_the_table_8_and_9_cel
 
 def test_cli_train_reads_the_section_less_what_training_does_not_read(tmp_path, capsys):
     """The train rule leaves out STAGE_UNREAD["train"] (a dual transformer's inference keys); the CLI accepts that."""
-    section = {k: v for k, v in _full("tgdt").items() if k not in unread_keys("train", "tgdt")}
+    section = {k: v for k, v in _full("dual").items() if k not in unread_keys("train", "dual")}
     text = json.dumps(PARAMS["text_encoder"])
     args = ["train", "cmc", "--data", str(tmp_path / "none"), "--features", str(tmp_path / "none"), "--config",
             json.dumps(section), "--text-encoder", text, "--out", str(tmp_path / "m.pt"), "--history",
@@ -123,5 +123,5 @@ def test_cli_train_reads_the_section_less_what_training_does_not_read(tmp_path, 
     assert "lacks keys" not in err and "none" in err, err  # the config passed; the feature store is missing
     del section["slack"]
     assert main(args[:7] + [json.dumps(section)] + args[8:]) == 2
-    assert "params section 'tgdt' lacks keys ['slack']" in capsys.readouterr().err
+    assert "params section 'dual' lacks keys ['slack']" in capsys.readouterr().err
 

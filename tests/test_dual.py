@@ -221,14 +221,14 @@ def test_cmc_training_trains_end_to_end_unless_stage_1_is_detached(tiny_pipeline
     rsum), and the text tower learns only when stage 1 is not detached (the released code detaches it)."""
     import pandas as pd
 
-    from itr.config import TGDTConfig
+    from itr.config import DualConfig
     from itr.features.store import FeatureStore
     from itr.models import load_trained
     from itr.models.encoder import load_text_tower
     from itr.training import train_from_files
 
     root, text = tiny_pipeline
-    cfg = TGDTConfig(epochs=1, batch_size=8, lr=1e-3, dim=8, heads=2, ff=16, stage1_layers=1, stage2_layers=1,
+    cfg = DualConfig(epochs=1, batch_size=8, lr=1e-3, dim=8, heads=2, ff=16, stage1_layers=1, stage2_layers=1,
                      detach_stage1=detach)
     result = train_from_files("cmc", cfg, text, root / "data", root / "feat", tmp_path / "state", tmp_path / "m.pt",
                               tmp_path / "h.csv", log=lambda *_: None)
@@ -250,7 +250,7 @@ def test_cmc_objective_is_the_global_plus_the_local_loss(tiny_pipeline):
     import numpy as np
     from transformers import BertModel
 
-    from itr.config import TGDTConfig
+    from itr.config import DualConfig
     from itr.data.dataset import read_dataset
     from itr.features.store import FeatureStore
     from itr.models.encode import CaptionSet
@@ -264,7 +264,7 @@ def test_cmc_objective_is_the_global_plus_the_local_loss(tiny_pipeline):
     torch.manual_seed(0)
     model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
                             ff=16, stage1_layers=1, stage2_layers=1, dropout=0.0)
-    base = TGDTConfig(batch_size=8, dim=8)
+    base = DualConfig(batch_size=8, dim=8)
     rows = np.arange(8)
     loss = {on: CMCObjective(dataclasses.replace(base, loss_on=on), model, train, store, "cpu").loss(rows, 0).item()
             for on in ("both", "global", "local")}

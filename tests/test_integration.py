@@ -185,7 +185,7 @@ def _stale_stages(proj) -> set[str]:
     ("shapes", "noise", 0.1, {"data"}),
     ("features", "score_thresh", 0.3, {"features"}),
     ("rerank", "lambdas", [0.2], {"rfrs"}),
-    ("tgdt", "theta", 0.25, {"tgdt"}),
+    ("dual", "theta", 0.25, {"tgdt"}),
 ])
 def test_a_param_edit_makes_stale_only_the_stages_that_read_it(project, section, key, value, stages):
     proj, _ = project
@@ -233,7 +233,7 @@ def test_a_fusion_param_change_recomputes_cells_from_the_cached_scores(project):
 def test_a_theta_edit_reruns_only_the_two_stage_cells_and_their_tables(project):
     """TGDT's theta weighs S_l in the two-stage score: neither training, indexing nor scoring reads it."""
     proj, _ = project
-    with edited(proj / "params.yaml", _param_edit("tgdt", "theta", 0.25)):
+    with edited(proj / "params.yaml", _param_edit("dual", "theta", 0.25)):
         dry = run(["snakemake", "-n", "-p", "tgdt_all"], proj).stdout
     assert _rules(dry) == {"rerank_evaluate", "rerank_evaluate_variants_tgdt", "paper_table", "paper_figure",
                            "tgdt_all"}, dry

@@ -135,8 +135,8 @@ def test_every_tgdt_table_builds_and_shows_every_cell(tmp_path):
     ours = table6[table6["Source"] == "ours"]
     assert list(ours["Model"]) == plan.tables["table6"].labels["rows"] and len(ours) == 10
     figure6 = pd.read_csv(tmp_path / "results/tables/tgdt_figure6.csv")
-    assert list(figure6[figure6["Sweep"] == "K"]["Value"]) == params["tgdt"]["k_sweep"]
-    assert list(figure6[figure6["Sweep"] == "theta"]["Value"]) == params["tgdt"]["theta_sweep"]
+    assert list(figure6[figure6["Sweep"] == "K"]["Value"]) == params["dual"]["k_sweep"]
+    assert list(figure6[figure6["Sweep"] == "theta"]["Value"]) == params["dual"]["theta_sweep"]
     assert (tmp_path / "results/tables/tgdt_figure6.png").stat().st_size > 0
     papers.builder("tgdt", "claims")([tmp_path / f for f in plan.tables["claims"].inputs],
                                      tmp_path / "results/tables/tgdt_claims", **plan.tables["claims"].spec())

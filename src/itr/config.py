@@ -74,7 +74,7 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
                         "evaluation": ("protocols",)},
     # Training reads a method's model and loss keys; a dual transformer's inference settings and the sweeps and
     # budget of the ablations (its paper's plan reads those) are not training's.
-    "train": {"tgdt": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
+    "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
                        "ablation_epochs")},
 }
 
@@ -228,10 +228,10 @@ class JointConfig(CEConfig, BEConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TGDTConfig(_TrainSection):
-    """A dual transformer (itr.models.dual) trained with the CMC loss (Liu et al., TGDT §III), and its two-stage
+class DualConfig(_TrainSection):
+    """A dual transformer (itr.models.dual) trained with the CMC loss (Liu et al. 2023, §III), and its two-stage
     inference. Adam (AdamW without decay) with linear decay; the paper's StepLR is not used (params.yaml says why)."""
-    SECTION = "tgdt"
+    SECTION = "dual"
     epochs: int = 2
     batch_size: int = 40
     lr: float = 1e-4
@@ -313,11 +313,11 @@ class TrackingConfig(_Section):
 # The params sections that have a dataclass; the others (benchmark, shift, multilingual, auxiliary,
 # ablations) are read by the workflow or by benchmarks/latency.py only.
 SECTIONS: dict[str, type[_Section]] = {cls.SECTION: cls for cls in (
-    ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, TGDTConfig,
+    ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, DualConfig,
     RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
 # Training methods (``itr train <method>``) -> the section holding their settings.
 TRAIN_METHODS: dict[str, type[_TrainSection]] = {"be": BEConfig, "ce": CEConfig, "joint": JointConfig,
-                                                 "cmc": TGDTConfig}
+                                                 "cmc": DualConfig}
 # Sections whose code draws random numbers, to which the workflow adds the global seed: every section whose
 # dataclass has a seed field, and the latency benchmark (a script; its section has no dataclass).
 SEEDED = frozenset({name for name, cls in SECTIONS.items() if any(f.name == "seed" for f in dataclasses.fields(cls))}

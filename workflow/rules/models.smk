@@ -8,7 +8,7 @@ rule train:
     params:
         code=CODE["train"],
         upstream=upstream(train_inputs),
-        # The method's params section (itr.config.TRAIN_METHODS: cmc trains with tgdt's)
+        # The method's params section (itr.config.TRAIN_METHODS: cmc trains with dual's)
         cfg=lambda wc: section(TRAIN_METHODS[wc.model].SECTION, stage="train", **VARIANTS[wc.variant]["overrides"]),
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         tracking=section("tracking"),

@@ -23,5 +23,5 @@ PAPER = Paper(
     ),
     # every key its plan and rules read (rerank.batch_size: its second stage scores with it); the baselines its
     # tables show (Retrieve Fast, Rerank Smart's BE and SEP+COOP cells) are dependencies of its DVC stage
-    params=("seed", "text_encoder", "tgdt", "rerank.batch_size", "index", "evaluation", "tracking"),
+    params=("seed", "text_encoder", "dual", "rerank.batch_size", "index", "evaluation", "tracking"),
 )

@@ -3,11 +3,11 @@
 Rows (methods) of a dual transformer (itr.models.dual) trained with the CMC loss (``itr train cmc``):
 * ``tgdt_g``: global similarity only, through the model's faiss index (TGDT-G);
 * ``tgdt_l``: local similarity of every pair (TGDT-L);
-* ``tgdt_gl``: two-stage, the top ``tgdt.k`` of the global search re-ranked by
+* ``tgdt_gl``: two-stage, the top ``dual.k`` of the global search re-ranked by
   (1 - theta) S_g + theta S_l (TGDT-GL, eq. 8; the "mix" fusion with weight 1 - theta on S_g).
 
 Protocol analogues (issue "TGDT"): Flickr30K 1K -> ``subset``, COCO 1K -> ``folds``, COCO 5K -> ``full``. The
-ablations (Table VI, Figure 5) train on ``tgdt.ablation_train_images`` images for ``tgdt.ablation_epochs`` and are
+ablations (Table VI, Figure 5) train on ``dual.ablation_train_images`` images for ``dual.ablation_epochs`` and are
 measured on Table I's protocol. Nothing here imports torch or pandas: Snakemake parses it on every call.
 
 Example:
@@ -21,7 +21,7 @@ from itr.config import EvalConfig
 from itr.layout import EVAL_METRICS, FUSION_METRICS, K_METRICS, MAIN_DATASET, RERANK_SCORES
 from itr.papers import Plan, Sweep, TableSpec
 
-MODEL = "cmc"  # itr train cmc: the dual transformer (params section tgdt)
+MODEL = "cmc"  # itr train cmc: the dual transformer (params section dual)
 EMBEDDING_ROWS = {"tgdt_g": MODEL}
 RERANK_ROWS = {"tgdt_l": (MODEL, None), "tgdt_gl": (MODEL, MODEL)}
 ROWS = ["tgdt_g", "tgdt_l", "tgdt_gl"]
@@ -65,7 +65,7 @@ def cell(variant: str, method: str, protocol: str) -> str:
 
 def plan(config: dict) -> Plan:
     """Every variant and table cell of the paper under ``config`` (a validated params mapping)."""
-    tgdt, rerank = config["tgdt"], config["rerank"]
+    tgdt, rerank = config["dual"], config["rerank"]
     budget = {"train_images": tgdt["ablation_train_images"], "epochs": tgdt["ablation_epochs"]}
     ablations = {f"{ABLATION}/{name}": {**budget, **change} for name, change in ABLATIONS.items()}
     main_slack = tgdt["slack"]
@@ -121,4 +121,4 @@ def _note(tgdt: dict) -> str:
 
 def _ablation_note(tgdt: dict) -> str:
     return (f"Ablation budget: trained on the first {tgdt['ablation_train_images']} training images for "
-            f"{tgdt['ablation_epochs']} epoch(s) (tgdt.ablation_train_images, tgdt.ablation_epochs).")
+            f"{tgdt['ablation_epochs']} epoch(s) (dual.ablation_train_images, dual.ablation_epochs).")
