@@ -33,6 +33,7 @@ from itr.models.encode import (
     image_batch,
     image_inputs,
     image_token_sets,
+    local_score_matrix,
     score_pairs,
 )
 from itr.sampling import sample_match_pairs
@@ -154,9 +155,7 @@ def validate_local(model, val: CaptionSet, store: FeatureStore, device, batch_si
     images = val.unique_images
     text, text_local = caption_token_sets(model, val, np.arange(len(val)), batch_size, device)  # (N, T, d)
     image, image_local = image_token_sets(model, store, images, batch_size, device)  # (M, 1 + R, d)
-    with torch.no_grad():
-        scores = torch.cat([model.local_scores(image, image_local, text[s:s + 64], text_local[s:s + 64])
-                            for s in range(0, len(val), 64)], dim=1).float().cpu().numpy()  # (M, N)
+    scores = local_score_matrix(model, image, image_local, text, text_local).numpy()  # (M, N)
     k = min(max(VAL_KS), len(images))
     t2i = np.argsort(-scores.T, axis=1, kind="stable")[:, :k]
     i2t = np.argsort(-scores, axis=1, kind="stable")[:, :k]

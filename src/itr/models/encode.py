@@ -141,6 +141,13 @@ def image_token_sets(model, store: FeatureStore, image_ids: list[str], batch_siz
     return torch.cat(tokens), torch.cat(local)
 
 
+@torch.no_grad()
+def local_score_matrix(model, image, image_local, text, text_local, block: int = 64) -> torch.Tensor:
+    """S_l of every image with every caption, from token sets, ``block`` captions at a time. (Ni, Nc) on the CPU."""
+    return torch.cat([model.local_scores(image, image_local, text[s:s + block], text_local[s:s + block])
+                      for s in range(0, len(text), block)], dim=1).float().cpu()
+
+
 def _late_pair_scores(model, captions: CaptionSet, caption_rows: np.ndarray, store: FeatureStore,
                       image_ids: list[str], batch_size: int, device) -> np.ndarray:
     """Each distinct caption and image encoded once, then every pair scored from the two token sets."""
@@ -149,9 +156,7 @@ def _late_pair_scores(model, captions: CaptionSet, caption_rows: np.ndarray, sto
     text, text_local = caption_token_sets(model, captions, rows, batch_size, device)  # (Nc, T, d)
     image, image_local = image_token_sets(model, store, list(images), batch_size, device)  # (Ni, 1 + R, d)
     if len(caption_rows) >= len(rows) * len(images) // 2:  # (nearly) all pairs: whole blocks beat gathering
-        with torch.no_grad():
-            full = torch.cat([model.local_scores(image, image_local, text[s:s + 64], text_local[s:s + 64])
-                              for s in range(0, len(rows), 64)], dim=1).float().cpu()  # (Ni, Nc)
+        full = local_score_matrix(model, image, image_local, text, text_local)  # (Ni, Nc)
         return full[torch.from_numpy(image_of), torch.from_numpy(caption_of)].numpy()
     out, step = [], 16 * batch_size
     for s in tqdm(range(0, len(caption_rows), step), desc="scoring pairs from token sets", mininterval=10,
