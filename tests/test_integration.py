@@ -13,7 +13,7 @@ import yaml
 
 from conftest import BIN, run
 
-from itr import papers
+from itr import layout, papers
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,15 @@ def test_dvc_repro_builds_every_registered_table_from_nothing(project):
             assert (proj / "logs" / "table" / f"{name}_{target.name}.log").exists()
             if target.png:
                 assert stem.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # the inference-time benchmark scores each method as its workflow cell does (the same calls, in one process)
+    bench = json.loads((proj / layout.INFERENCE_BENCHMARK.format(paper="tgdt")).read_text())
+    timing = papers.plan("tgdt", params).timing
+    assert list(bench["methods"]) == list(timing.methods)
+    for method, result in bench["methods"].items():
+        cell = proj / layout.EVAL_METRICS.format(variant=timing.methods[method], method=method,
+                                                 collection=layout.MAIN_DATASET, protocol=bench["protocol"])
+        if method != "ce":  # the CE scores every pair only here
+            assert result["metrics"] == pytest.approx(json.loads(cell.read_text())["metrics"]), method
     metrics = json.loads((proj / "results/metrics/rfrs/be/shapes/folds.json").read_text())
     assert metrics["protocol_label"] == "mean over 2 folds of 20 images" and len(metrics["per_group"]) == 2
     fold_means = {k: sum(g[k] for g in metrics["per_group"]) / 2 for k in metrics["metrics"]}
@@ -231,19 +240,20 @@ def test_a_fusion_param_change_recomputes_cells_from_the_cached_scores(project):
 
 
 def test_a_theta_edit_reruns_only_the_two_stage_cells_and_their_tables(project):
-    """TGDT's theta weighs S_l in the two-stage score: neither training, indexing nor scoring reads it."""
+    """TGDT's theta weighs S_l in the two-stage score: neither training, indexing nor scoring reads it. The
+    inference-time benchmark times TGDT-GL whole (its ranking too), in one run with the other methods."""
     proj, _ = project
     with edited(proj / "params.yaml", _param_edit("dual", "theta", 0.25)):
         dry = run(["snakemake", "-n", "-p", "tgdt_all"], proj).stdout
-    assert _rules(dry) == {"rerank_evaluate", "rerank_evaluate_variants_tgdt", "paper_table", "paper_figure",
-                           "tgdt_all"}, dry
+    assert _rules(dry) == {"rerank_evaluate", "rerank_evaluate_variants_tgdt", "benchmark_inference_time",
+                           "paper_table", "paper_figure", "tgdt_all"}, dry
     cells = {line.split("--out ")[1].split()[0] for line in dry.splitlines() if "itr rerank evaluate" in line
              and "--out " in line}
     assert cells and all("/tgdt_gl/" in c for c in cells), cells
     tables = set(re.findall(r"--out results/tables/(tgdt_\w+)", dry))
-    # the tables with two-stage cells, and the claims, which read them
-    assert tables == {"tgdt_table1", "tgdt_table2", "tgdt_table3", "tgdt_figure6", "tgdt_evaluator",
-                      "tgdt_claims"}, tables
+    # the tables with two-stage cells or the benchmark, and the claims, which read them
+    assert tables == {"tgdt_table1", "tgdt_table2", "tgdt_table3", "tgdt_table4", "tgdt_table5", "tgdt_figure1",
+                      "tgdt_figure6", "tgdt_figure7", "tgdt_evaluator", "tgdt_claims"}, tables
 
 
 def _rules(dry_run: str) -> set[str]:

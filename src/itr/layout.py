@@ -38,6 +38,7 @@ FUSION_METRICS = VARIANTS_DIR + "/{fusion}_{lam}.json"
 TABLE_STEM = "results/tables/{paper}_{target}"
 TABLE_FORMATS = ("md", "csv", "tex", "json")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"
+INFERENCE_BENCHMARK = "results/benchmarks/{paper}_inference.json"  # benchmarks/inference_time.py of a Plan.timing
 
 
 def datasets(config: dict) -> dict[str, dict]:

@@ -36,6 +36,7 @@ RULE_ENTRIES = {
     "paper_table": "itr.cli.report:table",
     "check_scores": "itr.cli.report:check_scores",
     "benchmark_latency": "benchmarks/latency.py",
+    "benchmark_inference_time": "benchmarks/inference_time.py",
 }
 
 

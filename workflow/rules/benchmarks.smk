@@ -31,3 +31,36 @@ rule benchmark_latency:
         " --features $(dirname {input.features}) --config {params.cfg} --out {output} --threads {threads}"
         " > {log} 2>&1"
 
+
+
+# Total inference time of whole evaluations (a paper's Plan.timing: its rows, on one protocol), every method
+# timed and scored in one run by benchmarks/inference_time.py (JSON first).
+rule benchmark_inference_time:
+    input:
+        models=timing_models,
+        **data_inputs(DATASET),
+        script="benchmarks/inference_time.py",
+    output:
+        INFERENCE_BENCHMARK,
+    wildcard_constraints:
+        paper="|".join(TIMINGS) or "(?!)",  # (?!): no paper times anything
+    params:
+        code=CODE["benchmark_inference_time"],
+        upstream=upstream(lambda wc: [*timing_models(wc), *data_inputs(DATASET).values()]),
+        methods=lambda wc: shlex.quote(json.dumps(timed_methods(wc))),
+        protocol=lambda wc: TIMINGS[wc.paper].protocol,
+        eval_cfg=section("evaluation"),
+        index_cfg=section("index"),
+    conda:
+        ITR_ENV
+    log:
+        "logs/benchmark_inference_time/{paper}.log",
+    benchmark:
+        "logs/benchmarks/benchmark_inference_time/{paper}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=16000,
+    shell:
+        "python {input.script} --data $(dirname {input.data}) --features $(dirname {input.features})"
+        " --protocol {params.protocol} --methods {params.methods} --eval-config {params.eval_cfg}"
+        " --index-config {params.index_cfg} --out {output} --threads {threads} > {log} 2>&1"

@@ -8,7 +8,8 @@ import yaml
 from itr import papers
 from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
-from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, LATENCY_BENCHMARK,
+from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, INFERENCE_BENCHMARK,
+                        LATENCY_BENCHMARK,
                         MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
                         datasets, table_files)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
@@ -52,6 +53,7 @@ SEARCHED = sorted({pair for plan in PAPER_PLANS.values() for pair in plan.search
 SWEEPS = {name: plan.sweep for name, plan in PAPER_PLANS.items() if plan.sweep}  # cells with k and fusion variants
 RERANK_SETTINGS = merged("rerank_settings")  # rerank rows that do not use params.yaml's rerank section
 ROW_FUSIONS = merged("row_fusions")  # rerank rows whose cells do not rank by the second-stage score alone
+TIMINGS = {name: plan.timing for name, plan in PAPER_PLANS.items() if plan.timing}  # inference-time benchmarks
 TABLES = {(name, target): spec for name, plan in PAPER_PLANS.items() for target, spec in plan.tables.items()}
 
 DETECTOR = LAYOUT_DETECTOR.format(dataset=DATASET)  # one detector (trained on the main dataset) for every dataset
@@ -184,6 +186,15 @@ def rerank_inputs(wc):
     if first_stage:
         inputs["first_stage"] = INDEX_DONE.format(variant=wc.variant, model=first_stage, collection=wc.collection)
     return inputs
+
+
+def timed_methods(wc):
+    """The inference-time benchmark's spec of each method a paper times (itr.papers.timed_methods)."""
+    return papers.timed_methods(TIMINGS[wc.paper], PAPER_PLANS, config["rerank"])
+
+
+def timing_models(wc):
+    return sorted({path for spec in timed_methods(wc).values() for key, path in spec.items() if key.endswith("_stage")})
 
 
 def test_dirs(wc):

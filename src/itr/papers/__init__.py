@@ -23,6 +23,7 @@ import importlib
 from importlib import resources
 from typing import Callable
 
+from itr import layout
 from itr.config import ConfigError
 from itr.errors import InputError
 from itr.protocols import protocol_problems
@@ -90,6 +91,14 @@ class Sweep:
 
 
 @dataclasses.dataclass(frozen=True)
+class Timing:
+    """Rows whose whole evaluation one run of benchmarks/inference_time.py times, on one protocol: method -> the
+    variant whose models it uses (a row of any registered paper; see timed_methods)."""
+    protocol: str
+    methods: dict
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """What a paper asks of the shared rules under one params mapping.
 
@@ -102,6 +111,7 @@ class Plan:
     rerank_settings: rerank row -> its RerankConfig values (k, ks, lambdas, batch_size, precision, protocol),
     for rows that do not use params.yaml's ``rerank`` section. row_fusions: rerank row -> {"fusion", "lam"}, how
     its cells rank a shortlist (itr.shortlist.fuse), for rows that do not rank by the second stage alone.
+    timing: a Timing (the inference-time benchmark, layout.INFERENCE_BENCHMARK), or None.
     """
     variants: dict
     collections: dict
@@ -115,6 +125,7 @@ class Plan:
     latency_models: dict | None = None
     rerank_settings: dict = dataclasses.field(default_factory=dict)
     row_fusions: dict = dataclasses.field(default_factory=dict)
+    timing: Timing | None = None
 
 
 def load(name: str) -> Paper:
@@ -153,3 +164,35 @@ def reported_file(name: str) -> str:
 def expected_scores(name: str) -> str:
     """Path of the paper's expected scores (checked both ways by ``snakemake check_scores``)."""
     return str(resources.files(f"itr.papers.{name}").joinpath("expected_scores.yaml"))
+
+
+def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
+    """benchmarks/inference_time.py's spec of each timed row, as the row's cells run it: its models
+    (itr.layout.MODEL), and for a second stage how pairs are scored, the shortlist depth and the fusion (the row's
+    rerank_settings, else params.yaml's ``rerank`` section, and its row_fusions). ``plans``: every paper's plan, as
+    a paper may time another's rows.
+
+    >>> timed_methods(Timing("subset", {"be": "rfrs"}), plans, params["rerank"])
+    {'be': {'first_stage': 'models/rfrs/be.pt'}}
+    """
+    def merged(field: str) -> dict:
+        return {k: v for p in plans.values() for k, v in getattr(p, field).items()}
+
+    embedding, reranked, settings, fusions = (merged(f) for f in ("embedding_rows", "rerank_rows", "rerank_settings",
+                                                                   "row_fusions"))
+    out = {}
+    for method, variant in timing.methods.items():
+        def model(name: str) -> str:
+            return layout.MODEL.format(variant=variant, model=name)
+
+        if method in embedding:
+            out[method] = {"first_stage": model(embedding[method])}
+        elif method in reranked:
+            second, first = reranked[method]
+            s = settings.get(method, rerank)
+            out[method] = {"second_stage": model(second), "batch_size": s["batch_size"], "precision": s["precision"]}
+            if first:
+                out[method].update(first_stage=model(first), k=s["k"], **fusions.get(method, {"fusion": "ce"}))
+        else:
+            raise UnknownPaperError(f"the timed method {method!r} is no row of a registered paper's plan")
+    return out

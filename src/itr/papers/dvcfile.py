@@ -46,12 +46,14 @@ def dvc_stages(config: dict) -> dict:
                      "outs": [{detector: KEEP}] + [{d: KEEP} for d in feature_dirs],
                      "metrics": [{layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): UNCACHED}]},
     }
-    for name in papers.PAPERS:
-        plan = papers.plan(name, config)
+    plans = {name: papers.plan(name, config) for name in papers.PAPERS}
+    for name, plan in plans.items():
         used = {v["dataset"] for v in plan.variants.values()} | {
             d for c in plan.collections.values() for d in (c["dataset"], *(s["dataset"] for s in c["distractors"]))}
+        timed = papers.timed_methods(plan.timing, plans, config["rerank"]) if plan.timing else {}
+        models = sorted({path for spec in timed.values() for key, path in spec.items() if key.endswith("_stage")})
         stages[name] = paper_stage(name, plan, [f"{kind}/{d}" for kind in ("data", "features") for d in datasets
-                                                if d in used])
+                                                if d in used], models)
     return stages
 
 
@@ -60,8 +62,9 @@ def _code(*rules: str) -> list[str]:
     return list(dict.fromkeys(f for rule in rules for f in closure_files(RULE_ENTRIES[rule])))
 
 
-def paper_stage(name: str, plan: papers.Plan, upstream: list[str]) -> dict:
-    """One paper's stage: its Snakemake target, and every directory and file its rules write."""
+def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models: list[str]) -> dict:
+    """One paper's stage: its Snakemake target, and every directory and file its rules write (``timed_models``: the
+    models its inference-time benchmark runs)."""
     paper = papers.load(name)
     variants = sorted({v.split("/")[0] for v in plan.variants})  # rfrs_aux_sizes/n60 lives in rfrs_aux_sizes/
     outs = [{f"{kind}/{v}": KEEP} for kind in ("models", "indexes", "scores") for v in variants]
@@ -70,13 +73,19 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str]) -> dict:
     outs += [{f: UNCACHED} for f in tables if not f.endswith(".json")]
     if plan.latency_models:
         outs.append({layout.LATENCY_BENCHMARK: UNCACHED})
-    # cells of other papers' variants that this paper's tables read (baselines): their stages write them
+    if plan.timing:
+        outs.append({layout.INFERENCE_BENCHMARK.format(paper=name): UNCACHED})
+    # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
+    # stages write them
     own = {v.split("/")[0] for v in plan.variants}
     borrowed = sorted({f for spec in plan.tables.values() for f in spec.inputs
-                       if f.startswith("results/metrics/") and f.split("/")[2] not in own})
+                       if f.startswith("results/metrics/") and f.split("/")[2] not in own}
+                      | {f for f in timed_models if f.split("/")[1] not in own})
+    scripts = (["benchmarks/latency.py"] if plan.latency_models else []) + (
+        ["benchmarks/inference_time.py"] if plan.timing else [])
     return {
         "cmd": f"snakemake --cores all {name}_all",
-        "deps": [*upstream, *borrowed, "src/itr", "workflow"] + (["benchmarks/latency.py"] if plan.latency_models else []),
+        "deps": [*upstream, *borrowed, "src/itr", "workflow", *scripts],
         "params": list(paper.params),
         "outs": outs,
         "metrics": [{f: UNCACHED} for f in tables if f.endswith(".json")],

@@ -30,7 +30,7 @@ def paper_numbers() -> dict:
     return reported_numbers(__package__)
 
 
-def _rounded(row: dict) -> dict:
+def rounded(row: dict) -> dict:
     return {c: round(row[c], 2) for c in SCORES}
 
 
@@ -42,7 +42,7 @@ def _results_table(name: str, paths: list[Path], out_stem: Path, protocol: str, 
     for m in cells:
         rows.append({"Model": NAMES[m["method"]], "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}",
                      **measured_row(m)})
-        flat[NAMES[m["method"]]] = _rounded(rows[-1])
+        flat[NAMES[m["method"]]] = rounded(rows[-1])
     df = pd.DataFrame(rows, columns=["Model", "Source", "Benchmark"] + SCORES)
     missing = [] if any(m["method"] == "sep_coop" for m in cells) else [
         "SEP+COOP is measured on Table I's protocol only (cross-encoding every fold's shortlists costs more than "
@@ -83,7 +83,7 @@ def build_table6(paths, out_stem: Path, protocol: str, note: str = "", labels: d
     flat = {}
     for label, m in zip(names, cells):
         rows.append({"Model": label, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}", **measured_row(m)})
-        flat[label] = _rounded(rows[-1])
+        flat[label] = rounded(rows[-1])
     df = pd.DataFrame(rows, columns=["Model", "Source", "Benchmark"] + SCORES)
     caption = ("Table VI analogue of Liu et al. (TGDT): Baseline = G and L trained separately with the plain hinge; "
                "w/o JGLR = trained separately with CMC; w/o CMC = jointly with the plain hinge; TGDT = jointly with "
@@ -98,7 +98,7 @@ def build_figure5(paths, out_stem: Path, protocol: str, note: str = "", labels: 
     slack, cells = (labels or {})["slack"], load_cells(paths, protocol)
     rows = [{"Model": NAMES[m["method"]], "sigma": slack[m["variant"]], **measured_row(m)} for m in cells]
     df = pd.DataFrame(rows, columns=["Model", "sigma"] + SCORES).sort_values(["Model", "sigma"], kind="stable")
-    flat = {f"{r['Model']}/sigma={r['sigma']}": _rounded(r) for r in df.to_dict("records")}
+    flat = {f"{r['Model']}/sigma={r['sigma']}": rounded(r) for r in df.to_dict("records")}
     caption = ("Figure 5 analogue of Liu et al. (TGDT): retrieval against the slack sigma of the intra-modal term "
                f"(paper, Flickr30K: {paper_numbers()['figure5']}). Ours: " + protocol_note(cells) + ". " + note)
     write_recall_table(df, out_stem, caption, flat)
@@ -113,7 +113,7 @@ def build_figure6(paths, out_stem: Path, protocol: str, note: str = "", labels: 
     rows = [{"Sweep": "K", "Value": m["k"], **measured_row(m)} for m in cells[:n_k]]
     rows += [{"Sweep": "theta", "Value": theta_of[str(m["lambda"])], **measured_row(m)} for m in cells[n_k:]]
     df = pd.DataFrame(rows, columns=["Sweep", "Value"] + SCORES)
-    flat = {f"{r['Sweep']}={r['Value']}": _rounded(r) for r in df.to_dict("records")}
+    flat = {f"{r['Sweep']}={r['Value']}": rounded(r) for r in df.to_dict("records")}
     caption = ("Figure 6 analogue of Liu et al. (TGDT), TGDT-GL: (a) theta = 0 ranks the shortlist by S_g alone, "
                "theta = 1 by S_l alone; (b) the shortlist depth K (a query whose relevant item is not in the global "
                f"top K is a miss). Paper (Flickr30K): {paper_numbers()['figure6']}. " + note + " Ours: "
