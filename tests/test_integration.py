@@ -157,6 +157,11 @@ def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     names = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     assert {"train_detector/dataset=shapes", "train/rfrs/be", "train/rfrs/joint", "train/rfrs_sketch/ce",
             "rfrs/be/shapes/full", "rfrs/sep_coop/shapes/subset", "rfrs_sketch/joint_coop/shapes/subset10"} <= set(names)
+    # evaluation cells are mirrored by one job per paper (rule track_cells), a run per metrics file
+    tracked = json.loads((proj / layout.TRACKED_CELLS.format(paper="rfrs")).read_text())
+    assert names["rfrs/be/shapes/full"].info.run_id == tracked["rfrs/be/shapes/full"]
+    assert names["rfrs/be/shapes/full"].data.metrics["rsum"] == pytest.approx(
+        json.loads((proj / "results/metrics/rfrs/be/shapes/full.json").read_text())["metrics"]["rsum"])
     history = client.get_metric_history(names["train/rfrs/be"].info.run_id, "train/loss")
     assert len(history) >= 2
     joint = names["train/rfrs/joint"].data.metrics
@@ -246,7 +251,7 @@ def test_a_theta_edit_reruns_only_the_two_stage_cells_and_their_tables(project):
     with edited(proj / "params.yaml", _param_edit("dual", "theta", 0.25)):
         dry = run(["snakemake", "-n", "-p", "tgdt_all"], proj).stdout
     assert _rules(dry) == {"rerank_evaluate", "rerank_evaluate_variants_tgdt", "benchmark_inference_time",
-                           "paper_table", "paper_figure", "tgdt_all"}, dry
+                           "paper_table", "paper_figure", "track_cells", "tgdt_all"}, dry
     cells = {line.split("--out ")[1].split()[0] for line in dry.splitlines() if "itr rerank evaluate" in line
              and "--out " in line}
     assert cells and all("/tgdt_gl/" in c for c in cells), cells

@@ -51,3 +51,35 @@ def test_failed_job_marks_its_run_failed(tmp_path):
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("e").experiment_id])
     assert run.info.status == "FAILED"
+
+
+def test_mirroring_cells_makes_one_run_per_new_content(tmp_path):
+    """A run per metrics file, named after its path; mirroring again adds runs only for files whose content
+    changed, and every run carries the file's params and metrics."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from itr.tracking import mirror_cells
+
+    cfg = TrackingConfig(uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="cells")
+    cells = []
+    for n, name in enumerate(("v/be/shapes/full", "v/sep_coop/shapes/subset/k=10")):
+        path = tmp_path / "results/metrics" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"method": name.split("/")[1], "protocol": "full", "k": None,
+                                    "metrics": {"t2i/R@1": 10.0 + n, "rsum": 100.0 + n}, "per_group": None}))
+        cells.append(path)
+    first = mirror_cells(cfg, cells, log=lambda _: None)
+    assert set(first) == {"v/be/shapes/full", "v/sep_coop/shapes/subset/k=10"}
+    assert mirror_cells(cfg, cells, log=lambda _: None) == first  # nothing new: the same runs
+    cells[0].write_text(cells[0].read_text().replace("100.0", "99.0"))
+    third = mirror_cells(cfg, cells, log=lambda _: None)
+    assert third["v/be/shapes/full"] != first["v/be/shapes/full"]
+    assert third["v/sep_coop/shapes/subset/k=10"] == first["v/sep_coop/shapes/subset/k=10"]
+    client = MlflowClient(tracking_uri=cfg.uri)
+    runs = client.search_runs([client.get_experiment_by_name("cells").experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    latest = client.get_run(third["v/be/shapes/full"])
+    assert latest.data.metrics == {"t2i/R_at_1": 10.0, "rsum": 99.0}
+    assert latest.data.params == {"method": "be", "protocol": "full"} and latest.data.tags["file"] == str(cells[0])

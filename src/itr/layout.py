@@ -12,6 +12,7 @@ wildcards (and ``str.format`` fields).
     results/metrics/{variant}/{method}/{collection}/{protocol}.json  one table cell
     results/metrics/.../{protocol}/k={k}.json, {fusion}_{lam}.json   its shortlist-depth and fusion variants
     results/tables/{paper}_{target}.{md,csv,tex,json[,png]}          a paper's table or figure
+    results/tracking/{paper}.json                                     MLflow runs mirroring its metrics files
 
 Example:
     >>> cell_variants("results/metrics/v/sep_coop/shapes/subset", ks=[10, 20], fusions=["add"], lambdas=[0.5])
@@ -38,6 +39,7 @@ FUSION_METRICS = VARIANTS_DIR + "/{fusion}_{lam}.json"
 TABLE_STEM = "results/tables/{paper}_{target}"
 TABLE_FORMATS = ("md", "csv", "tex", "json")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"
+TRACKED_CELLS = "results/tracking/{paper}.json"  # the MLflow runs mirroring a paper's metrics files
 INFERENCE_BENCHMARK = "results/benchmarks/{paper}_inference.json"  # benchmarks/inference_time.py of a Plan.timing
 
 

@@ -35,6 +35,7 @@ RULE_ENTRIES = {
     "rerank_evaluate": "itr.cli.rerank:evaluate",
     "paper_table": "itr.cli.report:table",
     "check_scores": "itr.cli.report:check_scores",
+    "track_cells": "itr.cli.report:runs_mirror",
     "benchmark_latency": "benchmarks/latency.py",
     "benchmark_inference_time": "benchmarks/inference_time.py",
 }

@@ -1,8 +1,11 @@
-"""MLflow mirroring of training and evaluation jobs, safe under parallel Snakemake jobs.
+"""MLflow mirroring of training jobs and of evaluation cells, safe under parallel Snakemake jobs.
 
 The metrics JSON files are the source of truth; MLflow is a view for comparing runs.
-Every job opens a ``Tracker``: one MLflow run named after its rule and wildcards, with
-params, tags (git commit, params hash, rule) and metrics with step histories.
+Every training job opens a ``Tracker``: one MLflow run named after its rule and wildcards, with
+params, tags (git commit, params hash, rule) and metrics with step histories (curves while it trains).
+Evaluation cells are mirrored after they are written, a paper's at once (``mirror_cells``, rule
+``track_cells``): one run per metrics file, named after its path, made only when that file's content
+is new, so a rebuild adds runs for the cells that changed and none for the others.
 
 SQLite is a single-writer database, and several processes creating its schema or writing
 at once fail with "database is locked" or migration races. So every write to a
@@ -165,3 +168,57 @@ def compare_runs(cfg: TrackingConfig, metric_prefix: str = "", max_runs: int = 1
     cols = ["tags.mlflow.runName", "start_time", "tags.params_hash"] + metric_cols
     out = df[[c for c in cols if c in df.columns]].rename(columns=lambda c: c.split(".", 1)[-1])
     return out.sort_values("start_time", ascending=False)
+
+
+MIRROR_SOURCE = "metrics file"  # the ``source`` tag of a run mirroring one
+
+
+def cell_run_name(path: str | Path) -> str:
+    """A metrics file's run: its path under results/metrics, without .json ('baseline/be/shapes/full')."""
+    return str(path).split("results/metrics/", 1)[-1].removesuffix(".json")
+
+
+def mirror_cells(cfg: TrackingConfig, cells: list[Path], log=print) -> dict[str, str]:
+    """One FINISHED run per metrics file (name: cell_run_name; params: what the file says it measured; metrics:
+    its metrics), unless a run already mirrors the same content (tag ``digest``). Returns {run name: run id}.
+
+    One process and one store lock for all the cells: a cell's own job no longer imports MLflow.
+    """
+    import json
+
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from itr.manifest import file_digest
+
+    commit, now = git_commit(), int(time.time() * 1000)
+    out, made = {}, 0
+    with store_lock(cfg.uri):
+        client = MlflowClient(tracking_uri=cfg.uri)
+        exp = client.get_experiment_by_name(cfg.experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(cfg.experiment)
+        mirrored, token = {}, None
+        while True:  # every run that mirrors a file, by (name, digest)
+            page = client.search_runs([exp_id], f"tags.source = '{MIRROR_SOURCE}'", max_results=1000, page_token=token)
+            mirrored.update({(r.info.run_name, r.data.tags.get("digest")): r.info.run_id for r in page})
+            token = page.token
+            if not token:
+                break
+        for path in cells:
+            name, digest = cell_run_name(path), file_digest(path)
+            if (name, digest) in mirrored:
+                out[name] = mirrored[(name, digest)]
+                continue
+            cell = json.loads(Path(path).read_text())
+            run = client.create_run(exp_id, run_name=name, tags={"source": MIRROR_SOURCE, "file": str(path),
+                                                                  "digest": digest, "git_commit": commit})
+            params = {k: v for k, v in cell.items() if k not in ("metrics", "per_group") and v is not None}
+            client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in _flatten(params).items()],
+                             metrics=[Metric(k.replace("@", "_at_"), float(v), now, 0)
+                                      for k, v in cell.get("metrics", {}).items()],
+                             tags=[RunTag("params_hash", params_hash(params))])
+            client.set_terminated(run.info.run_id, status="FINISHED")
+            out[name], made = run.info.run_id, made + 1
+    log(f"mirrored {len(cells)} metrics files to MLflow ({cfg.uri}, experiment {cfg.experiment}): {made} new runs, "
+        f"{len(cells) - made} unchanged")
+    return out

@@ -9,9 +9,8 @@ from itr import papers
 from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, INFERENCE_BENCHMARK,
-                        LATENCY_BENCHMARK,
-                        MAIN_DATASET, MODEL, RERANK_SCORES, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants,
-                        datasets, table_files)
+                        LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES, TRACKED_CELLS, TRAIN_HISTORY,
+                        TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets, table_files)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import files_identity
 from itr.provenance import RULE_ENTRIES, code_digest, package_modules
@@ -151,8 +150,6 @@ def table_inputs(wc):
 # can raise them with set-threads.
 SHORT_JOB_THREADS = 1
 
-RUN_NAME = "{variant}/{method}/{collection}/{protocol}"  # MLflow run name of an evaluation cell
-
 
 def section(name, stage=None, **overrides):
     """A params.yaml section as one shell-quoted JSON argument (the CLI's --config).
@@ -170,8 +167,17 @@ def section(name, stage=None, **overrides):
 
 
 def paper_outputs(paper):
-    """Every file a paper's <paper>_all target builds: its tables and figures, and its files beside them."""
-    return [f for t in papers.load(paper).targets for f in table_outputs(paper, t.name)] + PAPER_PLANS[paper].extra_outputs
+    """Every file a paper's <paper>_all target builds: its tables and figures, its files beside them, and the
+    MLflow runs mirroring its metrics files."""
+    return ([f for t in papers.load(paper).targets for f in table_outputs(paper, t.name)]
+            + PAPER_PLANS[paper].extra_outputs + [TRACKED_CELLS.format(paper=paper)])
+
+
+def paper_cells(wc):
+    """Every metrics file a paper's tables read, and those it builds beside them."""
+    plan = PAPER_PLANS[wc.paper]
+    return sorted({f for spec in plan.tables.values() for f in [*spec.inputs, *plan.extra_outputs]
+                   if f.startswith("results/metrics/")})
 
 
 def table_outputs(paper, target):

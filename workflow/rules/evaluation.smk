@@ -1,3 +1,5 @@
+# The cells below write metrics files only; rule track_cells mirrors a paper's into MLflow at once.
+
 # Embedding rows (BE, JOINT+BE): search the model's faiss index.
 rule evaluate:
     input:
@@ -10,8 +12,6 @@ rule evaluate:
         code=CODE["evaluate"],
         upstream=upstream(evaluate_input),
         cfg=section("evaluation"),
-        tracking=section("tracking"),
-        run_name=RUN_NAME,
         trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
     conda:
         ITR_ENV
@@ -25,8 +25,7 @@ rule evaluate:
     shell:
         "itr evaluate --index $(dirname {input}) --config {params.cfg} --protocol {wildcards.protocol}"
         " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
-        " --variant {wildcards.variant} --out {output}"
-        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
+        " --variant {wildcards.variant} --out {output} > {log} 2>&1"
 
 
 # Rerank rows: second-stage scores (a cross-encoder's, or a dual transformer's local similarity) of every
@@ -81,8 +80,6 @@ rule rerank_evaluate:
         cfg=lambda wc: rerank_section(wc, "rerank_evaluate"),  # reads k only
         eval_cfg=section("evaluation", stage="rerank_evaluate"),
         fusion=fusion_args,
-        tracking=section("tracking"),
-        run_name=RUN_NAME,
         trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
     conda:
         ITR_ENV
@@ -96,8 +93,7 @@ rule rerank_evaluate:
     shell:
         "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg} {params.fusion}"
         " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
-        " --variant {wildcards.variant} --out {output}"
-        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
+        " --variant {wildcards.variant} --out {output} > {log} 2>&1"
 
 
 # A sweep's depth and fusion variants of its cell (itr.papers.Sweep): one rule per paper with a sweep, since
@@ -122,8 +118,6 @@ for _paper, _sweep in SWEEPS.items():
             cfg=lambda wc, s=_sweep: rerank_section(wc, "rerank_evaluate_variants", ks=s.ks, lambdas=s.lambdas),
             eval_cfg=section("evaluation", stage="rerank_evaluate_variants"),
             fusion=lambda wc, s=_sweep: f"{fusion_args(wc)} --variant-fusions {','.join(s.fusions)}",
-            tracking=section("tracking"),
-            run_name=f"{RUN_NAME}:variants",
             variants_dir=VARIANTS_DIR,
             trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
         conda:
@@ -138,5 +132,4 @@ for _paper, _sweep in SWEEPS.items():
         shell:
             "itr rerank evaluate --scores {input} --config {params.cfg} --eval-config {params.eval_cfg} {params.fusion}"
             " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
-            " --variant {wildcards.variant} --variants-dir {params.variants_dir}"
-            " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
+            " --variant {wildcards.variant} --variants-dir {params.variants_dir} > {log} 2>&1"

@@ -61,3 +61,29 @@ rule check_scores:
         mem_mb=500,
     shell:
         "itr check-scores --expected {input.expected} --out {output} > {log} 2>&1"
+
+
+# MLflow mirrors a paper's metrics files once they are written: one run per file whose content has no run yet
+# (itr.tracking.mirror_cells), so the cells' own jobs never import MLflow or wait on its store lock.
+rule track_cells:
+    input:
+        paper_cells,
+    output:
+        TRACKED_CELLS,
+    wildcard_constraints:
+        paper="|".join(papers.PAPERS),
+    params:
+        code=CODE["track_cells"],
+        upstream=upstream(paper_cells),
+        tracking=section("tracking"),
+    conda:
+        ITR_ENV
+    log:
+        "logs/track_cells/{paper}.log",
+    benchmark:
+        "logs/benchmarks/track_cells/{paper}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "itr runs mirror --tracking {params.tracking} --cells {input} --out {output} > {log} 2>&1"

@@ -14,7 +14,7 @@ params, and the library writes every output atomically. One module per stage gro
     itr rerank score --reranker CE.pt [--first-stage DIR] --data D ... --out S.npz      itr.cli.rerank
     itr rerank evaluate --scores S.npz --config JSON --method sep_coop --out M.json [--variants-dir D]
     itr table <paper> <target> --inputs a.json ... --spec JSON --out STEM               itr.cli.report
-    itr check-scores --expected E.yaml ... | itr runs compare
+    itr check-scores --expected E.yaml ... | itr runs compare | itr runs mirror --cells M.json ... --out R.json
     itr dvc-yaml [--check]                                                               itr.cli.workflow
 """
 from __future__ import annotations

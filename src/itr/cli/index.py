@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from itr.cli.common import (PROTOCOL_HELP, add_cell_names, add_collection, add_compute, add_tracking, cell_names,
-                            compute, log, tracker)
+from itr.cli.common import PROTOCOL_HELP, add_cell_names, add_collection, add_compute, cell_names, compute, log
 
 
 def register(sub) -> None:
@@ -19,7 +18,6 @@ def register(sub) -> None:
         p.add_argument(a, required=True)
     p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
     add_cell_names(p)
-    add_tracking(p)
     p.set_defaults(func=evaluate)
 
 
@@ -43,10 +41,6 @@ def evaluate(args) -> int:
 
     cfg = parse_section(EvalConfig, args.config)
     result = {**evaluate_collection(Path(args.index), cfg, args.protocol), **cell_names(args, args.method)}
-    with tracker(args, {"evaluation": cfg.to_dict(), "protocol": args.protocol},
-                 {"rule": "evaluate", "method": args.method, "protocol": args.protocol}) as run:
-        if run:
-            run.log(result["metrics"])
     write_json(args.out, result)
     log.info("%s %s: %s", args.method, args.protocol, {k: round(v, 2) for k, v in result["metrics"].items()})
     return 0

@@ -1,4 +1,5 @@
-"""itr table | itr check-scores | itr runs compare: paper tables, expected scores, MLflow runs side by side."""
+"""itr table | itr check-scores | itr runs compare | itr runs mirror: paper tables, expected scores, MLflow runs
+side by side, and metrics files mirrored into MLflow."""
 from __future__ import annotations
 
 import json
@@ -21,11 +22,17 @@ def register(sub) -> None:
     p.add_argument("--root", default=".")
     p.add_argument("--out", help="write the report here when every score is OK")
     p.set_defaults(func=check_scores)
-    p = sub.add_parser("runs", help="MLflow runs").add_subparsers(dest="cmd", required=True).add_parser("compare")
+    runs = sub.add_parser("runs", help="MLflow runs").add_subparsers(dest="cmd", required=True)
+    p = runs.add_parser("compare", help="finished runs side by side")
     p.add_argument("--uri", default="sqlite:///mlflow.db")
     p.add_argument("--experiment", default="itr")
     p.add_argument("--metric-prefix", default="")
     p.set_defaults(func=runs_compare)
+    p = runs.add_parser("mirror", help="one MLflow run per metrics file whose content has no run yet")
+    p.add_argument("--tracking", required=True, help="JSON of the tracking section")
+    p.add_argument("--cells", nargs="+", required=True, help="metrics files (results/metrics/...json)")
+    p.add_argument("--out", required=True, help="JSON written when done: {run name: run id}")
+    p.set_defaults(func=runs_mirror)
 
 
 def table(args) -> int:
@@ -54,4 +61,15 @@ def runs_compare(args) -> int:
 
     df = compare_runs(TrackingConfig(uri=args.uri, experiment=args.experiment), args.metric_prefix)
     print("no finished runs" if df.empty else df.to_markdown(index=False, floatfmt=".2f"))
+    return 0
+
+
+def runs_mirror(args) -> int:
+    from itr.atomic import write_json
+    from itr.cli.common import log
+    from itr.config import TrackingConfig, parse_section
+    from itr.tracking import mirror_cells
+
+    runs = mirror_cells(parse_section(TrackingConfig, args.tracking), [Path(c) for c in args.cells], log=log.info)
+    write_json(args.out, runs)
     return 0

@@ -1,8 +1,7 @@
 """itr rerank score | itr rerank evaluate: cross-encode shortlists (or every pair), then score the cells."""
 from __future__ import annotations
 
-from itr.cli.common import (PROTOCOL_HELP, add_cell_names, add_collection, add_compute, add_tracking, cell_names,
-                            compute, log, tracker)
+from itr.cli.common import PROTOCOL_HELP, add_cell_names, add_collection, add_compute, cell_names, compute, log
 
 
 def register(sub) -> None:
@@ -26,7 +25,6 @@ def register(sub) -> None:
     p.add_argument("--lam", type=float, help="the fusion's weight of the first-stage score")
     p.add_argument("--variant-fusions", default="add,norm_add", help="fusions of the --variants-dir weight cells")
     add_cell_names(p)
-    add_tracking(p)
     p.set_defaults(func=evaluate)
 
 
@@ -56,8 +54,4 @@ def evaluate(args) -> int:
                            cell_names(args, args.method), args.variants_dir, args.fusion, args.lam,
                            args.variant_fusions.split(","))
     log.info("%s %s: %s", args.method, cell["protocol"], {k: round(v, 2) for k, v in cell["metrics"].items()})
-    with tracker(args, {"rerank": cfg.to_dict(), "protocol": cell["protocol"]},
-                 {"rule": "rerank_evaluate", "method": args.method, "protocol": cell["protocol"]}) as run:
-        if run:
-            run.log(cell["metrics"])
     return 0

@@ -75,6 +75,7 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
         outs.append({layout.LATENCY_BENCHMARK: UNCACHED})
     if plan.timing:
         outs.append({layout.INFERENCE_BENCHMARK.format(paper=name): UNCACHED})
+    outs.append({layout.TRACKED_CELLS.format(paper=name): UNCACHED})
     # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
     # stages write them
     own = {v.split("/")[0] for v in plan.variants}
