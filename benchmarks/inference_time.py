@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import faiss
+import numpy as np
 import torch
 
 from itr.atomic import write_json
@@ -75,7 +76,7 @@ def check_methods(methods: dict) -> None:
 def run_method(spec: dict, target, protocol: str, first_images: int | None, cfgs: dict, tmp: Path,
                device) -> dict:
     """One whole evaluation of one method: its step times (s), metrics and pairs scored."""
-    steps, index_dir, pairs = {}, None, 0
+    steps, index_dir, pairs, cross_seconds = {}, None, 0, None
 
     def timed(step, fn, *args, **kwargs):
         t0 = time.perf_counter()
@@ -100,9 +101,11 @@ def run_method(spec: dict, target, protocol: str, first_images: int | None, cfgs
               None, first_images, rerank, eval_cfg, protocol, scores, device, log=log.info)
         cell = timed("rank", evaluate_scores, scores, k, [k], rerank.lambdas, eval_cfg.ks, str(tmp / "cell.json"), {},
                      fusion=spec.get("fusion", "ce"), lam=lam)
-        pairs = cell["pairs_scored"]
+        with np.load(scores) as z:  # the pair scoring alone, without loading the model or searching
+            pairs, cross_seconds = cell["pairs_scored"], json.loads(str(z["meta"]))["cross_seconds"]
     return {"seconds": round(sum(steps.values()), 4), "steps": steps, "pairs_scored": pairs,
-            "protocol_label": cell["protocol_label"], "n_images": cell["n_images"], "metrics": cell["metrics"], "spec": spec}
+            "cross_seconds": cross_seconds, "protocol_label": cell["protocol_label"],
+            "n_images": cell["n_images"], "n_groups": cell["n_groups"], "metrics": cell["metrics"], "spec": spec}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     check_methods(methods)
     cfgs = {"evaluation": parse_section(EvalConfig, args.eval_config),
             "index": parse_section(IndexConfig, args.index_config)}
-    torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # faiss search: one thread, as in the cells (itr.index.pin_search_threads)
     device = torch.device(args.device)
     target, _ = sources(args.data, args.features, "test")
     first_images = cfgs["evaluation"].subset_images(args.protocol)
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, {
         "protocol": args.protocol, "protocol_label": next(iter(results.values()))["protocol_label"],
         "machine": {"cpu": cpu_model(), "platform": platform.platform(), "threads": args.threads,
+                    "faiss_threads": faiss.omp_get_max_threads(),
                     "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
                     "torch": torch.__version__},
         "methods": results})

@@ -55,7 +55,7 @@ def test_failed_job_marks_its_run_failed(tmp_path):
 
 def test_mirroring_cells_makes_one_run_per_new_content(tmp_path):
     """A run per metrics file, named after its path; mirroring again adds runs only for files whose content
-    changed, and every run carries the file's params and metrics."""
+    changed (restored content included), and every run carries the file's params and metrics."""
     import json
 
     from mlflow.tracking import MlflowClient
@@ -83,3 +83,6 @@ def test_mirroring_cells_makes_one_run_per_new_content(tmp_path):
     latest = client.get_run(third["v/be/shapes/full"])
     assert latest.data.metrics == {"t2i/R_at_1": 10.0, "rsum": 99.0}
     assert latest.data.params == {"method": "be", "protocol": "full"} and latest.data.tags["file"] == str(cells[0])
+    cells[0].write_text(cells[0].read_text().replace("99.0", "100.0"))  # back to the first content: a new run
+    restored = mirror_cells(cfg, cells, log=lambda _: None)["v/be/shapes/full"]
+    assert restored not in (first["v/be/shapes/full"], third["v/be/shapes/full"])

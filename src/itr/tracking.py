@@ -78,6 +78,16 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def metric_key(name: str) -> str:
+    """MLflow metric keys may not contain '@'; keep our names readable: t2i/R@1 -> t2i/R_at_1."""
+    return name.replace("@", "_at_")
+
+
+def _experiment_id(client, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    return exp.experiment_id if exp else client.create_experiment(name)
+
+
 class Tracker:
     """One MLflow run for one job; use as a context manager. Fails the run on exceptions."""
 
@@ -99,8 +109,7 @@ class Tracker:
         with store_lock(self.cfg.uri):
             # Creating the client creates (and migrates) a new database: that must be locked too.
             self.client = MlflowClient(tracking_uri=self.cfg.uri)
-            exp = self.client.get_experiment_by_name(self.cfg.experiment)
-            exp_id = exp.experiment_id if exp else self.client.create_experiment(self.cfg.experiment)
+            exp_id = _experiment_id(self.client, self.cfg.experiment)
             self.close_orphans(exp_id)
             run = self.client.create_run(exp_id, run_name=self.run_name, tags=tags)
             self.run_id = run.info.run_id
@@ -125,8 +134,7 @@ class Tracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        # MLflow metric keys may not contain '@'; keep our names readable: R@1 -> R_at_1.
-        self._buffer += [Metric(k.replace("@", "_at_"), float(v), now, int(step)) for k, v in metrics.items()]
+        self._buffer += [Metric(metric_key(k), float(v), now, int(step)) for k, v in metrics.items()]
         if time.time() - self._last_flush > self.flush_every_s:
             self.flush()
 
@@ -180,7 +188,9 @@ def cell_run_name(path: str | Path) -> str:
 
 def mirror_cells(cfg: TrackingConfig, cells: list[Path], log=print) -> dict[str, str]:
     """One FINISHED run per metrics file (name: cell_run_name; params: what the file says it measured; metrics:
-    its metrics), unless a run already mirrors the same content (tag ``digest``). Returns {run name: run id}.
+    its metrics), unless the newest run of that name mirrors the same content (tag ``digest``): a file edited
+    and then restored gets a new run, so the newest run of a name always shows the file as it is.
+    Returns {run name: run id}.
 
     One process and one store lock for all the cells: a cell's own job no longer imports MLflow.
     """
@@ -195,26 +205,27 @@ def mirror_cells(cfg: TrackingConfig, cells: list[Path], log=print) -> dict[str,
     out, made = {}, 0
     with store_lock(cfg.uri):
         client = MlflowClient(tracking_uri=cfg.uri)
-        exp = client.get_experiment_by_name(cfg.experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(cfg.experiment)
-        mirrored, token = {}, None
-        while True:  # every run that mirrors a file, by (name, digest)
+        exp_id = _experiment_id(client, cfg.experiment)
+        newest, token = {}, None
+        while True:  # the newest run mirroring each file: name -> (start time, digest, run id)
             page = client.search_runs([exp_id], f"tags.source = '{MIRROR_SOURCE}'", max_results=1000, page_token=token)
-            mirrored.update({(r.info.run_name, r.data.tags.get("digest")): r.info.run_id for r in page})
+            for r in page:
+                seen = (r.info.start_time, r.data.tags.get("digest"), r.info.run_id)
+                newest[r.info.run_name] = max(newest.get(r.info.run_name, seen), seen)
             token = page.token
             if not token:
                 break
         for path in cells:
             name, digest = cell_run_name(path), file_digest(path)
-            if (name, digest) in mirrored:
-                out[name] = mirrored[(name, digest)]
+            if name in newest and newest[name][1] == digest:
+                out[name] = newest[name][2]
                 continue
             cell = json.loads(Path(path).read_text())
             run = client.create_run(exp_id, run_name=name, tags={"source": MIRROR_SOURCE, "file": str(path),
                                                                   "digest": digest, "git_commit": commit})
             params = {k: v for k, v in cell.items() if k not in ("metrics", "per_group") and v is not None}
             client.log_batch(run.info.run_id, params=[Param(k, str(v)[:6000]) for k, v in _flatten(params).items()],
-                             metrics=[Metric(k.replace("@", "_at_"), float(v), now, 0)
+                             metrics=[Metric(metric_key(k), float(v), now, 0)
                                       for k, v in cell.get("metrics", {}).items()],
                              tags=[RunTag("params_hash", params_hash(params))])
             client.set_terminated(run.info.run_id, status="FINISHED")

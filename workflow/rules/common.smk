@@ -31,13 +31,7 @@ PAPER_PLANS = {name: papers.plan(name, config) for name in papers.PAPERS}
 
 
 def merged(field):
-    out = {}
-    for name, plan in PAPER_PLANS.items():
-        for key, value in getattr(plan, field).items():
-            if key in out and out[key] != value:
-                raise ValueError(f"papers disagree on {field[:-1]} {key!r} (itr.papers.{name}.plan); rename one")
-            out[key] = value
-    return out
+    return papers.merged(PAPER_PLANS, field)
 
 
 VARIANTS = merged("variants")
@@ -175,7 +169,10 @@ def paper_outputs(paper):
 
 def paper_cells(wc):
     """Every metrics file a paper's tables read, and those it builds beside them."""
-    plan = PAPER_PLANS[wc.paper]
+    return metrics_files(PAPER_PLANS[wc.paper])
+
+
+def metrics_files(plan):
     return sorted({f for spec in plan.tables.values() for f in [*spec.inputs, *plan.extra_outputs]
                    if f.startswith("results/metrics/")})
 
@@ -200,7 +197,7 @@ def timed_methods(wc):
 
 
 def timing_models(wc):
-    return sorted({path for spec in timed_methods(wc).values() for key, path in spec.items() if key.endswith("_stage")})
+    return papers.timed_models(timed_methods(wc))
 
 
 def test_dirs(wc):

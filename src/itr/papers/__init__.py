@@ -166,6 +166,22 @@ def expected_scores(name: str) -> str:
     return str(resources.files(f"itr.papers.{name}").joinpath("expected_scores.yaml"))
 
 
+def merged(plans: dict[str, Plan], field: str) -> dict:
+    """One field of every paper's plan (a mapping) merged; two papers never give one name two meanings."""
+    out = {}
+    for name, plan in plans.items():
+        for key, value in getattr(plan, field).items():
+            if key in out and out[key] != value:
+                raise UnknownPaperError(f"papers disagree on {field} {key!r} (itr.papers.{name}.plan); rename one")
+            out[key] = value
+    return out
+
+
+def timed_models(specs: dict) -> list[str]:
+    """Every model the timed methods (timed_methods) load."""
+    return sorted({path for spec in specs.values() for key, path in spec.items() if key.endswith("_stage")})
+
+
 def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
     """benchmarks/inference_time.py's spec of each timed row, as the row's cells run it: its models
     (itr.layout.MODEL), and for a second stage how pairs are scored, the shortlist depth and the fusion (the row's
@@ -175,11 +191,8 @@ def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
     >>> timed_methods(Timing("subset", {"be": "rfrs"}), plans, params["rerank"])
     {'be': {'first_stage': 'models/rfrs/be.pt'}}
     """
-    def merged(field: str) -> dict:
-        return {k: v for p in plans.values() for k, v in getattr(p, field).items()}
-
-    embedding, reranked, settings, fusions = (merged(f) for f in ("embedding_rows", "rerank_rows", "rerank_settings",
-                                                                   "row_fusions"))
+    embedding, reranked, settings, fusions = (merged(plans, f) for f in ("embedding_rows", "rerank_rows",
+                                                                          "rerank_settings", "row_fusions"))
     out = {}
     for method, variant in timing.methods.items():
         def model(name: str) -> str:

@@ -51,9 +51,8 @@ def dvc_stages(config: dict) -> dict:
         used = {v["dataset"] for v in plan.variants.values()} | {
             d for c in plan.collections.values() for d in (c["dataset"], *(s["dataset"] for s in c["distractors"]))}
         timed = papers.timed_methods(plan.timing, plans, config["rerank"]) if plan.timing else {}
-        models = sorted({path for spec in timed.values() for key, path in spec.items() if key.endswith("_stage")})
         stages[name] = paper_stage(name, plan, [f"{kind}/{d}" for kind in ("data", "features") for d in datasets
-                                                if d in used], models)
+                                                if d in used], papers.timed_models(timed))
     return stages
 
 
