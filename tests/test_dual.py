@@ -243,27 +243,35 @@ def test_cmc_training_trains_end_to_end_unless_stage_1_is_detached(tiny_pipeline
     assert changed != detach
 
 
+def _tiny_dual(tiny_pipeline, split: str, **kwargs):
+    """A small dual transformer (seed 0) on the tiny pipeline's text tower, the split's captions and the store."""
+    from transformers import BertModel
+
+    from itr.data.dataset import read_dataset
+    from itr.features.store import FeatureStore
+    from itr.models.encode import CaptionSet
+    from itr.models.encoder import load_tokenizer
+
+    root, text = tiny_pipeline
+    store = FeatureStore(root / "feat")
+    _, caps = read_dataset(root / "data", split)
+    captions = CaptionSet.from_frame(caps, load_tokenizer(text.path), text.max_text_len)
+    torch.manual_seed(0)
+    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
+                            ff=16, stage1_layers=1, stage2_layers=1, **kwargs)
+    return model, captions, store
+
+
 def test_cmc_objective_is_the_global_plus_the_local_loss(tiny_pipeline):
     """TGDT eq. 7 through the training objective: loss_on=both is loss_on=global plus loss_on=local."""
     import dataclasses
 
     import numpy as np
-    from transformers import BertModel
 
     from itr.config import DualConfig
-    from itr.data.dataset import read_dataset
-    from itr.features.store import FeatureStore
-    from itr.models.encode import CaptionSet
-    from itr.models.encoder import load_tokenizer as tokenizer_of
     from itr.objectives import CMCObjective
 
-    root, text = tiny_pipeline
-    store = FeatureStore(root / "feat")
-    _, caps = read_dataset(root / "data", "train")
-    train = CaptionSet.from_frame(caps, tokenizer_of(text.path), text.max_text_len)
-    torch.manual_seed(0)
-    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
-                            ff=16, stage1_layers=1, stage2_layers=1, dropout=0.0)
+    model, train, store = _tiny_dual(tiny_pipeline, "train", dropout=0.0)
     base = DualConfig(batch_size=8, dim=8)
     rows = np.arange(8)
     loss = {on: CMCObjective(dataclasses.replace(base, loss_on=on), model, train, store, "cpu").loss(rows, 0).item()
@@ -275,20 +283,11 @@ def test_cmc_objective_is_the_global_plus_the_local_loss(tiny_pipeline):
 def test_all_pairs_take_the_block_path_and_give_the_same_scores(tiny_pipeline):
     """Scoring every pair goes through whole blocks (local_scores), a shortlist through gathered pairs: same numbers."""
     import numpy as np
-    from transformers import BertModel
 
-    from itr.data.dataset import read_dataset
-    from itr.features.store import FeatureStore
-    from itr.models.encode import CaptionSet, score_pairs
-    from itr.models.encoder import load_tokenizer as tokenizer_of
+    from itr.models.encode import score_pairs
 
-    root, text = tiny_pipeline
-    store = FeatureStore(root / "feat")
-    _, caps = read_dataset(root / "data", "val")
-    captions = CaptionSet.from_frame(caps, tokenizer_of(text.path), text.max_text_len)
-    torch.manual_seed(0)
-    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
-                            ff=16, stage1_layers=1, stage2_layers=1).eval()
+    model, captions, store = _tiny_dual(tiny_pipeline, "val")
+    model.eval()
     images = captions.unique_images
     rows = np.repeat(np.arange(len(captions)), len(images))  # every pair, caption-major
     pair_images = images * len(captions)

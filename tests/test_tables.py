@@ -82,6 +82,14 @@ def _cell_from_path(rel: str, n: int) -> dict:
             "k": k, "fusion": fusion or "ce", "lambda": lam, "metrics": metrics}
 
 
+def _write_cells(root: Path, plan) -> None:
+    """A synthetic metrics file (_cell_from_path) for every cell the plan's tables read, under ``root``."""
+    cells = sorted({f for spec in plan.tables.values() for f in spec.inputs if f.startswith("results/metrics/")})
+    for n, rel in enumerate(cells):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(json.dumps(_cell_from_path(rel, n)))
+
+
 def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path):
     """Each registered table built from synthetic cells of the tiny config's plan: every cell's number
     (rsum, or mR for the language tables) is in the table, and the claims read every table."""
@@ -91,10 +99,7 @@ def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path):
 
     params = yaml.safe_load((ROOT / ".test/params.yaml").read_text())
     plan = papers.plan("rfrs", params)
-    cells = sorted({f for spec in plan.tables.values() for f in spec.inputs if f.startswith("results/metrics/")})
-    for n, rel in enumerate(cells):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(json.dumps(_cell_from_path(rel, n)))
+    _write_cells(tmp_path, plan)
     for target, spec in plan.tables.items():
         if target in ("table3", "table4", "claims"):  # the latency benchmark's JSON; the other tables' JSON
             continue
@@ -141,10 +146,7 @@ def test_every_tgdt_table_builds_and_shows_every_cell(tmp_path):
 
     params = yaml.safe_load((ROOT / ".test/params.yaml").read_text())
     plan = papers.plan("tgdt", params)
-    cells = sorted({f for spec in plan.tables.values() for f in spec.inputs if f.startswith("results/metrics/")})
-    for n, rel in enumerate(cells):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(json.dumps(_cell_from_path(rel, n)))
+    _write_cells(tmp_path, plan)
     bench_file = layout.INFERENCE_BENCHMARK.format(paper="tgdt")
     bench = _benchmark(tmp_path / bench_file, plan.timing, n_images=20)
     for target, spec in plan.tables.items():
