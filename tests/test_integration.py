@@ -167,8 +167,9 @@ def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     joint = names["train/rfrs/joint"].data.metrics
     assert {"train/loss/be", "train/loss/ce", "val/be/rsum", "val/ce/rsum"} <= set(joint)
     out = run([str(BIN / "itr"), "runs", "compare", "--uri", f"sqlite:///{proj}/mlflow.db",
-               "--experiment", "itr-test"], proj).stdout
-    assert "rfrs/be/shapes/full" in out
+               "--experiment", "itr-test", "--name", "rfrs/be/shapes/%"], proj).stdout
+    shown = {line.split("|")[1].strip() for line in out.splitlines()[2:]}
+    assert {"rfrs/be/shapes/full", "rfrs/be/shapes/folds"} <= shown and all(n.startswith("rfrs/be/shapes/") for n in shown)
 
 
 @contextlib.contextmanager

@@ -83,3 +83,16 @@ def test_the_layer_check_catches_a_wrong_way_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from itr.rerank import cross_score_groups\n")
     assert layer_of("itr.training") < max(layer_of(m) for m, _ in imports(bad))
+
+
+def test_loading_the_text_towers_imports_neither_sklearn_nor_scipy():
+    """itr.models.hf keeps transformers' optional scikit-learn and SciPy imports (about 1.8 s a job) out of every
+    job that loads a text tower; a transformers release that finds them another way fails here."""
+    import subprocess
+    import sys
+
+    code = ("import sys, itr.models.encoder, itr.models.dual, itr.models.tiny; from itr.models import load_trained; "
+            "from itr.models.hf import BertModel; BertModel.from_pretrained; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -37,6 +37,8 @@ def test_parallel_jobs_share_one_sqlite_store_without_losing_runs(tmp_path):
         assert r.data.metrics["t2i/R_at_1"] == float(r.data.params["k"])
     table = compare_runs(TrackingConfig(uri=uri, experiment="par"))
     assert len(table) == N_JOBS and "t2i/R_at_1" in table.columns
+    only = compare_runs(TrackingConfig(uri=uri, experiment="par"), name="job/1%")
+    assert list(only["mlflow.runName"]) == ["job/1"]
 
 
 def test_failed_job_marks_its_run_failed(tmp_path):

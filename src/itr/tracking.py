@@ -158,8 +158,9 @@ class Tracker:
             self.client.set_terminated(self.run_id, status="KILLED" if killed else "FAILED" if exc_type else "FINISHED")
 
 
-def compare_runs(cfg: TrackingConfig, metric_prefix: str = "", max_runs: int = 100):
-    """A pandas DataFrame of finished runs: name, start time, key params and metrics."""
+def compare_runs(cfg: TrackingConfig, metric_prefix: str = "", max_runs: int = 100, name: str | None = None):
+    """A pandas DataFrame of the newest ``max_runs`` finished runs (those whose name is LIKE ``name``, with %
+    as the wildcard, when given): name, start time, key params and metrics."""
     import mlflow
 
     db = _sqlite_path(cfg.uri)
@@ -169,7 +170,8 @@ def compare_runs(cfg: TrackingConfig, metric_prefix: str = "", max_runs: int = 1
     mlflow.set_tracking_uri(cfg.uri)
     with store_lock(cfg.uri):
         df = mlflow.search_runs(experiment_names=[cfg.experiment], max_results=max_runs,
-                                filter_string="attributes.status = 'FINISHED'", output_format="pandas")
+                                filter_string="attributes.status = 'FINISHED'" + (
+                                    f" and attributes.run_name LIKE '{name}'" if name else ""), output_format="pandas")
     if df.empty:
         return df
     metric_cols = sorted(c for c in df.columns if c.startswith("metrics." + metric_prefix))

@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--uri", default="sqlite:///mlflow.db")
     p.add_argument("--experiment", default="itr")
     p.add_argument("--metric-prefix", default="")
+    p.add_argument("--name", help="only runs whose name is LIKE this, %% the wildcard (e.g. 'variant/be/%%')")
     p.set_defaults(func=runs_compare)
     p = runs.add_parser("mirror", help="one MLflow run per metrics file whose content has no run yet")
     p.add_argument("--tracking", required=True, help="JSON of the tracking section")
@@ -59,7 +60,7 @@ def runs_compare(args) -> int:
     from itr.config import TrackingConfig
     from itr.tracking import compare_runs
 
-    df = compare_runs(TrackingConfig(uri=args.uri, experiment=args.experiment), args.metric_prefix)
+    df = compare_runs(TrackingConfig(uri=args.uri, experiment=args.experiment), args.metric_prefix, name=args.name)
     print("no finished runs" if df.empty else df.to_markdown(index=False, floatfmt=".2f"))
     return 0
 

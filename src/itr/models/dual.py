@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertModel
+from itr.models.hf import BertConfig, BertModel
 
 GEOMETRY_DIM = 6  # the feature store's box: x1, y1, x2, y2, w, h, normalised by the image size
 WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0, 1.0, 1.0)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, BertConfig, BertModel
+from itr.models.hf import AutoTokenizer, BertConfig, BertModel
 
 PACKAGED_MINILM = "minilm"
 
