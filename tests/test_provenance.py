@@ -55,3 +55,14 @@ def test_editing_the_store_reaches_every_rule_that_reads_features(tmp_path):
     after = digests(tmp_path)
     assert {r for r in RULES if after[r] != before[r]} == set(RULES) - {"shapes_generate", "train_detector", "paper_table",
                                                                          "check_scores", "track_cells"}
+
+
+def test_editing_mlflow_tracking_reruns_only_what_tracks(tmp_path):
+    """itr.tracking runs in training (live curves) and in the mirror of metrics files; data generation, extraction,
+    indexing, scoring and tables never import it, so an edit there must not rerun them (at full scale: hours)."""
+    shutil.copytree(SRC, tmp_path / "itr", ignore=shutil.ignore_patterns("__pycache__"))
+    before = digests(tmp_path)
+    tracking = tmp_path / "itr" / "tracking.py"
+    tracking.write_text(tracking.read_text() + "\nEXTRA = 1\n")
+    after = digests(tmp_path)
+    assert {r for r in RULES if after[r] != before[r]} == {"train_detector", "train", "track_cells"}

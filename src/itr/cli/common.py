@@ -1,4 +1,5 @@
-"""What every stage command shares: compute options, the MLflow tracker, the options that name a cell."""
+"""What every stage command shares: compute options and the options that name a cell (the MLflow tracker of the
+commands that track a run is itr.cli.tracked)."""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +13,6 @@ PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.protocols)"
 def add_compute(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda[:N]")
     p.add_argument("--threads", type=int, default=2)
-
-
-def add_tracking(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tracking", help="JSON of the tracking section; omit to skip MLflow")
-    p.add_argument("--run-name", default="manual")
 
 
 def add_collection(p: argparse.ArgumentParser) -> None:
@@ -56,13 +52,3 @@ def compute(args):
         return torch.device("cpu" if name == "auto" else name)
     except RuntimeError as e:
         raise ConfigError(f"--device {args.device}: {e}; use auto, cpu or cuda[:N]") from e
-
-
-def tracker(args, params: dict, tags: dict):
-    """An MLflow Tracker (itr.tracking), or a do-nothing context when --tracking is not given."""
-    from itr.config import TrackingConfig, parse_section
-    from itr.tracking import Tracker
-
-    if not args.tracking:
-        return contextlib.nullcontext(None)
-    return Tracker(parse_section(TrackingConfig, args.tracking), args.run_name, params, tags)

@@ -1,15 +1,16 @@
 """itr detector train | itr features extract: the Faster R-CNN and the region features it extracts."""
 from __future__ import annotations
 
-from itr.cli.common import add_compute, add_tracking, compute, log, tracker
+from itr.cli.common import add_compute, compute, log
 
 
 def register(sub) -> None:
+    from itr.cli import tracked
     p = sub.add_parser("detector", help="Faster R-CNN").add_subparsers(dest="cmd", required=True).add_parser("train")
     for a in ("--data", "--config", "--out", "--metrics", "--state-dir"):
         p.add_argument(a, required=True)
     add_compute(p)
-    add_tracking(p)
+    tracked.add_tracking(p)
     p.set_defaults(func=train)
     p = sub.add_parser("features", help="region features").add_subparsers(dest="cmd", required=True)
     p = p.add_parser("extract")
@@ -20,6 +21,7 @@ def register(sub) -> None:
 
 
 def train(args) -> int:
+    from itr.cli.tracked import tracker
     from itr.config import DetectorConfig, parse_section
     from itr.features.detector import train_on_dataset
 

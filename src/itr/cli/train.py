@@ -1,23 +1,25 @@
 """itr train {be,ce,joint,cmc}: train one model on a dataset and its region features (itr.training)."""
 from __future__ import annotations
 
-from itr.cli.common import add_compute, add_tracking, compute, log, tracker
+from itr.cli.common import add_compute, compute, log
 
 METHODS = ("be", "ce", "joint", "cmc")  # itr.config.TRAIN_METHODS (not imported here: `itr --help` stays light)
 
 
 def register(sub) -> None:
+    from itr.cli import tracked
     p = sub.add_parser("train", help="train be (bi-encoder), ce (cross-encoder), joint (both, shared weights) or cmc "
                                      "(a dual transformer with the CMC loss; its section: itr.config.TRAIN_METHODS)")
     p.add_argument("method", choices=METHODS)
     for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
         p.add_argument(a, required=True)
     add_compute(p)
-    add_tracking(p)
+    tracked.add_tracking(p)
     p.set_defaults(func=train)
 
 
 def train(args) -> int:
+    from itr.cli.tracked import tracker
     from itr.config import TRAIN_METHODS, TextEncoderConfig, parse_section
     from itr.training import train_from_files
 
