@@ -255,7 +255,7 @@ class DualConfig(_TrainSection):
     theta_sweep: tuple = (0.0, 0.25, 0.5, 0.75, 1.0)
     k_sweep: tuple = (10, 20, 50, 100, 200)
     slack_sweep: tuple = (0.0, 0.1, 0.2, 0.3, 0.5)
-    ablation_train_images: int = 1000  # the budget of Table VI's and Figure 5's extra models
+    ablation_train_images: int = 500  # the budget of Table VI's and Figure 5's extra models
     ablation_epochs: int = 1
 
 
