@@ -117,6 +117,11 @@ def build_figure7(paths, out_stem: Path, protocol: str, note: str = "") -> pd.Da
     return df
 
 
+def _short(model: str) -> str:
+    """A row's name without its provenance, for a plot label ('CE, all pairs (...)' -> 'CE')."""
+    return model.split(" (")[0].split(",")[0]
+
+
 def _plot(df: pd.DataFrame, out: Path, kind: str, title: str) -> None:
     import matplotlib
 
@@ -127,12 +132,12 @@ def _plot(df: pd.DataFrame, out: Path, kind: str, title: str) -> None:
     if kind == "scatter":
         ax.scatter(df["Seconds"], df["t2i/R@1"])
         for _, r in df.iterrows():
-            ax.annotate(r["Model"].split(" (")[0].split(",")[0], (r["Seconds"], r["t2i/R@1"]), fontsize=7,
+            ax.annotate(_short(r["Model"]), (r["Seconds"], r["t2i/R@1"]), fontsize=7,
                         xytext=(4, 3), textcoords="offset points")
         ax.set_xlabel("total inference time (s, log)")
         ax.set_ylabel("t2i R@1")
     else:
-        ax.barh([m.split(" (")[0].split(",")[0] for m in df["Model"]], df["Seconds"])
+        ax.barh([_short(m) for m in df["Model"]], df["Seconds"])
         ax.set_xlabel("total inference time (s, log)")
     ax.set_xscale("log")
     ax.grid(alpha=0.3)
