@@ -47,6 +47,7 @@ def _root() -> Path:
     return Path(importlib.util.find_spec("itr").origin).parent.parent
 
 
+@functools.lru_cache(maxsize=None)
 def module_file(module: str) -> Path | None:
     """The source file of an itr module, or None when the name is not a module (a class, a function)."""
     base = _root().joinpath(*module.split("."))
@@ -97,6 +98,11 @@ def closure(entry: str) -> list[str]:
     run), and through their packages' ``__init__``. The entry's own package (``itr.cli``) is the exception:
     its ``__init__`` imports every stage module to build the parser, but only the entry function runs.
     """
+    return list(_closure(entry))
+
+
+@functools.lru_cache(maxsize=None)
+def _closure(entry: str) -> tuple[str, ...]:
     package = entry.split(":")[0].rsplit(".", 1)[0] if ":" in entry else None
     todo = _entry(entry)[1] if ":" in entry or entry.endswith(".py") else {entry}
     seen: set[str] = set()
@@ -108,8 +114,14 @@ def closure(entry: str) -> list[str]:
         parent = module.rsplit(".", 1)[0]
         if parent != module and module_file(parent):
             todo.add(parent)  # importing a submodule runs its package's __init__
-        todo |= _imports([_tree(module_file(module))]) - seen
-    return sorted(seen)
+        todo |= _module_imports(module) - seen
+    return tuple(sorted(seen))
+
+
+@functools.lru_cache(maxsize=None)
+def _module_imports(module: str) -> frozenset[str]:
+    """The itr modules a module imports anywhere in it (cached: every rule's closure walks the same modules)."""
+    return frozenset(_imports([_tree(module_file(module))]))
 
 
 @functools.lru_cache(maxsize=None)
