@@ -165,6 +165,28 @@ class FeaturesConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class PretrainedFeaturesConfig(_Section):
+    """Region features of real photos by torchvision's COCO Faster R-CNN (itr.features.pretrained): boxes scoring
+    at least score_thresh, at least min_regions and at most max_regions (bottom-up attention's adaptive 10-100;
+    min = max = 36 is its fixed release), images rescaled to min_size..max_size px."""
+    SECTION = "pretrained_features"
+    arch: str = "fasterrcnn_resnet50_fpn_v2"
+    weights: str = "models/pretrained/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth"
+    min_size: int = 600
+    max_size: int = 1000
+    min_regions: int = 10
+    max_regions: int = 100
+    score_thresh: float = 0.2
+    shard_size: int = 512
+    batch_size: int = 4
+
+    @classmethod
+    def cross_problems(cls, d: dict) -> list[str]:
+        low, high = d.get("min_regions", cls.min_regions), d.get("max_regions", cls.max_regions)
+        return [f"'pretrained_features.min_regions' ({low}) exceeds 'max_regions' ({high})"] if low > high else []
+
+
+@dataclasses.dataclass(frozen=True)
 class TextEncoderConfig(_Section):
     SECTION = "text_encoder"
     path: str = "minilm"
@@ -313,7 +335,7 @@ class TrackingConfig(_Section):
 # The params sections that have a dataclass; the others (benchmark, shift, multilingual, auxiliary,
 # ablations) are read by the workflow or by benchmarks/latency.py only.
 SECTIONS: dict[str, type[_Section]] = {cls.SECTION: cls for cls in (
-    ShapesConfig, DetectorConfig, FeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, DualConfig,
+    ShapesConfig, DetectorConfig, FeaturesConfig, PretrainedFeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, DualConfig,
     RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
 # Training methods (``itr train <method>``) -> the section holding their settings.
 TRAIN_METHODS: dict[str, type[_TrainSection]] = {"be": BEConfig, "ce": CEConfig, "joint": JointConfig,

@@ -6,8 +6,11 @@ params, and the library writes every output atomically. One module per stage gro
 
     itr params check params.yaml                                                       itr.cli.data
     itr data shapes --config JSON --out data/shapes
+    itr data fetch --url URL [--url MIRROR ...] [--sha256 HEX] --out PATH | itr data extract --archive A --out DIR
     itr detector train --data data/shapes --config JSON --out D.pt --metrics M.json   itr.cli.detector
     itr features extract --data data/shapes --detector D.pt --config JSON --out features/shapes
+    itr features pretrained --data data/coco --config JSON --out features/coco        (torchvision's COCO detector)
+    itr features import --format butd-tsv --source F.tsv --dataset data/coco --out features/coco | itr features info S
     itr train {be,ce,joint} --data D --features F --config JSON --text-encoder JSON --out M.pt   itr.cli.train
     itr index build --model M.pt --data D --features F --config JSON --out DIR          itr.cli.index
     itr evaluate --index DIR --config JSON --protocol folds --out M.json ...

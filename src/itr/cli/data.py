@@ -1,4 +1,5 @@
-"""itr params check | itr data shapes: validate a params file; generate ShapeCaptions."""
+"""itr params check | itr data {shapes,fetch,extract}: validate a params file; generate ShapeCaptions; download a
+file from its mirrors, verified; extract an archive safely."""
 from __future__ import annotations
 
 from itr.cli.common import log
@@ -8,10 +9,38 @@ def register(sub) -> None:
     p = sub.add_parser("params", help="validate a params file").add_subparsers(dest="cmd", required=True).add_parser("check")
     p.add_argument("params", nargs="?", default="params.yaml")
     p.set_defaults(func=params_check)
-    p = sub.add_parser("data", help="datasets").add_subparsers(dest="cmd", required=True).add_parser("shapes")
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="cmd", required=True)
+    p = data.add_parser("shapes")
     p.add_argument("--config", required=True, help="JSON of the shapes section")
     p.add_argument("--out", required=True)
     p.set_defaults(func=shapes)
+    p = data.add_parser("fetch", help="download one file, resumed and hash-checked, from the first mirror that works")
+    p.add_argument("--url", action="append", required=True, help="a mirror URL or a local path; repeat, tried in order")
+    digest = p.add_mutually_exclusive_group()
+    digest.add_argument("--sha256", help="its published sha256 (hex)")
+    digest.add_argument("--hash", help="ALG:HEX, e.g. md5:0da8... where only an md5 is published")
+    p.add_argument("--out", required=True)
+    p.add_argument("--lock", help="file of pinned sha256s for files without a published hash (default: "
+                                  "SHA256SUMS beside --out)")
+    p.add_argument("--retries", type=int, default=3)
+    p.set_defaults(func=fetch)
+    p = data.add_parser("import", help="a released caption dataset into the canonical format")
+    p.add_argument("--format", required=True, choices=["karpathy", "multi30k"])
+    p.add_argument("--annotations", required=True, help="karpathy: dataset_{coco,flickr30k}.json; "
+                                                        "multi30k: its data/task1 folder")
+    p.add_argument("--images", required=True, help="the folder the images were extracted to")
+    p.add_argument("--out", required=True, help="data/NAME")
+    p.add_argument("--restval", choices=["train", "drop"], default="train", help="karpathy: COCO's restval images")
+    p.add_argument("--test-split", default="test_2016_flickr", help="multi30k: which test set is 'test'")
+    p.set_defaults(func=import_dataset)
+    p = data.add_parser("info", help="a dataset's counts per split and language")
+    p.add_argument("data")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=info)
+    p = data.add_parser("extract", help="extract a tar or zip archive, refusing entries that leave the folder")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=extract)
 
 
 def params_check(args) -> int:
@@ -28,4 +57,46 @@ def shapes(args) -> int:
 
     summary = build(parse_section(ShapesConfig, args.config), args.out)
     log.info("ShapeCaptions: %s", {k: v for k, v in summary.items() if k != "config"})
+    return 0
+
+
+def fetch(args) -> int:
+    from itr.data.download import fetch as download
+
+    known = f"sha256:{args.sha256}" if args.sha256 else args.hash
+    digest = download(args.url, args.out, known, retries=args.retries, lock=args.lock)
+    log.info("%s: %s", args.out, digest)
+    return 0
+
+
+def extract(args) -> int:
+    from itr.data.archives import extract as unpack
+
+    log.info("extracted %s into %s", args.archive, unpack(args.archive, args.out))
+    return 0
+
+
+def import_dataset(args) -> int:
+    from itr.data import importers
+
+    if args.format == "karpathy":
+        summary = importers.import_karpathy(args.annotations, args.images, args.out, restval=args.restval)
+    else:
+        summary = importers.import_multi30k(args.annotations, args.images, args.out, test_split=args.test_split)
+    log.info("%s: %s", args.out, summary)
+    return 0
+
+
+def info(args) -> int:
+    import json
+
+    from itr.data.dataset import dataset_info
+
+    summary = dataset_info(args.data)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        for split, row in summary["splits"].items():
+            print(f"{split:8s} {row['images']:8d} images  " + "  ".join(
+                f"{lang}: {n} captions" for lang, n in row["captions"].items()))
     return 0

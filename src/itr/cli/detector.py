@@ -1,4 +1,5 @@
-"""itr detector train | itr features extract: the Faster R-CNN and the region features it extracts."""
+"""itr detector train | itr features {extract,import,info}: the Faster R-CNN, the region features it extracts,
+and released features imported into the same store."""
 from __future__ import annotations
 
 from itr.cli.common import add_compute, compute, log
@@ -12,12 +13,27 @@ def register(sub) -> None:
     add_compute(p)
     tracked.add_tracking(p)
     p.set_defaults(func=train)
-    p = sub.add_parser("features", help="region features").add_subparsers(dest="cmd", required=True)
-    p = p.add_parser("extract")
+    features = sub.add_parser("features", help="region features").add_subparsers(dest="cmd", required=True)
+    p = features.add_parser("extract")
     for a in ("--data", "--detector", "--config", "--out"):
         p.add_argument(a, required=True)
     add_compute(p)
     p.set_defaults(func=extract)
+    p = features.add_parser("pretrained", help="region features of real photos by torchvision's COCO Faster R-CNN")
+    for a in ("--data", "--config", "--out"):
+        p.add_argument(a, required=True)
+    add_compute(p)
+    p.set_defaults(func=extract_pretrained)
+    p = features.add_parser("import", help="released region features into the feature store")
+    p.add_argument("--format", required=True, choices=["butd-tsv", "vinvl-tsv", "scan-npy", "teran"])
+    p.add_argument("--source", required=True, help="the TSV file, or the folder (scan-npy, teran)")
+    p.add_argument("--dataset", required=True, help="data/NAME: the images to import features for")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=import_features)
+    p = features.add_parser("info", help="a feature store's images, max regions and region size")
+    p.add_argument("store")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=info)
 
 
 def train(args) -> int:
@@ -41,4 +57,36 @@ def extract(args) -> int:
 
     cfg = parse_section(FeaturesConfig, args.config)
     extract_dataset(args.data, args.detector, cfg, args.out, compute(args), log=log.info)
+    return 0
+
+
+def extract_pretrained(args) -> int:
+    from itr.config import PretrainedFeaturesConfig, parse_section
+    from itr.features import pretrained
+    from itr.manifest import file_digest
+
+    cfg = parse_section(PretrainedFeaturesConfig, args.config)
+    model = pretrained.load_pretrained(cfg.arch, cfg.weights, cfg.min_size, cfg.max_size)
+    source = {"detector": file_digest(cfg.weights), "features": cfg.to_dict()}
+    pretrained.extract_pretrained(args.data, model, cfg, args.out, source, compute(args), log=log.info)
+    return 0
+
+
+def import_features(args) -> int:
+    from itr.features.importers import import_features as run
+
+    run(args.format, args.source, args.dataset, args.out, log=log.info)
+    return 0
+
+
+def info(args) -> int:
+    import json
+
+    from itr.features.store import FeatureStore
+
+    store = FeatureStore(args.store)
+    summary = {"images": len(store), "max_regions": store.max_regions, "dim": store.dim,
+               "source": store.manifest["source"], "digest": store.manifest["digest"]}
+    print(json.dumps(summary, indent=1) if args.json else
+          f"{args.store}: {summary['images']} images, up to {summary['max_regions']} regions of {summary['dim']} dims")
     return 0

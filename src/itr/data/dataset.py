@@ -97,6 +97,17 @@ def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.Dat
     return images, captions
 
 
+def dataset_info(data_dir: str | Path) -> dict:
+    """Counts of a dataset: ``{"dataset", "digest", "splits": {split: {"images", "captions": {lang: n}}}}``."""
+    images, captions = read_dataset(data_dir)
+    splits = {split: {"images": int((images["split"] == split).sum()),
+                      "captions": {lang: int(n) for lang, n in group.groupby("lang").size().items()}}
+              for split, group in captions.groupby("split", sort=False)}
+    manifest = dataset_manifest(data_dir)
+    return {"dataset": manifest.get("dataset"), "digest": manifest["digest"], "splits": splits,
+            "languages": sorted(captions["lang"].unique())}
+
+
 def first_images(captions: pd.DataFrame, n: int) -> pd.DataFrame:
     """The captions of the first ``n`` distinct images (in file order); n = 0 keeps every image.
 

@@ -21,17 +21,25 @@ from itr.features.store import FeatureStoreWriter
 
 
 @torch.no_grad()
-def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig) -> dict[str, np.ndarray]:
+def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, min_regions: int = 0,
+                      resize: bool = False) -> dict[str, np.ndarray]:
     """Top-R region features of a batch of (3, H, W) images.
 
-    Returns numpy arrays: regions (B, R, D), geometry (B, R, 6), mask (B, R), global (B, D).
+    Boxes scoring at least ``cfg.score_thresh`` are kept, at most ``cfg.max_regions``; ``min_regions`` tops a
+    sparse image up with the best boxes below the threshold (bottom-up attention's adaptive 10-100). ``resize``
+    lets the detector rescale its input (a pretrained COCO model works at 600-1000 px); geometry is relative to
+    the image, so it is the same in either frame. Returns numpy arrays: regions (B, R, D), geometry (B, R, 6),
+    mask (B, R), global (B, D).
     """
     model.eval()
     sizes = [tuple(im.shape[-2:]) for im in images]
     batch, _ = model.transform(images)
-    if any(tuple(s) != o for s, o in zip(batch.image_sizes, sizes)):
+    if not resize and any(tuple(s) != o for s, o in zip(batch.image_sizes, sizes)):
         raise RuntimeError("the detector resized its input; build it with min_size = max_size = image size")
-    feats = OrderedDict([("0", model.backbone(batch.tensors))])
+    sizes = [tuple(s) for s in batch.image_sizes]
+    feats = model.backbone(batch.tensors)
+    if isinstance(feats, torch.Tensor):  # one feature map (ours); an FPN backbone returns its levels by name
+        feats = OrderedDict([("0", feats)])
     proposals, _ = model.rpn(batch, feats)
     dets, _ = model.roi_heads(feats, proposals, batch.image_sizes)
     r = cfg.max_regions
@@ -40,6 +48,9 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig) ->
         keep = det["scores"] >= cfg.score_thresh
         boxes, scores = det["boxes"][keep], det["scores"][keep]
         keep = nms(boxes, scores, 0.5)[:r]  # class-agnostic; nms returns indices by decreasing score
+        if len(keep) < min_regions:  # too few confident boxes: the best ones, whatever their score
+            boxes = det["boxes"]
+            keep = nms(boxes, det["scores"], 0.5)[:min(min_regions, r)]
         chosen.append(boxes[keep])
     whole = [torch.tensor([[0.0, 0.0, w, h]], device=batch.tensors.device) for (h, w) in sizes]
     pooled = model.roi_heads.box_roi_pool(feats, [torch.cat([w, b]) for w, b in zip(whole, chosen)],
@@ -63,8 +74,9 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig) ->
 
 
 def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: FeaturesConfig,
-                     writer: FeatureStoreWriter, device, log=print) -> dict:
-    """Extract every image into shards of cfg.shard_size, skipping shards already done."""
+                     writer: FeatureStoreWriter, device, log=print, **select) -> dict:
+    """Extract every image into shards of cfg.shard_size, skipping shards already done; ``select``:
+    regions_for_batch's ``min_regions`` and ``resize``."""
     n_shards = (len(image_ids) + cfg.shard_size - 1) // cfg.shard_size
     skipped, counts = 0, []
     for k in tqdm(range(n_shards), desc="extract shards"):
@@ -76,7 +88,7 @@ def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: Featur
         parts = []
         for s in range(lo, hi, cfg.batch_size):
             imgs = [load_image(p).to(device) for p in paths[s:min(hi, s + cfg.batch_size)]]
-            parts.append(regions_for_batch(model, imgs, cfg))
+            parts.append(regions_for_batch(model, imgs, cfg, **select))
         arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         counts.append(arrays["mask"].sum(1))
         writer.write(k, ids, arrays)
