@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from itr.distributed import gather, shard, share, world
+from itr.errors import InputError
 from itr.features.store import FeatureStore
 from itr.losses import batch_hard_triplet_loss, cmc_loss, match_bce_loss, sampled_triplet_loss
 from itr.metrics import evaluate_rankings
@@ -86,11 +88,13 @@ class TripletObjective(_Objective):
     name = "be"
 
     def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
-        ids, mask = self.train.batch(rows)
-        image_ids = [self.train.image_ids[r] for r in rows]
-        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (B, H)
-        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (B, H)
-        y = torch.tensor([self.labels[i] for i in image_ids], device=self.device)
+        mine = shard(rows)  # this process's rows of the batch (all of them without torchrun; itr.distributed)
+        ids, mask = self.train.batch(mine)
+        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (b, H)
+        image = self.model.embed_image(*image_inputs(image_batch(self.store, [self.train.image_ids[r] for r in mine],
+                                                                 self.device)))  # (b, H)
+        text, image = gather(text), gather(image)  # (B, H): every process's rows, the in-batch negatives
+        y = torch.tensor([self.labels[self.train.image_ids[r]] for r in rows], device=self.device)
         return batch_hard_triplet_loss(text.float(), image.float(), y, self.cfg.margin,
                                        hardest=step >= self.cfg.all_negatives_warmup_steps)
 
@@ -114,13 +118,16 @@ class SampledTripletObjective(_Objective):
         own = self.caption_labels[rows]  # (B,)
         neg_images = self.hard.sample_images(rows, n, rng)  # (B, n) labels
         neg_captions = self.hard.sample_captions(own, n, rng)  # (B, n) rows
+        total, mine = b, shard(np.arange(b))  # drawn for the whole batch (every process draws alike), then sliced
+        rows, own, neg_images, neg_captions, b = rows[mine], own[mine], neg_images[mine], neg_captions[mine], len(mine)
         ids, mask = self.train.batch(np.concatenate([rows, neg_captions.ravel()]))
-        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (B + B*n, H)
+        text = self.model.embed_text(ids.to(self.device), mask.to(self.device))  # (b + b*n, H)
         image_ids = [self.images[i] for i in np.concatenate([own, neg_images.ravel()])]
-        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (B + B*n, H)
+        image = self.model.embed_image(*image_inputs(image_batch(self.store, image_ids, self.device)))  # (b + b*n, H)
         h = text.shape[-1]
-        return sampled_triplet_loss(text[:b].float(), image[:b].float(), text[b:].float().view(b, n, h),
+        loss = sampled_triplet_loss(text[:b].float(), image[:b].float(), text[b:].float().view(b, n, h),
                                     image[b:].float().view(b, n, h), self.cfg.margin)
+        return _weighted(loss, b, total)
 
 
 class MatchObjective(_Objective):
@@ -141,10 +148,12 @@ class MatchObjective(_Objective):
         cap_rows, img_labels, y = sample_match_pairs(rows, self.caption_labels, len(self.images), rng,
                                                      self.cfg.p_replace_image, hard_images, hard_captions,
                                                      self.cfg.ance_p)
+        mine = shard(np.arange(len(y)))  # the pairs are drawn for the whole batch, then sliced per process
+        cap_rows, img_labels, targets = cap_rows[mine], img_labels[mine], y[mine]
         ids, mask = self.train.batch(cap_rows)
         images = image_batch(self.store, [self.images[i] for i in img_labels], self.device)
-        logits = self.model.match_logits(ids.to(self.device), mask.to(self.device), *image_inputs(images))  # (2B,)
-        return match_bce_loss(logits, torch.from_numpy(y).to(self.device))
+        logits = self.model.match_logits(ids.to(self.device), mask.to(self.device), *image_inputs(images))  # (2b,)
+        return _weighted(match_bce_loss(logits, torch.from_numpy(targets).to(self.device)), len(mine), len(y))
 
     def validate(self, val, store, device) -> dict[str, float]:
         return validate_match(self.model, val, store, device, self.cfg.val_images)
@@ -173,6 +182,9 @@ class CMCObjective(_Objective):
 
     def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
         cfg, dev = self.cfg, self.device
+        if world()[1] > 1:
+            raise InputError("cmc training runs in one process: its local similarities are not gathered across "
+                             "processes; give the train rule one GPU")
         ids, mask = self.train.batch(rows)
         image_ids = [self.train.image_ids[r] for r in rows]
         text, text_local = self.model.text_tokens(ids.to(dev), mask.to(dev))  # (B, T, d)
@@ -198,6 +210,12 @@ class CMCObjective(_Objective):
         selected = {"both": (g["rsum"] + loc["rsum"]) / 2, "global": g["rsum"], "local": loc["rsum"]}
         return {"rsum": selected[self.cfg.loss_on], **{f"global/{k}": x for k, x in g.items()},
                 **{f"local/{k}": x for k, x in loc.items()}}
+
+
+def _weighted(loss: torch.Tensor, n_local: int, n_total: int) -> torch.Tensor:
+    """A mean over this process's slice, weighted so that averaging over processes gives the batch mean."""
+    weight = share(n_local, n_total)
+    return loss if weight == 1.0 else loss * weight
 
 
 def objectives_of(method: str, cfg) -> list[type]:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from itr import distributed
 from itr.atomic import remove_stale_temporaries, replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.features.store import FeatureStore
@@ -94,20 +95,25 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         orders = [np.random.default_rng([cfg.seed, epoch] + ([n] if n else [])).permutation(len(train))
                   for n in range(len(objectives))]
         t0, losses = time.time(), {o.name: [] for o in objectives}
-        for s in tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}", mininterval=10):
+        for s in tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}", mininterval=10,
+                      disable=not distributed.is_main()):
             step = epoch * steps_per_epoch + s
             for objective, order in zip(objectives, orders):
                 with autocast:
                     loss = objective.loss(order[s * objective.batch_size:(s + 1) * objective.batch_size], step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.average_gradients(model.parameters())  # torchrun: the ranks' mean (DDP's); else nothing
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
-                losses[objective.name].append(loss.item())
+                losses[objective.name].append(distributed.mean(loss))  # the batch's loss under torchrun too
             sched.step()
             if track and (s % 10 == 0 or s == steps_per_epoch - 1):
                 track({**{_key("train/loss", o.name, objectives): losses[o.name][-1] for o in objectives},
                        "train/lr": sched.get_last_lr()[0]}, step)
+        if not distributed.is_main():  # under torchrun rank 0 validates, keeps the best epoch and saves
+            distributed.barrier()
+            continue
         with autocast:
             val_metrics = {o.name: o.validate(val, store, device) for o in objectives if o.validates}
         score = float(np.mean([m["rsum"] for m in val_metrics.values()]))  # the paper's mean over dev evaluators
@@ -131,6 +137,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
                                "history": history, "identity": identity})
         if track:  # after the checkpoint: a tracker failure must not lose a finished epoch
             track({k: v for k, v in row.items() if k.startswith(("val", "train_loss"))}, row["step"])
+        distributed.barrier()
     return {"best_epoch": best_epoch, "best_val_rsum": best_score, "history": history, "best_path": best}
 
 
@@ -161,13 +168,13 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     from itr.models.encoder import load_encoder
     from itr.provenance import code_digest
 
-    device = torch.device(device)
     store = FeatureStore(features)
     torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
     if method == "cmc":
         model, tokenizer = load_dual(text_cfg.path, store.dim, cfg, layers=text_cfg.layers)
     else:
         model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
+    device = distributed.setup(torch.device(device), model)  # under torchrun: this rank's device, rank 0's weights
     model.to(device)
     _, train_caps = read_dataset(data, "train")
     _, val_caps = read_dataset(data, "val")
@@ -177,6 +184,9 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
              "features": store.manifest["source"]}
     inputs = {"text_encoder": text_cfg.to_dict(), "data": dataset_manifest(data)["digest"],
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
+    if not distributed.is_main():  # the other torchrun ranks compute and write nothing
+        return train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=lambda m: None,
+                           inputs=inputs)
     with state_lock(state_dir):  # one trainer per state directory
         for where in (Path(state_dir), Path(out).parent):
             remove_stale_temporaries(where)  # a killed run's half-written files (live writers' are kept)

@@ -27,5 +27,5 @@ rule train:
     shell:
         "itr train {wildcards.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
         " --config {params.cfg} --text-encoder {params.text} --out {output.model} --history {output.history}"
-        " --state-dir {params.state} --threads {threads}"
+        " --state-dir {params.state} --threads {threads} --processes {resources.gpu}"  # >1 GPU: torchrun ranks
         " --tracking {params.tracking} --run-name train/{wildcards.variant}/{wildcards.model} > {log} 2>&1"

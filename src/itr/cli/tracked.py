@@ -20,6 +20,8 @@ def tracker(args, params: dict, tags: dict):
     from itr.config import TrackingConfig, parse_section
     from itr.tracking import Tracker
 
-    if not args.tracking:
+    from itr.distributed import is_main
+
+    if not args.tracking or not is_main():  # under torchrun, rank 0 tracks the run
         return contextlib.nullcontext(None)
     return Tracker(parse_section(TrackingConfig, args.tracking), args.run_name, params, tags)

@@ -14,15 +14,20 @@ def register(sub) -> None:
     for a in ("--data", "--features", "--config", "--text-encoder", "--out", "--history", "--state-dir"):
         p.add_argument(a, required=True)
     add_compute(p)
+    p.add_argument("--processes", type=int, default=1,
+                   help="data-parallel processes (one per GPU): more than 1 restarts the command under torchrun")
     tracked.add_tracking(p)
     p.set_defaults(func=train)
 
 
 def train(args) -> int:
+    from itr import distributed
     from itr.cli.tracked import tracker
     from itr.config import TRAIN_METHODS, TextEncoderConfig, parse_section
     from itr.training import train_from_files
 
+    if args.processes > 1 and distributed.world()[1] == 1:
+        return distributed.relaunch(args.processes)
     cfg = parse_section(TRAIN_METHODS[args.method], args.config, stage="train")
     text_cfg = parse_section(TextEncoderConfig, args.text_encoder)
     device = compute(args)

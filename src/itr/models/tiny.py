@@ -24,7 +24,7 @@ def shapes_vocabulary() -> list[str]:
     return sorted(vocabulary(shapes.KINDS, shapes.COLOURS, shapes.SIZES, shapes.DOMAINS)) + [",", ":"]
 
 
-def make_tiny_bert(out_dir: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def make_tiny_bert(out_dir: str | Path, hidden: int = 32, layers: int = 2, seed: int = 0, dropout: float = 0.1) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab = SPECIAL + shapes_vocabulary()
@@ -32,7 +32,8 @@ def make_tiny_bert(out_dir: str | Path, hidden: int = 32, layers: int = 2, seed:
     BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True).save_pretrained(out)
     torch.manual_seed(seed)
     cfg = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=2 * hidden, max_position_embeddings=64, type_vocab_size=2)
+                     intermediate_size=2 * hidden, max_position_embeddings=64, type_vocab_size=2,
+                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertModel(cfg, add_pooling_layer=False).save_pretrained(out)
     return out
 
