@@ -64,19 +64,25 @@ def run(cmd, cwd, check=True):
     return proc
 
 
-@pytest.fixture(scope="session")
-def project(tmp_path_factory):
-    """The tiny .test config built from nothing by `dvc repro` in a temporary git + DVC project: (path, its run)."""
-    proj = tmp_path_factory.mktemp("project")
+def new_project(proj: Path, **changes) -> Path:
+    """A copy of the workflow and library in ``proj`` with the .test config (its sections replaced by ``changes``)
+    and a tiny random BERT as text tower."""
     for name in ("Snakefile", "workflow", "profiles", "dvc.yaml", ".dvcignore", "benchmarks", "src/itr"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, proj / name)
-    params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text()) | changes
     params["text_encoder"]["path"] = str(make_tiny_bert(proj / "tiny-bert"))
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return proj
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """The tiny .test config built from nothing by `dvc repro` in a temporary git + DVC project: (path, its run)."""
+    proj = new_project(tmp_path_factory.mktemp("project"))
     run("git init -q && git config user.email t@t && git config user.name t", proj)
     run("dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", proj)
     first = run(["dvc", "repro"], proj)

@@ -4,9 +4,7 @@ import io
 import os
 import re
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,56 +12,9 @@ from itr.cli import main
 from itr.data import download
 from itr.data.archives import UnsafeArchiveError, extract
 from itr.data.download import DiskSpaceError, DownloadError, fetch
+from realformat import Server
 
 PAYLOAD = os.urandom(3 * download.CHUNK + 12345)  # several chunks, so a cut lands mid-file
-
-
-class Server:
-    """Serves ``files`` {path: bytes}; ``cut`` {path: n}: the next responses for path stop after n bytes (once each,
-    in order); ``broken`` paths answer 500. ``requests`` records (path, Range header) of every GET."""
-
-    def __init__(self):
-        self.files, self.cut, self.broken, self.requests = {}, {}, set(), []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                rng = self.headers.get("Range")
-                server.requests.append((self.path, rng))
-                if self.path in server.broken:
-                    self.send_error(500)
-                    return
-                if self.path not in server.files:
-                    self.send_error(404)
-                    return
-                body, start = server.files[self.path], 0
-                if rng:
-                    start = int(rng.removeprefix("bytes=").split("-")[0])
-                    if start >= len(body):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(body)}")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                cuts = server.cut.get(self.path)
-                if cuts:
-                    self.wfile.write(body[start:start + cuts.pop(0)])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body[start:])
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
@@ -222,3 +173,25 @@ def test_a_truncated_archive_is_named(tmp_path):
     (tmp_path / "x.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(Exception, match="x.zip"):
         extract(tmp_path / "x.zip", tmp_path / "out")
+
+
+def test_an_archive_placed_by_hand_is_checked_before_it_is_extracted(tmp_path, capsys):
+    """`itr data extract --hash/--lock` (the unpack rule): a placed archive with other bytes than the published hash
+    is refused naming both hashes, nothing is extracted; without a published hash the first one is pinned, and a
+    later archive with other bytes is refused."""
+    archive = tmp_path / "downloads" / "images.tar.gz"
+    archive.parent.mkdir()
+    _tar(archive, [_file("images/a.jpg")])
+    wrong = hashlib.sha256(b"other").hexdigest()
+    assert main(["data", "extract", "--archive", str(archive), "--out", str(tmp_path / "raw"),
+                 "--hash", f"sha256:{wrong}"]) == 2
+    err = capsys.readouterr().err
+    assert str(archive) in err and wrong in err and hashlib.sha256(archive.read_bytes()).hexdigest() in err
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "downloads" / "SHA256SUMS").exists()
+    assert main(["data", "extract", "--archive", str(archive), "--out", str(tmp_path / "raw"),
+                 "--lock", str(tmp_path / "downloads" / "SHA256SUMS")]) == 0  # trust on first use
+    assert (tmp_path / "raw" / "images" / "a.jpg").read_bytes() == b"hello"
+    _tar(archive, [_file("images/a.jpg", b"changed")])
+    assert main(["data", "extract", "--archive", str(archive), "--out", str(tmp_path / "raw2"),
+                 "--lock", str(tmp_path / "downloads" / "SHA256SUMS")]) == 2
+    assert "pinned" in capsys.readouterr().err and not (tmp_path / "raw2").exists()

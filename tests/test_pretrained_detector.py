@@ -1,6 +1,4 @@
 """torchvision's COCO Faster R-CNN files (random weights in their exact state-dict format) load and extract."""
-import hashlib
-
 import numpy as np
 import pytest
 import torch
@@ -9,20 +7,7 @@ from PIL import Image
 from itr.data.dataset import write_dataset
 from itr.features.pretrained import WeightsError, box_feature_dim, extract_pretrained, load_pretrained
 from itr.features.store import FeatureStore
-
-
-def published(tmp_path, arch, frozen_bn=False):
-    """A random-weight state dict saved under torchvision's name pattern, sha256 prefix included."""
-    from torchvision.models import detection
-
-    torch.manual_seed(0)
-    state = getattr(detection, arch)(weights=None, weights_backbone=None, num_classes=91).state_dict()
-    if frozen_bn:  # v1's published file comes from FrozenBatchNorm2d: no num_batches_tracked
-        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    tmp = tmp_path / "w.pth"
-    torch.save(state, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    return tmp.rename(tmp_path / f"{arch}_coco-{digest[:8]}.pth")
+from realformat import published
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +17,8 @@ def v2_weights(tmp_path_factory):
 
 def test_v2_published_format_loads_and_extracts_adaptive_regions(tmp_path, v2_weights):
     weights = v2_weights
-    model = load_pretrained("fasterrcnn_resnet50_fpn_v2", weights, min_size=64, max_size=96)
-    model.rpn._post_nms_top_n["testing"] = 50  # fewer proposals than the real 1000: the same code, faster
+    model = load_pretrained("fasterrcnn_resnet50_fpn_v2", weights, min_size=64, max_size=96, proposals=50)
+    assert model.rpn._post_nms_top_n["testing"] == 50  # fewer proposals than the real 300: the same code, faster
     assert box_feature_dim(model) == 1024
     rows, caps = [], []
     rng = np.random.default_rng(0)

@@ -74,6 +74,8 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
                         "evaluation": ("protocols",)},
     # Training reads a method's model and loss keys; a dual transformer's inference settings and the sweeps and
     # budget of the ablations (its paper's plan reads those) are not training's.
+    # Where the weights file came from is the fetch rule's business; extraction reads the file.
+    "pretrained_features": {"pretrained_features": ("weights_urls",)},
     "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
                        "ablation_epochs")},
 }
@@ -172,8 +174,10 @@ class PretrainedFeaturesConfig(_Section):
     SECTION = "pretrained_features"
     arch: str = "fasterrcnn_resnet50_fpn_v2"
     weights: str = "models/pretrained/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth"
+    weights_urls: tuple[str, ...] = ("https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",)
     min_size: int = 600
     max_size: int = 1000
+    proposals: int = 300
     min_regions: int = 10
     max_regions: int = 100
     score_thresh: float = 0.2

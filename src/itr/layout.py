@@ -4,14 +4,18 @@ Snakemake rules, the CLI and the paper plans all build paths with these patterns
 file name is spelled once. Paths are relative to the project root; ``{name}`` fields are Snakemake
 wildcards (and ``str.format`` fields).
 
+    downloads/{dataset}/{file}                        a real dataset's file, fetched and hash-checked (itr.data.download)
+    raw/{dataset}/{file}/                             an archive of those, extracted (itr.data.archives)
     data/{dataset}/                                   a dataset in the canonical format (itr.data.dataset)
     features/{dataset}/                               its region features (itr.features.store)
     models/{variant}/{model}.pt                       a trained checkpoint; variant = one set of trained models
+                                                      (on a real dataset a variant is {dataset}/{paper's name})
     indexes/{variant}/{model}/{collection}/           faiss indexes of a model over a test collection
     scores/{variant}/{method}/{collection}/{protocol}.npz          cached cross-encoder scores
     results/metrics/{variant}/{method}/{collection}/{protocol}.json  one table cell
     results/metrics/.../{protocol}/k={k}.json, {fusion}_{lam}.json   its shortlist-depth and fusion variants
-    results/tables/{paper}_{target}.{md,csv,tex,json[,png]}          a paper's table or figure
+    results/tables/{paper}_{target}.{md,csv,tex,json[,png]}          a paper's table or figure (ShapeCaptions)
+    results/tables/{dataset}/{paper}_{target}.*                       the same on a real dataset (params `dataset`)
     results/tracking/{paper}.json                                     MLflow runs mirroring its metrics files
 
 Example:
@@ -21,7 +25,11 @@ Example:
 """
 from __future__ import annotations
 
-MAIN_DATASET = "shapes"  # ShapeCaptions, the embedded benchmark; its detector extracts every dataset's features
+MAIN_DATASET = "shapes"  # ShapeCaptions, the embedded benchmark; its detector extracts every generated dataset's features
+
+DOWNLOAD = "downloads/{dataset}/{file}"
+EXTRACTED = "raw/{dataset}/{file}"
+DOWNLOAD_LOCK = "downloads/{dataset}/SHA256SUMS"  # sha256s pinned on first use, for files with none published
 
 DATASET_MANIFEST = "data/{dataset}/manifest.json"
 FEATURES_MANIFEST = "features/{dataset}/manifest.json"
@@ -41,6 +49,17 @@ TABLE_FORMATS = ("md", "csv", "tex", "json")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"
 TRACKED_CELLS = "results/tracking/{paper}.json"  # the MLflow runs mirroring a paper's metrics files
 INFERENCE_BENCHMARK = "results/benchmarks/{paper}_inference.json"  # benchmarks/inference_time.py of a Plan.timing
+
+
+def main_dataset(config: dict) -> str:
+    """The dataset every paper's targets train and test on (params ``dataset``): ``shapes`` or a real one."""
+    return config["dataset"]
+
+
+def on_dataset(name: str, config: dict) -> str:
+    """A variant's (or table's) name under the configured dataset: unchanged on ShapeCaptions, ``{dataset}/{name}``
+    on a real one, so each dataset's models, metrics and tables live side by side."""
+    return name if config["dataset"] == MAIN_DATASET else f"{config['dataset']}/{name}"
 
 
 def datasets(config: dict) -> dict[str, dict]:
@@ -69,7 +88,14 @@ def cell_variants(variants_dir, ks, fusions, lambdas) -> list[str]:
     return [k_cell(variants_dir, k) for k in ks] + [fusion_cell(variants_dir, f, lam) for f in fusions for lam in lambdas]
 
 
-def table_files(paper: str, target: str, png: bool = False) -> list[str]:
-    """The files of one paper table (and its PNG when it is a figure)."""
+def table_stem(paper: str, target: str, config: dict) -> str:
+    """A paper table's path without extension, under the configured dataset."""
     stem = TABLE_STEM.format(paper=paper, target=target)
+    return stem if config["dataset"] == MAIN_DATASET else stem.replace("results/tables/",
+                                                                        f"results/tables/{config['dataset']}/")
+
+
+def table_files(paper: str, target: str, config: dict, png: bool = False) -> list[str]:
+    """The files of one paper table (and its PNG when it is a figure)."""
+    stem = table_stem(paper, target, config)
     return [f"{stem}.{ext}" for ext in TABLE_FORMATS] + ([f"{stem}.png"] if png else [])

@@ -59,6 +59,7 @@ def consistency_problems(params: dict) -> list[str]:
     """What the schema cannot say: rules across keys (one line per broken rule; none when consistent).
 
     * every number is finite (YAML's ``.nan`` and ``.inf`` pass the schema's minimums);
+    * ``dataset`` names ShapeCaptions or a real dataset declared under ``datasets``;
     * each section's own rules (``cross_problems``: ``shapes.min_objects`` <= ``shapes.max_objects``);
     * the test split fits the protocols of ``evaluation.protocols`` and ``rerank.protocol``
       (itr.protocols.protocol_problems; each paper's plan checks the protocols of its own tables).
@@ -70,6 +71,9 @@ def consistency_problems(params: dict) -> list[str]:
     for name, cls in SECTIONS.items():
         if name in params:
             problems += cls.cross_problems(params[name])
+    if "dataset" in params and params["dataset"] != "shapes" and params["dataset"] not in params.get("datasets", {}):
+        problems.append(f"'dataset': {params['dataset']!r} is neither shapes nor a name under 'datasets' "
+                        f"({sorted(params.get('datasets', {}))})")
     if all(k in params for k in ("shapes", "evaluation", "rerank")):
         problems += protocol_problems(params, [*params["evaluation"]["protocols"], params["rerank"]["protocol"]])
     return problems

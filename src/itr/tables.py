@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from itr.atomic import replacing, write_text
+from itr.layout import MAIN_DATASET
 
 RECALL_COLUMNS = ["t2i/R@1", "t2i/R@5", "t2i/R@10", "i2t/R@1", "i2t/R@5", "i2t/R@10"]
 
@@ -50,11 +51,27 @@ def measured_row(cell: dict) -> dict:
     return {**{c: cell["metrics"][c] for c in RECALL_COLUMNS}, "rsum": cell["metrics"]["rsum"]}
 
 
+def test_set_name(cell: dict | None) -> str:
+    """What a cell was measured on, as a table row names it: ShapeCaptions (every generated dataset), else the
+    real dataset's name (params ``datasets``)."""
+    name = (cell or {}).get("dataset", MAIN_DATASET)
+    return "ShapeCaptions" if name.startswith(MAIN_DATASET) else name
+
+
+def comparability(cell: dict | None) -> str:
+    """Why our numbers and the paper's differ, for a caption."""
+    if test_set_name(cell) == "ShapeCaptions":
+        return "absolute numbers are not comparable with the paper's, only the relations between rows"
+    return "our towers are not the paper's pretrained models, so absolute numbers differ; the relations between rows hold"
+
+
 def protocol_note(cells: list[dict]) -> str:
     """Which test images the cells were measured on, and why absolute numbers are not comparable."""
     first = cells[0]
+    if test_set_name(first) != "ShapeCaptions":
+        return f"protocol: {first['protocol_label']} of {test_set_name(first)} {first['split']} ({comparability(first)})"
     return (f"protocol: {first['protocol_label']} of ShapeCaptions {first['split']} (generated shapes, not COCO or "
-            f"Flickr30k; absolute numbers are not comparable with the paper's, only the relations between rows)")
+            f"Flickr30k; {comparability(first)})")
 
 
 def write_recall_table(df: pd.DataFrame, out_stem: Path, caption: str, flat: dict) -> None:

@@ -8,14 +8,14 @@ if len(LATENCY_MODELS) > 1:
 rule benchmark_latency:
     input:
         **(LATENCY_MODELS[0] if LATENCY_MODELS else {}),
-        **data_inputs(DATASET),
+        **data_inputs(MAIN),
         script="benchmarks/latency.py",
     output:
         LATENCY_BENCHMARK,
     params:
         code=CODE["benchmark_latency"],
         upstream=upstream(lambda wc: [*(LATENCY_MODELS[0].values() if LATENCY_MODELS else []),
-                                      *data_inputs(DATASET).values()]),
+                                      *data_inputs(MAIN).values()]),
         cfg=section("benchmark"),
     conda:
         ITR_ENV
@@ -38,7 +38,7 @@ rule benchmark_latency:
 rule benchmark_inference_time:
     input:
         models=timing_models,
-        **data_inputs(DATASET),
+        **data_inputs(MAIN),
         script="benchmarks/inference_time.py",
     output:
         INFERENCE_BENCHMARK,
@@ -46,7 +46,7 @@ rule benchmark_inference_time:
         paper="|".join(TIMINGS) or "(?!)",  # (?!): no paper times anything
     params:
         code=CODE["benchmark_inference_time"],
-        upstream=upstream(lambda wc: [*timing_models(wc), *data_inputs(DATASET).values()]),
+        upstream=upstream(lambda wc: [*timing_models(wc), *data_inputs(MAIN).values()]),
         methods=lambda wc: shlex.quote(json.dumps(timed_methods(wc))),
         protocol=lambda wc: TIMINGS[wc.paper].protocol,
         eval_cfg=section("evaluation"),

@@ -2,17 +2,22 @@
 import json
 import re
 import shlex
+from pathlib import Path
 
 import yaml
 
 from itr import papers
 from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
-from itr.layout import (TABLE_STEM, DATASET_MANIFEST, EVAL_METRICS, FEATURES_MANIFEST, INDEX_DONE, INFERENCE_BENCHMARK,
-                        LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES, TRACKED_CELLS, TRAIN_HISTORY,
-                        TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets, table_files)
+from itr.data import sources
+from itr.data.download import read_lock
+from itr.errors import InputError
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, DOWNLOAD_LOCK, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
+                        INDEX_DONE, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
+                        TRACKED_CELLS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        main_dataset, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
-from itr.manifest import files_identity
+from itr.manifest import content_digest, files_identity
 from itr.provenance import RULE_ENTRIES, code_digest, package_modules
 from itr.shortlist import SCORE_FUSIONS
 
@@ -21,9 +26,13 @@ validate_params(config, source="workflow config (params.yaml or --configfile)")
 
 ITR_ENV = "../envs/itr.yaml"  # relative to workflow/rules
 
-# Datasets (itr.layout.datasets): ShapeCaptions, a second visual domain, and the main images in every caption language.
+# Generated datasets (itr.layout.datasets): ShapeCaptions, a second visual domain, and the main images in every caption
+# language; DATASET (ShapeCaptions) trains the detector that extracts their features. Real datasets: params
+# `datasets` (rules/sources.smk). MAIN: the one every paper's targets train and test on (params `dataset`).
 DATASET = MAIN_DATASET
 DATASETS = datasets(config)
+REAL_DATASETS = config["datasets"]
+MAIN = main_dataset(config)
 
 # What the registered papers ask of the shared rules (itr.papers): variants to train, collections to
 # search, rows, and the cells of every table. Merged over papers; two papers never share a name.
@@ -32,6 +41,12 @@ PAPER_PLANS = {name: papers.plan(name, config) for name in papers.PAPERS}
 
 def merged(field):
     return papers.merged(PAPER_PLANS, field)
+
+
+# The datasets the plans use (generated ones first), and whether any needs ShapeCaptions' detector.
+_USED = set().union(*(plan.datasets() for plan in PAPER_PLANS.values()))
+USED_DATASETS = [d for d in [*DATASETS, *REAL_DATASETS] if d in _USED]
+GENERATED_USED = [d for d in USED_DATASETS if d in DATASETS]
 
 
 VARIANTS = merged("variants")
@@ -161,9 +176,10 @@ def section(name, stage=None, **overrides):
 
 
 def paper_outputs(paper):
-    """Every file a paper's <paper>_all target builds: its tables and figures, its files beside them, and the
-    MLflow runs mirroring its metrics files."""
-    return ([f for t in papers.load(paper).targets for f in table_outputs(paper, t.name)]
+    """Every file a paper's <paper>_all target builds: its tables and figures (those its plan can build on this
+    dataset), its files beside them, and the MLflow runs mirroring its metrics files."""
+    return ([f for t in papers.load(paper).targets if t.name in PAPER_PLANS[paper].tables
+             for f in table_outputs(paper, t.name)]
             + PAPER_PLANS[paper].extra_outputs + [TRACKED_CELLS.format(paper=paper)])
 
 
@@ -179,7 +195,10 @@ def metrics_files(plan):
 
 def table_outputs(paper, target):
     """The files of one registered table: md, csv, tex, json, and a PNG for figures."""
-    return table_files(paper, target, png=papers.load(paper).target(target).png)
+    why = PAPER_PLANS[paper].unavailable.get(target)
+    if why:
+        raise InputError(f"{paper}_{target} is not built on dataset {MAIN}: {why}")
+    return table_files(paper, target, config, png=papers.load(paper).target(target).png)
 
 
 def rerank_inputs(wc):
@@ -214,3 +233,19 @@ def test_dirs(wc):
 # Metrics files with reference scores, per paper (snakemake check_scores builds and compares them).
 EXPECTED = {name: papers.expected_scores(name) for name in papers.PAPERS}
 EXPECTED_FILES = sorted({f for path in EXPECTED.values() for f in yaml.safe_load(open(path))["expected"]})
+
+
+# Real datasets (rules/sources.smk)
+PRETRAINED = config["pretrained_features"]
+
+
+def pinned(dataset, files):
+    """The upstream entry of a job reading these files of a real dataset: their sha256s as pinned on first use
+    (evaluated when the job runs, after its fetch and unpack jobs have pinned them)."""
+    pins = read_lock(Path(DOWNLOAD_LOCK.format(dataset=dataset)))
+    return content_digest({f: pins.get(f, "absent") for f in sorted(set(files))})
+
+
+def source_files(refs):
+    """The file names of `<file>[/<path inside it>]` references."""
+    return [ref.partition("/")[0] for ref in refs]

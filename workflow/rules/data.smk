@@ -4,6 +4,8 @@ rule shapes_generate:
         manifest=DATASET_MANIFEST,
         images="data/{dataset}/images.parquet",
         captions="data/{dataset}/captions.parquet",
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
     params:
         code=CODE["shapes_generate"],
         cfg=lambda wc: section("shapes", **DATASETS[wc.dataset]),

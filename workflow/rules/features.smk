@@ -37,6 +37,8 @@ rule extract_features:
         detector=DETECTOR,
     output:
         FEATURES_MANIFEST,
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
     params:
         code=CODE["extract_features"],
         upstream=upstream(lambda wc: [DATASET_MANIFEST.format(dataset=wc.dataset), DETECTOR]),

@@ -1,4 +1,5 @@
-# Every registered paper's tables and figures: results/tables/<paper>_<target>.{md,csv,tex,json[,png]}.
+# Every registered paper's tables and figures: results/tables/<paper>_<target>.{md,csv,tex,json[,png]}
+# (results/tables/<dataset>/... on a real dataset).
 # The cells each one reads, its protocol and caption note come from the paper's plan (itr.papers);
 # the builder is the one its registry entry names (`itr table <paper> <target>`).
 TABLE_TARGETS = sorted({target for _, target in TABLES})
@@ -9,7 +10,7 @@ rule paper_table:
     input:
         table_inputs,
     output:
-        table_files("{paper}", "{target}"),
+        table_files("{paper}", "{target}", config),
     wildcard_constraints:
         paper="|".join(papers.PAPERS),
         target="|".join(t for t in TABLE_TARGETS if t not in FIGURE_TARGETS),
@@ -17,7 +18,7 @@ rule paper_table:
         code=lambda wc: TABLE_CODE[wc.paper],
         upstream=upstream(table_inputs),
         spec=lambda wc: shlex.quote(json.dumps(TABLES[(wc.paper, wc.target)].spec(), sort_keys=True)),
-        out=TABLE_STEM,
+        out=table_stem("{paper}", "{target}", config),
     conda:
         ITR_ENV
     log:
@@ -34,7 +35,7 @@ rule paper_table:
 
 use rule paper_table as paper_figure with:
     output:
-        table_files("{paper}", "{target}", png=True),
+        table_files("{paper}", "{target}", config, png=True),
     wildcard_constraints:
         paper="|".join(papers.PAPERS),
         target="|".join(FIGURE_TARGETS),

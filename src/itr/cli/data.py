@@ -3,6 +3,7 @@ file from its mirrors, verified; extract an archive safely."""
 from __future__ import annotations
 
 from itr.cli.common import log
+from itr.errors import InputError
 
 
 def register(sub) -> None:
@@ -15,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=shapes)
     p = data.add_parser("fetch", help="download one file, resumed and hash-checked, from the first mirror that works")
-    p.add_argument("--url", action="append", required=True, help="a mirror URL or a local path; repeat, tried in order")
+    p.add_argument("--url", action="append", default=[], help="a mirror URL or a local path; repeat, tried in order")
     digest = p.add_mutually_exclusive_group()
     digest.add_argument("--sha256", help="its published sha256 (hex)")
     digest.add_argument("--hash", help="ALG:HEX, e.g. md5:0da8... where only an md5 is published")
@@ -23,12 +24,14 @@ def register(sub) -> None:
     p.add_argument("--lock", help="file of pinned sha256s for files without a published hash (default: "
                                   "SHA256SUMS beside --out)")
     p.add_argument("--retries", type=int, default=3)
+    p.add_argument("--place", help="how to get the file by hand, for the error when no mirror has it")
     p.set_defaults(func=fetch)
     p = data.add_parser("import", help="a released caption dataset into the canonical format")
     p.add_argument("--format", required=True, choices=["karpathy", "multi30k"])
     p.add_argument("--annotations", required=True, help="karpathy: dataset_{coco,flickr30k}.json; "
                                                         "multi30k: its data/task1 folder")
-    p.add_argument("--images", required=True, help="the folder the images were extracted to")
+    p.add_argument("--images", required=True, action="append",
+                   help="the folder the images were extracted to (karpathy: repeat for several, searched in order)")
     p.add_argument("--out", required=True, help="data/NAME")
     p.add_argument("--restval", choices=["train", "drop"], default="train", help="karpathy: COCO's restval images")
     p.add_argument("--test-split", default="test_2016_flickr", help="multi30k: which test set is 'test'")
@@ -40,6 +43,8 @@ def register(sub) -> None:
     p = data.add_parser("extract", help="extract a tar or zip archive, refusing entries that leave the folder")
     p.add_argument("--archive", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--hash", help="check the archive first: its published ALG:HEX; its sha256 is pinned in --lock")
+    p.add_argument("--lock", help="with --hash or alone: the SHA256SUMS file pinning it (default: beside it)")
     p.set_defaults(func=extract)
 
 
@@ -64,14 +69,17 @@ def fetch(args) -> int:
     from itr.data.download import fetch as download
 
     known = f"sha256:{args.sha256}" if args.sha256 else args.hash
-    digest = download(args.url, args.out, known, retries=args.retries, lock=args.lock)
+    digest = download(args.url, args.out, known, retries=args.retries, lock=args.lock, place=args.place)
     log.info("%s: %s", args.out, digest)
     return 0
 
 
 def extract(args) -> int:
     from itr.data.archives import extract as unpack
+    from itr.data.download import verify
 
+    if args.hash or args.lock:  # a file placed by hand is checked here; a fetched one again (cheap beside the copy)
+        log.info("%s: %s", args.archive, verify(args.archive, args.hash, args.lock))
     log.info("extracted %s into %s", args.archive, unpack(args.archive, args.out))
     return 0
 
@@ -82,7 +90,9 @@ def import_dataset(args) -> int:
     if args.format == "karpathy":
         summary = importers.import_karpathy(args.annotations, args.images, args.out, restval=args.restval)
     else:
-        summary = importers.import_multi30k(args.annotations, args.images, args.out, test_split=args.test_split)
+        if len(args.images) > 1:
+            raise InputError("--format multi30k reads one --images folder (Flickr30k's images)")
+        summary = importers.import_multi30k(args.annotations, args.images[0], args.out, test_split=args.test_split)
     log.info("%s: %s", args.out, summary)
     return 0
 

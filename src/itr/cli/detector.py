@@ -61,13 +61,14 @@ def extract(args) -> int:
 
 
 def extract_pretrained(args) -> int:
-    from itr.config import PretrainedFeaturesConfig, parse_section
+    from itr.config import PretrainedFeaturesConfig, parse_section, unread_keys
     from itr.features import pretrained
     from itr.manifest import file_digest
 
-    cfg = parse_section(PretrainedFeaturesConfig, args.config)
-    model = pretrained.load_pretrained(cfg.arch, cfg.weights, cfg.min_size, cfg.max_size)
-    source = {"detector": file_digest(cfg.weights), "features": cfg.to_dict()}
+    cfg = parse_section(PretrainedFeaturesConfig, args.config, stage="pretrained_features")
+    model = pretrained.load_pretrained(cfg.arch, cfg.weights, cfg.min_size, cfg.max_size, cfg.proposals)
+    read = {k: v for k, v in cfg.to_dict().items() if k not in unread_keys("pretrained_features", cfg.SECTION)}
+    source = {"detector": file_digest(cfg.weights), "features": read}
     pretrained.extract_pretrained(args.data, model, cfg, args.out, source, compute(args), log=log.info)
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,11 +42,7 @@ class DiskSpaceError(InputError, OSError):
 
 
 def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
+    return _file_hash(Path(path), "sha256")
 
 
 class ResumingDownloader:
@@ -94,7 +91,7 @@ class ResumingDownloader:
 
 
 def fetch(urls: list[str] | str, out: str | Path, known_hash: str | None = None, *, retries: int = 3,
-          progressbar: bool = True, lock: str | Path | None = None) -> str:
+          progressbar: bool = True, lock: str | Path | None = None, place: str | None = None) -> str:
     """Download ``out`` from the first of ``urls`` that gives it whole and with the right hash; return its sha256.
 
     ``known_hash`` is ``"sha256:HEX"`` or ``"md5:HEX"`` (as pooch spells them), or None where none is published: then
@@ -107,7 +104,8 @@ def fetch(urls: list[str] | str, out: str | Path, known_hash: str | None = None,
     out = Path(out)
     urls = [urls] if isinstance(urls, str) else list(urls)
     if not urls:
-        raise InputError(f"{out}: no URL or local path to fetch it from; add one to its mirrors in params.yaml")
+        raise InputError(f"{out}: no URL or local path to fetch it from. "
+                         + (f"It is placed by hand: {place}." if place else "Add one to its mirrors in params.yaml."))
     lock = Path(lock) if lock else out.parent / LOCK_NAME
     pinned = read_lock(lock).get(out.name)
     # verify the strongest hash we have: the published one, else the pinned one
@@ -130,15 +128,43 @@ def fetch(urls: list[str] | str, out: str | Path, known_hash: str | None = None,
     else:
         raise DownloadError(f"{out}: no mirror gave the expected file (expected {expected or 'any'}):\n  "
                             + "\n  ".join(failures)
-                            + "\nFix: add a working mirror to its list in params.yaml, or place the file at that path.")
-    digest = sha256(out)
-    if pinned and pinned != digest:  # a published md5 matched, yet the bytes differ from the first download's
-        out.unlink()
-        raise DownloadError(f"{out}: sha256 {digest} differs from {pinned} pinned in {lock} by the first download; "
-                            f"if the source changed on purpose, delete its line from {lock} and fetch again")
+                            + "\nFix: add a working mirror to its list in params.yaml, or place the file at that path"
+                            + (f" ({place})." if place else "."))
+    # a published md5 may match while the bytes differ from the first download's: the pin decides
+    return verify(out, lock=lock, remove_bad=True)
+
+
+def verify(path: str | Path, known_hash: str | None = None, lock: str | Path | None = None,
+           remove_bad: bool = False) -> str:
+    """Check a file (downloaded, or placed by hand) against its published hash and its pinned sha256; pin it
+    when it has none. Return ``"sha256:HEX"``; raise DownloadError naming both hashes on a mismatch."""
+    path = Path(path)
+    lock = Path(lock) if lock else path.parent / LOCK_NAME
+    digest, problem = sha256(path), None
+    if known_hash:
+        alg, _, want = known_hash.partition(":")
+        got = digest if alg == "sha256" else _file_hash(path, alg)
+        if got != want:
+            problem = f"{alg} {got}, but its published {alg} is {want}"
+    pinned = read_lock(lock).get(path.name)
+    if problem is None and pinned and pinned != digest:
+        problem = (f"sha256 {digest} differs from {pinned} pinned in {lock} by the first download; if the source "
+                   f"changed on purpose, delete its line from {lock}")
+    if problem:
+        if remove_bad:
+            path.unlink()
+        raise DownloadError(f"{path}: {problem}. Fetch it again, or place the right file there.")
     if not pinned:
-        pin(lock, out.name, digest)
+        pin(lock, path.name, digest)
     return f"sha256:{digest}"
+
+
+def _file_hash(path: Path, alg: str) -> str:
+    h = hashlib.new(alg)
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_lock(lock: Path) -> dict[str, str]:
@@ -155,10 +181,19 @@ def read_lock(lock: Path) -> dict[str, str]:
 
 
 def pin(lock: Path, name: str, digest: str) -> None:
+    """Add ``name``'s sha256 to ``lock``; under an exclusive lock, as a dataset's files are fetched side by side."""
+    import fcntl
+
     from itr.atomic import write_text
 
-    pins = read_lock(lock) | {name: digest}
-    write_text(lock, "".join(f"{d}  {n}\n" for n, d in sorted(pins.items())))
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.open(lock.parent, os.O_RDONLY)  # a lock on the folder: no lock file left behind
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        pins = read_lock(lock) | {name: digest}
+        write_text(lock, "".join(f"{d}  {n}\n" for n, d in sorted(pins.items())))
+    finally:
+        os.close(folder)
     log.info("%s: pinned sha256 %s in %s (trust on first use: no published hash)", name, digest, lock)
 
 

@@ -33,10 +33,13 @@ MULTI30K_CZECH_SPLITS = ("train", "val", "test_2016_flickr", "test_2018_flickr")
 MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}  # ours: Multi30k's (test: selectable)
 
 
-def import_karpathy(annotations: str | Path, images: str | Path, out: str | Path, restval: str = "train",
+def import_karpathy(annotations: str | Path, images, out: str | Path, restval: str = "train",
                     name: str | None = None) -> dict:
-    """Write ``out`` (the canonical dataset) from a Karpathy split JSON and the folder its images were extracted to."""
-    annotations, images, out = Path(annotations), Path(images), Path(out)
+    """Write ``out`` (the canonical dataset) from a Karpathy split JSON and the folder its images were extracted to
+    (or several: COCO's train2014 and val2014 archives, each extracted apart; an image is taken from the first
+    folder that has it)."""
+    roots = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
+    annotations, out = Path(annotations), Path(out)
     if restval not in ("train", "drop"):
         raise DatasetError(f"restval={restval!r}: use 'train' (the usual convention) or 'drop'")
     try:
@@ -53,7 +56,7 @@ def import_karpathy(annotations: str | Path, images: str | Path, out: str | Path
                 if entry["split"] != "restval":
                     raise DatasetError(f"{where}: unknown split {entry['split']!r}")
                 continue
-            path = images / entry.get("filepath", "") / entry["filename"]
+            path = _first_existing(roots, Path(entry.get("filepath", "")) / entry["filename"])
             image_id = str(entry.get("cocoid", Path(entry["filename"]).stem))
             sentences = entry["sentences"][:CAPTIONS_PER_IMAGE]
         except KeyError as e:
@@ -100,6 +103,11 @@ def import_multi30k(task1: str | Path, images: str | Path, out: str | Path, lang
             "languages": list(languages), "languages_by_split": by_split}
     write_dataset(out, image_rows, caption_rows, info)
     return info
+
+
+def _first_existing(roots: list[Path], relative: Path) -> Path:
+    """``relative`` under the first root that has it; under the first root when none does (its error names it)."""
+    return next((root / relative for root in roots if (root / relative).exists()), roots[0] / relative)
 
 
 def _read_captions(path: Path) -> list[str]:

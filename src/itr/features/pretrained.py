@@ -42,9 +42,11 @@ def check_published_hash(path: Path) -> None:
                            "in its torchvision name; the file is damaged or another one: fetch it again")
 
 
-def load_pretrained(arch: str, weights: str | Path, min_size: int = 800, max_size: int = 1333) -> nn.Module:
+def load_pretrained(arch: str, weights: str | Path, min_size: int = 800, max_size: int = 1333,
+                    proposals: int = 1000) -> nn.Module:
     """torchvision's Faster R-CNN ``arch`` with the state dict at ``weights``; every detection comes out (no
-    score threshold, up to 300 per image), so region selection is ours."""
+    score threshold, up to 300 per image), so region selection is ours. ``proposals``: the RPN boxes kept after
+    NMS for the box head (torchvision's default 1000; Faster R-CNN's and bottom-up attention's test setting 300)."""
     from torchvision.models import detection
 
     if arch not in ARCHITECTURES:
@@ -56,7 +58,7 @@ def load_pretrained(arch: str, weights: str | Path, min_size: int = 800, max_siz
     check_published_hash(weights)
     model = getattr(detection, arch)(weights=None, weights_backbone=None, num_classes=COCO_CLASSES,
                                      min_size=min_size, max_size=max_size, box_score_thresh=0.0,
-                                     box_detections_per_img=300)
+                                     box_detections_per_img=300, rpn_post_nms_top_n_test=proposals)
     state = torch.load(weights, map_location="cpu", weights_only=True)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)

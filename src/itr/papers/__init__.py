@@ -111,7 +111,8 @@ class Plan:
     rerank_settings: rerank row -> its RerankConfig values (k, ks, lambdas, batch_size, precision, protocol),
     for rows that do not use params.yaml's ``rerank`` section. row_fusions: rerank row -> {"fusion", "lam"}, how
     its cells rank a shortlist (itr.shortlist.fuse), for rows that do not rank by the second stage alone.
-    timing: a Timing (the inference-time benchmark, layout.INFERENCE_BENCHMARK), or None.
+    timing: a Timing (the inference-time benchmark, layout.INFERENCE_BENCHMARK), or None. unavailable: target ->
+    why the plan cannot build it under this config (a table of ShapeCaptions' generated companions, on real data).
     """
     variants: dict
     collections: dict
@@ -126,6 +127,12 @@ class Plan:
     rerank_settings: dict = dataclasses.field(default_factory=dict)
     row_fusions: dict = dataclasses.field(default_factory=dict)
     timing: Timing | None = None
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def datasets(self) -> set[str]:
+        """Every dataset the plan trains on, searches, or draws distractors from."""
+        return {v["dataset"] for v in self.variants.values()} | {
+            d for c in self.collections.values() for d in (c["dataset"], *(s["dataset"] for s in c["distractors"]))}
 
 
 def load(name: str) -> Paper:
@@ -140,11 +147,13 @@ def plan(name: str, config: dict) -> Plan:
     registered target, and no other."""
     paper = load(name)
     result = importlib.import_module(f"itr.papers.{name}.plan").plan(config)
-    declared, planned = {t.name for t in paper.targets}, set(result.tables)
-    if declared != planned:
+    declared, planned = {t.name for t in paper.targets}, set(result.tables) | set(result.unavailable)
+    if declared != planned or set(result.tables) & set(result.unavailable):
         raise UnknownPaperError(f"itr.papers.{name}: targets {sorted(declared ^ planned)} are in only one of PAPER.targets "
-                                "and the plan's tables; declare each target in both")
-    problems = protocol_problems(config, [spec.protocol for spec in result.tables.values() if spec.protocol])
+                                "and the plan's tables (or unavailable); declare each target in both")
+    # the test split's size is a param on ShapeCaptions; on a real dataset the evaluation checks it when it runs
+    problems = [] if config["dataset"] != layout.MAIN_DATASET else protocol_problems(
+        config, [spec.protocol for spec in result.tables.values() if spec.protocol])
     if problems:
         raise ConfigError(f"params do not fit the tables of {name}:\n  - " + "\n  - ".join(problems))
     return result

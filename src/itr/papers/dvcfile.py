@@ -31,29 +31,52 @@ UNCACHED = {"cache": False, "persist": True}
 
 def dvc_stages(config: dict) -> dict:
     """The stages of dvc.yaml under a params mapping."""
-    datasets = list(layout.datasets(config))
-    data_dirs = [f"data/{d}" for d in datasets]
-    feature_dirs = [f"features/{d}" for d in datasets]
-    detector = layout.DETECTOR.format(dataset=layout.MAIN_DATASET)
-    stages = {
-        "data": {"cmd": "snakemake --cores all data",
-                 "deps": [*_code("shapes_generate"), "workflow/rules/data.smk"],
-                 "params": ["seed", "shapes", "shift.domain", "multilingual.languages"],
-                 "outs": [{d: KEEP} for d in data_dirs]},
-        "features": {"cmd": "snakemake --cores all features",
-                     "deps": [*data_dirs, *_code("train_detector", "extract_features"), "workflow/rules/features.smk"],
-                     "params": ["seed", "detector", "features"],
-                     "outs": [{detector: KEEP}] + [{d: KEEP} for d in feature_dirs],
-                     "metrics": [{layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): UNCACHED}]},
-    }
     plans = {name: papers.plan(name, config) for name in papers.PAPERS}
+    used = set().union(*(plan.datasets() for plan in plans.values()))
+    generated = [d for d in layout.datasets(config) if d in used]
+    real = [d for d in config["datasets"] if d in used]  # params `dataset` names one (rules/sources.smk)
+    datasets = generated + real
+    stages = {"data": _data_stage(generated, real), "features": _features_stage(generated, real, config)}
     for name, plan in plans.items():
-        used = {v["dataset"] for v in plan.variants.values()} | {
-            d for c in plan.collections.values() for d in (c["dataset"], *(s["dataset"] for s in c["distractors"]))}
         timed = papers.timed_methods(plan.timing, plans, config["rerank"]) if plan.timing else {}
         stages[name] = paper_stage(name, plan, [f"{kind}/{d}" for kind in ("data", "features") for d in datasets
-                                                if d in used], papers.timed_models(timed))
+                                                if d in plan.datasets()], papers.timed_models(timed), config)
     return stages
+
+
+def _data_stage(generated: list[str], real: list[str]) -> dict:
+    """ShapeCaptions' generated datasets, and real ones fetched and imported; the sha256s pinned on first use
+    (downloads/<name>/SHA256SUMS) are outputs, so git and DVC keep them."""
+    deps, params = [], ["dataset"]
+    if generated:
+        deps += [*_code("shapes_generate"), "workflow/rules/data.smk"]
+        params += ["seed", "shapes", "shift.domain", "multilingual.languages"]
+    if real:
+        deps += [*_code("unpack_file", "import_dataset"), "workflow/rules/sources.smk"]
+        params += [f"datasets.{d}" for d in real]
+    return {"cmd": "snakemake --cores all data", "deps": list(dict.fromkeys(deps)), "params": params,
+            "outs": [{f"data/{d}": KEEP} for d in generated + real]
+            + [{layout.DOWNLOAD_LOCK.format(dataset=d): UNCACHED} for d in real]}
+
+
+def _features_stage(generated: list[str], real: list[str], config: dict) -> dict:
+    """Region features: ShapeCaptions' detector, trained here, for the generated datasets; torchvision's COCO
+    Faster R-CNN or released feature files for real ones."""
+    deps, params, outs, metrics = [f"data/{d}" for d in generated + real], ["dataset"], [], []
+    if generated:
+        detector = layout.DETECTOR.format(dataset=layout.MAIN_DATASET)
+        deps += [*_code("train_detector", "extract_features"), "workflow/rules/features.smk"]
+        params += ["seed", "detector", "features"]
+        outs.append({detector: KEEP})
+        metrics.append({layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): UNCACHED})
+    if real:
+        kinds = {"pretrained_features" if config["datasets"][d]["features"]["format"] == "pretrained"
+                 else "import_features" for d in real}
+        deps += [*_code(*sorted(kinds)), "workflow/rules/sources.smk"]
+        params += ["pretrained_features"] * ("pretrained_features" in kinds)
+    stage = {"cmd": "snakemake --cores all features", "deps": list(dict.fromkeys(deps)), "params": params,
+             "outs": outs + [{f"features/{d}": KEEP} for d in generated + real]}
+    return stage | ({"metrics": metrics} if metrics else {})
 
 
 def _code(*rules: str) -> list[str]:
@@ -61,14 +84,14 @@ def _code(*rules: str) -> list[str]:
     return list(dict.fromkeys(f for rule in rules for f in closure_files(RULE_ENTRIES[rule])))
 
 
-def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models: list[str]) -> dict:
+def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models: list[str], config: dict) -> dict:
     """One paper's stage: its Snakemake target, and every directory and file its rules write (``timed_models``: the
     models its inference-time benchmark runs)."""
     paper = papers.load(name)
     variants = sorted({v.split("/")[0] for v in plan.variants})  # rfrs_aux_sizes/n60 lives in rfrs_aux_sizes/
     outs = [{f"{kind}/{v}": KEEP} for kind in ("models", "indexes", "scores") for v in variants]
     outs += [{f"results/metrics/{v}": UNCACHED} for v in variants]
-    tables = [f for t in paper.targets for f in layout.table_files(name, t.name, t.png)]
+    tables = [f for t in paper.targets if t.name in plan.tables for f in layout.table_files(name, t.name, config, t.png)]
     outs += [{f: UNCACHED} for f in tables if not f.endswith(".json")]
     if plan.latency_models:
         outs.append({layout.LATENCY_BENCHMARK: UNCACHED})

@@ -21,7 +21,7 @@ import pandas as pd
 
 from itr.papers.rfrs.tables import METHOD_NAMES, paper_numbers
 from itr.tables import (RECALL_COLUMNS, load_cells, measured_row, plot_recalls, protocol_note, recalls,
-                        write_recall_table)
+                        test_set_name, write_recall_table)
 
 
 def _by_variant(cells: list[dict], labels: dict) -> list[tuple[object, str, dict]]:
@@ -49,7 +49,7 @@ def build_figure3(metrics_paths: list[Path], out_stem: Path, protocol: str, note
                "(a figure without printed numbers; its text: BE-based approaches are considerably less sample-efficient "
                "than the CE, most of all at 1k images). Ours: " + protocol_note(cells) + ". " + note)
     write_recall_table(df, out_stem, caption, flat)
-    plot_recalls(df, "Training images", out_stem.with_suffix(".png"), "ShapeCaptions: recall by training-set size",
+    plot_recalls(df, "Training images", out_stem.with_suffix(".png"), f"{test_set_name(cells[0])}: recall by training-set size",
                  "line")
     return df
 
@@ -74,7 +74,7 @@ def build_figure4(metrics_paths: list[Path], out_stem: Path, protocol: str, note
     shown = df.drop(columns=["half/full rsum"])
     write_recall_table(shown, out_stem, caption + " half/full rsum: " + ", ".join(
         f"{r['Model']} {r['half/full rsum']:.2f}" for r in df[df['Size'] == 'half'].to_dict('records')) + ".", flat)
-    plot_recalls(df, "Size", out_stem.with_suffix(".png"), "ShapeCaptions: full vs half-size models", "bar")
+    plot_recalls(df, "Size", out_stem.with_suffix(".png"), f"{test_set_name(cells[0])}: full vs half-size models", "bar")
     return df
 
 
@@ -88,7 +88,7 @@ def _negatives_table(name: str, metrics_paths: list[Path], out_stem: Path, proto
         for bench, values in by_bench.items():
             rows.append({"Loss": loss, "Source": "paper", "Benchmark": paper["benchmarks"][bench], **recalls(values)})
     for loss, model, m in _by_variant(cells, labels):
-        rows.append({"Loss": loss, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}", **measured_row(m)})
+        rows.append({"Loss": loss, "Source": "ours", "Benchmark": f"{test_set_name(m)} {m['split']}", **measured_row(m)})
         flat[loss] = {c: round(v, 2) for c, v in measured_row(m).items()}
     df = pd.DataFrame(rows, columns=["Loss", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"])
     write_recall_table(df, out_stem, caption + " Ours: " + protocol_note(cells) + ".", flat)

@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 from itr.config import BEConfig, EvalConfig
-from itr.layout import EVAL_METRICS, K_METRICS, FUSION_METRICS, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, datasets
+from itr.layout import (EVAL_METRICS, K_METRICS, FUSION_METRICS, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, datasets,
+                         main_dataset, on_dataset, table_stem)
 from itr.papers import Plan, Sweep, TableSpec
 from itr.shortlist import SCORE_FUSIONS
 
@@ -35,6 +36,9 @@ AUX_VARIANT = "rfrs_aux"  # the main recipe at the auxiliary budget: Tables 6 an
 MULTI_VARIANT = "rfrs_multi"
 HALF_VARIANT = "rfrs_aux_half"
 ANCE_VARIANT = "rfrs_aux_ance"
+# Tables built from ShapeCaptions' generated companions (a second visual domain, captions in four languages, the
+# other domain's images as distractors): on a real dataset (params `dataset`) they are not planned.
+GENERATED_ONLY = ("table2", "table5", "table6", "table7")
 
 
 def _cells(variants, methods, collections, protocols) -> list[str]:
@@ -47,100 +51,115 @@ def plan(config: dict) -> Plan:
     """Every variant, collection and table cell of the paper under ``config`` (a validated params mapping)."""
     aux, ablations, shift, multi, rerank = (config[k] for k in ("auxiliary", "ablations", "shift", "multilingual",
                                                                   "rerank"))
+    data = main_dataset(config)
+    generated = data == MAIN_DATASET  # ShapeCaptions: its generated companions are planned too
+    main, aux_variant, half, ance = (on_dataset(v, config) for v in (MAIN, AUX_VARIANT, HALF_VARIANT, ANCE_VARIANT))
     names = list(datasets(config))
     shift_dataset, multi_dataset = names[1], names[2]
     shift_variant = f"rfrs_{shift['domain']}"
     budget = {"train_images": aux["train_images"]}
     # Figure 3's smaller training sets, one directory (models/rfrs_aux_sizes/n<N>/) whatever the sizes, for dvc.yaml
-    size_variants = {n: f"rfrs_aux_sizes/n{n}" for n in ablations["sample_sizes"]}
+    size_variants = {n: on_dataset(f"rfrs_aux_sizes/n{n}", config) for n in ablations["sample_sizes"]}
     variants = {
-        MAIN: {"dataset": MAIN_DATASET, "overrides": {}},
-        AUX_VARIANT: {"dataset": MAIN_DATASET, "overrides": budget},
-        shift_variant: {"dataset": shift_dataset, "overrides": budget},  # Table 6
-        MULTI_VARIANT: {"dataset": multi_dataset,  # Table 2: the English steps over all languages' captions
-                        "overrides": {**budget, "steps_per_epoch": multi["steps_per_epoch"]}},
-        HALF_VARIANT: {"dataset": MAIN_DATASET, "overrides": budget, "text": {"layers": "every_other"}},  # Figure 4
+        main: {"dataset": data, "overrides": {}},
+        aux_variant: {"dataset": data, "overrides": budget},
+        half: {"dataset": data, "overrides": budget, "text": {"layers": "every_other"}},  # Figure 4
         # appendix Tables 9-10: BE with T_BHE + T_ANCE, JOINT with T_BHE + T_ANCE + E_ANCE
-        ANCE_VARIANT: {"dataset": MAIN_DATASET, "models": ["be", "joint"],
-                       "overrides": {**budget, "ance_triplet": True, "ance_p": ablations["ance_p"]}},
-        **{v: {"dataset": MAIN_DATASET, "overrides": {"train_images": n}} for n, v in size_variants.items()},
+        ance: {"dataset": data, "models": ["be", "joint"],
+               "overrides": {**budget, "ance_triplet": True, "ance_p": ablations["ance_p"]}},
+        **{v: {"dataset": data, "overrides": {"train_images": n}} for n, v in size_variants.items()},
     }
-    for spec in variants.values():
-        spec.setdefault("models", MODELS)
     # A collection is what the test queries search: a dataset's test split, optionally grown with distractors
     # (other splits' images and captions, never queries; Table 5), or one caption language (Tables 2 and 7).
+    collections = {data: {"dataset": data, "distractors": []}}
     distracted = f"{MAIN_DATASET}_distractors"
     multi_collections = [f"{multi_dataset}_{lang}" for lang in multi["languages"]]
-    collections = {
-        MAIN_DATASET: {"dataset": MAIN_DATASET, "distractors": []},
-        shift_dataset: {"dataset": shift_dataset, "distractors": []},
-        distracted: {"dataset": MAIN_DATASET, "distractors": shift["distractors"]},
-        **{c: {"dataset": multi_dataset, "distractors": [], "lang": lang}
-           for c, lang in zip(multi_collections, multi["languages"])},
-    }
+    if generated:
+        variants |= {
+            shift_variant: {"dataset": shift_dataset, "overrides": budget},  # Table 6
+            MULTI_VARIANT: {"dataset": multi_dataset,  # Table 2: the English steps over all languages' captions
+                            "overrides": {**budget, "steps_per_epoch": multi["steps_per_epoch"]}},
+        }
+        collections |= {
+            shift_dataset: {"dataset": shift_dataset, "distractors": []},
+            distracted: {"dataset": MAIN_DATASET, "distractors": shift["distractors"]},
+            **{c: {"dataset": multi_dataset, "distractors": [], "lang": lang}
+               for c, lang in zip(multi_collections, multi["languages"])},
+        }
+    for spec in variants.values():
+        spec.setdefault("models", MODELS)
     main_protocol, aux_protocol = rerank["protocol"], aux["protocol"]
-    main = {"variants": [MAIN], "collections": [MAIN_DATASET], "protocols": [main_protocol]}
+    on_main = {"variants": [main], "collections": [data], "protocols": [main_protocol]}
     coop = [m for m, (_, first) in RERANK_ROWS.items() if first]
-    n_train = config["shapes"]["n_train"]
+    n_train = config["shapes"]["n_train"] if generated else "all"
     labels = {  # ablations: the variants each compares, and what they change (the label in the table)
-        "figure3": {**{v: n for n, v in size_variants.items()}, AUX_VARIANT: aux["train_images"], MAIN: n_train},
-        "figure4": {AUX_VARIANT: "full", HALF_VARIANT: "half"},
-        "appendix9": {AUX_VARIANT: "T_BHE", ANCE_VARIANT: "T_BHE + T_ANCE"},
-        "appendix10": {AUX_VARIANT: "T_BHE + E", ANCE_VARIANT: "T_BHE + T_ANCE + E_ANCE"},
+        "figure3": {**{v: n for n, v in size_variants.items()}, aux_variant: aux["train_images"], main: n_train},
+        "figure4": {aux_variant: "full", half: "half"},
+        "appendix9": {aux_variant: "T_BHE", ance: "T_BHE + T_ANCE"},
+        "appendix10": {aux_variant: "T_BHE + E", ance: "T_BHE + T_ANCE + E_ANCE"},
     }
     ablation_rows = {"figure3": PAPER_ROWS, "figure4": PAPER_ROWS, "appendix9": ["be"], "appendix10": ["joint_coop"]}
     notes = _notes(config, aux, multi, n_train)
-    where = {"variant": MAIN, "collection": MAIN_DATASET, "protocol": main_protocol}
+    where = {"variant": main, "collection": data, "protocol": main_protocol}
     tables = {
-        "table1": TableSpec(_cells(methods=[*EMBEDDING_ROWS, *RERANK_ROWS], **main), main_protocol),
+        "table1": TableSpec(_cells(methods=[*EMBEDDING_ROWS, *RERANK_ROWS], **on_main), main_protocol),
         "table8": TableSpec([K_METRICS.format(method=m, k=k, **where) for m in coop for k in rerank["ks"]],
                             main_protocol),
-        "table9": TableSpec(_cells(methods=coop, **main) + [
+        "table9": TableSpec(_cells(methods=coop, **on_main) + [
             FUSION_METRICS.format(method=m, fusion=f, lam=lam, **where)
             for m in coop for f in SCORE_FUSIONS for lam in rerank["lambdas"]], main_protocol),
-        # multilingual: models trained on all four languages (2) and on English only (7), tested per language
-        "table2": TableSpec(_cells([MULTI_VARIANT], PAPER_ROWS, multi_collections, [aux_protocol]), aux_protocol,
-                            notes["table2"]),
-        "table7": TableSpec(_cells([AUX_VARIANT], PAPER_ROWS, multi_collections, [aux_protocol]), aux_protocol,
-                            notes["aux"]),
-        # the main models on the main test queries, alone and among distractors
-        "table5": TableSpec(_cells([MAIN], ["be", "sep_coop", "joint_coop"], [MAIN_DATASET, distracted],
-                                   [main_protocol]), main_protocol),
-        # zero-shot in both directions, and the in-domain JOINT+COOP upper bound of each test domain
-        "table6": TableSpec(
-            [EVAL_METRICS.format(variant=v, method=m, collection=c, protocol=aux_protocol)
-             for v, c in ((AUX_VARIANT, shift_dataset), (shift_variant, MAIN_DATASET)) for m in PAPER_ROWS]
-            + [EVAL_METRICS.format(variant=v, method="joint_coop", collection=variants[v]["dataset"],
-                                   protocol=aux_protocol) for v in (AUX_VARIANT, shift_variant)],
-            aux_protocol, notes["aux"]),
+    }
+    searched = {(main, data)} | {(v, data) for by_variant in labels.values() for v in by_variant}
+    if generated:
+        tables |= {
+            # multilingual: models trained on all four languages (2) and on English only (7), tested per language
+            "table2": TableSpec(_cells([MULTI_VARIANT], PAPER_ROWS, multi_collections, [aux_protocol]),
+                                aux_protocol, notes["table2"]),
+            "table7": TableSpec(_cells([AUX_VARIANT], PAPER_ROWS, multi_collections, [aux_protocol]), aux_protocol,
+                                notes["aux"]),
+            # the main models on the main test queries, alone and among distractors
+            "table5": TableSpec(_cells([MAIN], ["be", "sep_coop", "joint_coop"], [MAIN_DATASET, distracted],
+                                       [main_protocol]), main_protocol),
+            # zero-shot in both directions, and the in-domain JOINT+COOP upper bound of each test domain
+            "table6": TableSpec(
+                [EVAL_METRICS.format(variant=v, method=m, collection=c, protocol=aux_protocol)
+                 for v, c in ((AUX_VARIANT, shift_dataset), (shift_variant, MAIN_DATASET)) for m in PAPER_ROWS]
+                + [EVAL_METRICS.format(variant=v, method="joint_coop", collection=variants[v]["dataset"],
+                                       protocol=aux_protocol) for v in (AUX_VARIANT, shift_variant)],
+                aux_protocol, notes["aux"]),
+        }
+        searched |= ({(MAIN, distracted), (AUX_VARIANT, shift_dataset), (shift_variant, MAIN_DATASET),
+                      (shift_variant, shift_dataset)}
+                     | {(v, c) for v in (AUX_VARIANT, MULTI_VARIANT) for c in multi_collections})
+    tables |= {
         "table3": TableSpec([LATENCY_BENCHMARK]),
         "table4": TableSpec([LATENCY_BENCHMARK]),
-        **{name: TableSpec(_cells(list(labels[name]), ablation_rows[name], [MAIN_DATASET], [aux_protocol]),
+        **{name: TableSpec(_cells(list(labels[name]), ablation_rows[name], [data], [aux_protocol]),
                            aux_protocol, notes.get(name, notes["aux"]), labels[name]) for name in labels},
     }
-    claimed = ["table1", "table2", "table3", "table5", "table6", "table7", "table8", "table9", *labels]
-    tables["claims"] = TableSpec([f"results/tables/rfrs_{name}.json" for name in claimed])
-    searched = sorted({(MAIN, MAIN_DATASET), (MAIN, distracted), (AUX_VARIANT, shift_dataset),
-                       (shift_variant, MAIN_DATASET), (shift_variant, shift_dataset)}
-                      | {(v, c) for v in (AUX_VARIANT, MULTI_VARIANT) for c in multi_collections}
-                      | {(v, MAIN_DATASET) for by_variant in labels.values() for v in by_variant})
+    claimed = [name for name in ("table1", "table2", "table3", "table5", "table6", "table7", "table8", "table9",
+                                 *labels) if name in tables]
+    tables["claims"] = TableSpec([f"{table_stem('rfrs', name, config)}.json" for name in claimed])
     # subset<N>: the auxiliary variants index and cross-encode only the test split's first N images
     aux_images = EvalConfig.from_dict(config["evaluation"]).subset_images(aux_protocol)
     return Plan(
         variants=variants, collections=collections, embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
-        searched=searched, tables=tables,
-        first_images={v: (None if v == MAIN else aux_images) for v in variants},
-        sweep=Sweep(MAIN, MAIN_DATASET, main_protocol, coop, list(rerank["ks"]), list(SCORE_FUSIONS),
-                    list(rerank["lambdas"])),
+        searched=sorted(searched), tables=tables,
+        first_images={v: (None if v == main else aux_images) for v in variants},
+        sweep=Sweep(main, data, main_protocol, coop, list(rerank["ks"]), list(SCORE_FUSIONS), list(rerank["lambdas"])),
         # the BE under every protocol (the record of the spine), beside the tables; SEP+COOP under `subset` too,
         # which TGDT's Table I compares with (itr.papers.tgdt.plan.BASELINES)
-        extra_outputs=_cells([MAIN], ["be"], [MAIN_DATASET], config["evaluation"]["protocols"])
-        + [c for c in _cells([MAIN], ["sep_coop"], [MAIN_DATASET], ["subset"]) if c not in tables["table1"].inputs],
-        latency_models={"be": MODEL.format(variant=MAIN, model="be"), "ce": MODEL.format(variant=MAIN, model="ce")},
+        extra_outputs=_cells([main], ["be"], [data], config["evaluation"]["protocols"])
+        + [c for c in _cells([main], ["sep_coop"], [data], ["subset"]) if c not in tables["table1"].inputs],
+        latency_models={"be": MODEL.format(variant=main, model="be"), "ce": MODEL.format(variant=main, model="ce")},
+        unavailable={} if generated else {
+            t: (f"it is built from ShapeCaptions' generated companions (a second visual domain, captions in four "
+                f"languages, the other domain as distractors), which {data} does not have; set dataset: shapes")
+            for t in GENERATED_ONLY},
     )
 
 
-def _notes(config: dict, aux: dict, multi: dict, n_train: int) -> dict[str, str]:
+def _notes(config: dict, aux: dict, multi: dict, n_train) -> dict[str, str]:
     """Captions' notes on reduced budgets."""
     aux_note = (f"Auxiliary budget: trained on the first {aux['train_images']} training images "
                 f"(auxiliary.train_images; the main models: all {n_train}) for the same epochs "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from itr.tables import (RECALL_COLUMNS, load_cells, measured_row, protocol_note, recalls, reported_numbers,
-                        write_recall_table, write_table)
+from itr.tables import (RECALL_COLUMNS, comparability, load_cells, measured_row, protocol_note, recalls,
+                        reported_numbers, test_set_name, write_recall_table, write_table)
 
 COLUMNS = ["Model", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"]
 METHOD_NAMES = {"ce": "CE", "be": "BE", "sep_coop": "SEP+COOP", "joint_coop": "JOINT+COOP",
@@ -29,6 +29,11 @@ def paper_numbers() -> dict:
 def read_metrics(paths: list[Path], protocol: str) -> dict[str, dict]:
     """Model name (CE, BE, ...) -> metrics file content."""
     return {METHOD_NAMES.get(m["method"], m["method"]): m for m in load_cells(paths, protocol)}
+
+
+def _measured_on(cell: dict | None) -> str:
+    name = test_set_name(cell)
+    return "ShapeCaptions (generated shapes, not COCO or Flickr30k)" if name == "ShapeCaptions" else name
 
 
 def build_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd.DataFrame:
@@ -47,7 +52,7 @@ def build_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
                          **dict(zip(RECALL_COLUMNS, values)), "rsum": sum(values)})
         m = ours.get(model)
         rows.append({"Model": model, "Source": "ours" if m else "ours (not run yet)",
-                     "Benchmark": f"ShapeCaptions {m['split'] if m else 'test'}",
+                     "Benchmark": f"{test_set_name(m)} {m['split'] if m else 'test'}",
                      **{c: (m["metrics"][c] if m else float("nan")) for c in RECALL_COLUMNS},
                      "rsum": m["metrics"]["rsum"] if m else float("nan")})
         if m:
@@ -56,8 +61,8 @@ def build_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
     caption = (
         "Table 1 of Geigle et al. (2022), Retrieve Fast, Rerank Smart. Rows marked 'paper' are the reported "
         "OSCAR-base numbers on MSCOCO 5k and Flickr30k 1k. Rows marked 'ours' are measured by this workflow on "
-        f"ShapeCaptions (generated shapes, not COCO or Flickr30k), protocol: {label}{chance}; absolute numbers are not "
-        "comparable with the paper's, only the relations between rows are. All our rows rank the same queries over "
+        f"{_measured_on(first)}, protocol: {label}{chance}; {comparability(first)}"
+        f"{' are' if test_set_name(first) == 'ShapeCaptions' else ''}. All our rows rank the same queries over "
         "the same items. COOP rows rerank the first stage's top k (rerank.k) with the CE; CE rows score every pair. "
         "t2i = the paper's image retrieval, i2t = its text retrieval (a hit when any of the image's captions is in "
         "the top K).")
@@ -78,7 +83,7 @@ def build_table8(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
                              **recalls(values)})
         for (name, k), m in sorted(ours.items()):
             if name == model:
-                rows.append({"Model": model, "k": k, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}",
+                rows.append({"Model": model, "k": k, "Source": "ours", "Benchmark": f"{test_set_name(m)} {m['split']}",
                              **measured_row(m)})
                 flat[f"{model}/k={k}"] = {c: round(v, 2) for c, v in measured_row(m).items()}
     df = pd.DataFrame(rows, columns=["Model", "k", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"])
@@ -105,7 +110,7 @@ def build_table9(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
                 m = ours.get((model, fusion, lam))
                 if m:
                     rows.append({"Model": model, "Fusion": fusion.upper(), "λ": lam, "Source": "ours",
-                                 "Benchmark": f"ShapeCaptions {m['split']}", **measured_row(m)})
+                                 "Benchmark": f"{test_set_name(m)} {m['split']}", **measured_row(m)})
                     flat[f"{model}/{fusion}" + (f"_{lam}" if lam is not None else "")] = {
                         c: round(v, 2) for c, v in measured_row(m).items()}
     df = pd.DataFrame(rows, columns=["Model", "Fusion", "λ", "Source", "Benchmark"] + RECALL_COLUMNS + ["rsum"])
@@ -183,7 +188,7 @@ def build_table5(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
     ours: dict[str, list[dict]] = {}
     for m in cells:
         n = len(m.get("distractors") or [])
-        setting = f"ShapeCaptions {m['split']}" + (f" + distractors from {n} splits" if n else " alone")
+        setting = f"{test_set_name(m)} {m['split']}" + (f" + distractors from {n} splits" if n else " alone")
         ours.setdefault(setting, []).append(m)
     df, flat = _setting_table(paper["settings"], ours, "Collection")
     sources = next((m["distractors"] for m in cells if m.get("distractors")), [])

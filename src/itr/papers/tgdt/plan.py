@@ -18,7 +18,8 @@ Example:
 from __future__ import annotations
 
 from itr.config import EvalConfig
-from itr.layout import EVAL_METRICS, FUSION_METRICS, INFERENCE_BENCHMARK, K_METRICS, MAIN_DATASET, RERANK_SCORES
+from itr.layout import (EVAL_METRICS, FUSION_METRICS, INFERENCE_BENCHMARK, K_METRICS, RERANK_SCORES, main_dataset,
+                         on_dataset, table_stem)
 from itr.papers import Plan, Sweep, TableSpec, Timing
 
 MODEL = "cmc"  # itr train cmc: the dual transformer (params section dual)
@@ -63,38 +64,41 @@ def slack_variant(slack: float) -> str:
     return f"{ABLATION}/slack{slack}"
 
 
-def cell(variant: str, method: str, protocol: str) -> str:
-    return EVAL_METRICS.format(variant=variant, method=method, collection=MAIN_DATASET, protocol=protocol)
+def cell(variant: str, method: str, protocol: str, config: dict) -> str:
+    """The metrics file of a method of a variant on the configured dataset."""
+    return EVAL_METRICS.format(variant=variant, method=method, collection=main_dataset(config), protocol=protocol)
 
 
 def plan(config: dict) -> Plan:
     """Every variant and table cell of the paper under ``config`` (a validated params mapping)."""
     tgdt, rerank = config["dual"], config["rerank"]
+    data, main = main_dataset(config), on_dataset(MAIN, config)
     budget = {"train_images": tgdt["ablation_train_images"], "epochs": tgdt["ablation_epochs"]}
-    ablations = {f"{ABLATION}/{name}": {**budget, **change} for name, change in ABLATIONS.items()}
+    ablations = {on_dataset(f"{ABLATION}/{name}", config): {**budget, **change} for name, change in ABLATIONS.items()}
     main_slack = tgdt["slack"]
-    slacks = {s: (slack_variant(s) if s != main_slack else f"{ABLATION}/both_paper") for s in tgdt["slack_sweep"]}
-    variants = {MAIN: {"dataset": MAIN_DATASET, "overrides": {}, "models": [MODEL]},
-                **{v: {"dataset": MAIN_DATASET, "overrides": o, "models": [MODEL]} for v, o in ablations.items()},
-                **{v: {"dataset": MAIN_DATASET, "overrides": {**budget, "slack": s}, "models": [MODEL]}
+    slacks = {s: on_dataset(slack_variant(s) if s != main_slack else f"{ABLATION}/both_paper", config)
+              for s in tgdt["slack_sweep"]}
+    variants = {main: {"dataset": data, "overrides": {}, "models": [MODEL]},
+                **{v: {"dataset": data, "overrides": o, "models": [MODEL]} for v, o in ablations.items()},
+                **{v: {"dataset": data, "overrides": {**budget, "slack": s}, "models": [MODEL]}
                    for s, v in slacks.items() if v not in ablations}}
     ablation_protocol = PROTOCOLS["table1"]
     ablation_images = EvalConfig.from_dict(config["evaluation"]).subset_images(ablation_protocol)
     lam = lam_of(tgdt["theta"])
     settings = {"k": tgdt["k"], "ks": [tgdt["k"]], "lambdas": [lam], "batch_size": rerank["batch_size"],
                 "precision": tgdt["precision"], "protocol": ablation_protocol}
-    sweep = Sweep(MAIN, MAIN_DATASET, ablation_protocol, ["tgdt_gl"], list(tgdt["k_sweep"]), ["mix"],
+    sweep = Sweep(main, data, ablation_protocol, ["tgdt_gl"], list(tgdt["k_sweep"]), ["mix"],
                   [lam_of(t) for t in tgdt["theta_sweep"]])
-    where = {"variant": MAIN, "method": "tgdt_gl", "collection": MAIN_DATASET, "protocol": ablation_protocol}
+    where = {"variant": main, "method": "tgdt_gl", "collection": data, "protocol": ablation_protocol}
     tables = {
-        name: TableSpec([cell(MAIN, m, protocol) for m in ROWS] + [cell(v, m, protocol) for m, v in BASELINES.items()
+        name: TableSpec([cell(main, m, protocol, config) for m in ROWS] + [cell(on_dataset(v, config), m, protocol, config) for m, v in BASELINES.items()
                                                                    if protocol == PROTOCOLS["table1"] or m == "be"],
                         protocol, _note(tgdt))
         for name, protocol in PROTOCOLS.items()
     }
-    tables["table6"] = TableSpec([cell(f"{ABLATION}/{v}", m, ablation_protocol) for v, m in TABLE6_ROWS.values()],
+    tables["table6"] = TableSpec([cell(on_dataset(f"{ABLATION}/{v}", config), m, ablation_protocol, config) for v, m in TABLE6_ROWS.values()],
                                  ablation_protocol, _ablation_note(tgdt), {"rows": list(TABLE6_ROWS)})
-    tables["figure5"] = TableSpec([cell(v, m, ablation_protocol) for v in slacks.values() for m in ("tgdt_g", "tgdt_l")],
+    tables["figure5"] = TableSpec([cell(v, m, ablation_protocol, config) for v in slacks.values() for m in ("tgdt_g", "tgdt_l")],
                                   ablation_protocol, _ablation_note(tgdt),
                                   {"slack": {v: s for s, v in slacks.items()}})
     tables["figure6"] = TableSpec(
@@ -102,23 +106,23 @@ def plan(config: dict) -> Plan:
         + [FUSION_METRICS.format(fusion="mix", lam=lam_of(t), **where) for t in tgdt["theta_sweep"]],
         ablation_protocol, f"theta = {tgdt['theta']} in the K sweep, K = {tgdt['k']} in the theta sweep.",
         {"theta": {str(lam_of(t)): t for t in tgdt["theta_sweep"]}})
-    tables["evaluator"] = TableSpec([cell(MAIN, "tgdt_gl", p) for p in PROTOCOLS.values()]
-                                    + [RERANK_SCORES.format(variant=MAIN, method="tgdt_gl", collection=MAIN_DATASET,
+    tables["evaluator"] = TableSpec([cell(main, "tgdt_gl", p, config) for p in PROTOCOLS.values()]
+                                    + [RERANK_SCORES.format(variant=main, method="tgdt_gl", collection=data,
                                                             protocol=p) for p in PROTOCOLS.values()], None, _note(tgdt))
-    timing = Timing(PROTOCOLS["table1"], TIMED)
+    timing = Timing(PROTOCOLS["table1"], {m: on_dataset(v, config) for m, v in TIMED.items()})
     benchmark = INFERENCE_BENCHMARK.format(paper="tgdt")
     for name in TIMING_TABLES:
         tables[name] = TableSpec([benchmark], timing.protocol, _timing_note(tgdt))
-    tables["table5"] = TableSpec([cell(MAIN, m, p) for p in (PROTOCOLS["table2"], PROTOCOLS["table3"]) for m in ROWS]
+    tables["table5"] = TableSpec([cell(main, m, p, config) for p in (PROTOCOLS["table2"], PROTOCOLS["table3"]) for m in ROWS]
                                  + [benchmark], None, _note(tgdt))
     claimed = ["table1", "table2", "table3", "table4", "table6", "figure5", "figure6"]
-    tables["claims"] = TableSpec([f"results/tables/tgdt_{name}.json" for name in claimed],
+    tables["claims"] = TableSpec([f"{table_stem('tgdt', name, config)}.json" for name in claimed],
                                  labels={"k": tgdt["k"], "theta": tgdt["theta"], "slack": main_slack})
     return Plan(
-        variants=variants, collections={MAIN_DATASET: {"dataset": MAIN_DATASET, "distractors": []}},
+        variants=variants, collections={data: {"dataset": data, "distractors": []}},
         embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
-        searched=sorted((v, MAIN_DATASET) for v in variants), tables=tables,
-        first_images={v: (None if v == MAIN else ablation_images) for v in variants},
+        searched=sorted((v, data) for v in variants), tables=tables,
+        first_images={v: (None if v == main else ablation_images) for v in variants},
         sweep=sweep, rerank_settings={m: settings for m in RERANK_ROWS},
         row_fusions={"tgdt_gl": {"fusion": "mix", "lam": lam}}, timing=timing,
     )

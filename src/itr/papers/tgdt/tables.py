@@ -17,7 +17,7 @@ import pandas as pd
 from itr.metrics import average_metrics
 from itr.shortlist import Shortlist, rerank_metrics
 from itr.tables import (RECALL_COLUMNS, load_cells, measured_row, plot_recalls, protocol_note, recalls,
-                        reported_numbers, save_png, write_recall_table)
+                        reported_numbers, save_png, test_set_name, write_recall_table)
 
 NAMES = {"tgdt_g": "TGDT-G", "tgdt_l": "TGDT-L", "tgdt_gl": "TGDT-GL",
          "be": "BE (Retrieve Fast, Rerank Smart)", "sep_coop": "SEP+COOP (Retrieve Fast, Rerank Smart)"}
@@ -40,7 +40,7 @@ def _results_table(name: str, paths: list[Path], out_stem: Path, protocol: str, 
             for model, values in paper["rows"].items()]
     flat = {}
     for m in cells:
-        rows.append({"Model": NAMES[m["method"]], "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}",
+        rows.append({"Model": NAMES[m["method"]], "Source": "ours", "Benchmark": f"{test_set_name(m)} {m['split']}",
                      **measured_row(m)})
         flat[NAMES[m["method"]]] = rounded(rows[-1])
     df = pd.DataFrame(rows, columns=["Model", "Source", "Benchmark"] + SCORES)
@@ -82,7 +82,7 @@ def build_table6(paths, out_stem: Path, protocol: str, note: str = "", labels: d
             for label, values in paper["rows"].items()]
     flat = {}
     for label, m in zip(names, cells):
-        rows.append({"Model": label, "Source": "ours", "Benchmark": f"ShapeCaptions {m['split']}", **measured_row(m)})
+        rows.append({"Model": label, "Source": "ours", "Benchmark": f"{test_set_name(m)} {m['split']}", **measured_row(m)})
         flat[label] = rounded(rows[-1])
     df = pd.DataFrame(rows, columns=["Model", "Source", "Benchmark"] + SCORES)
     caption = ("Table VI analogue of Liu et al. (TGDT): Baseline = G and L trained separately with the plain hinge; "
@@ -102,7 +102,7 @@ def build_figure5(paths, out_stem: Path, protocol: str, note: str = "", labels: 
     caption = ("Figure 5 analogue of Liu et al. (TGDT): retrieval against the slack sigma of the intra-modal term "
                f"(paper, Flickr30K: {paper_numbers()['figure5']}). Ours: " + protocol_note(cells) + ". " + note)
     write_recall_table(df, out_stem, caption, flat)
-    plot_recalls(df, "sigma", out_stem.with_suffix(".png"), "ShapeCaptions: recall against sigma", "line", logx=False)
+    plot_recalls(df, "sigma", out_stem.with_suffix(".png"), f"{test_set_name(cells[0])}: recall against sigma", "line", logx=False)
     return df
 
 
@@ -119,11 +119,11 @@ def build_figure6(paths, out_stem: Path, protocol: str, note: str = "", labels: 
                f"top K is a miss). Paper (Flickr30K): {paper_numbers()['figure6']}. " + note + " Ours: "
                + protocol_note(cells) + ".")
     write_recall_table(df, out_stem, caption, flat)
-    _plot_sweeps(df, out_stem.with_suffix(".png"))
+    _plot_sweeps(df, out_stem.with_suffix(".png"), test_set_name(cells[0]))
     return df
 
 
-def _plot_sweeps(df: pd.DataFrame, out: Path) -> None:
+def _plot_sweeps(df: pd.DataFrame, out: Path, test_set: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,7 +138,7 @@ def _plot_sweeps(df: pd.DataFrame, out: Path) -> None:
         ax.set_xlabel(sweep)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("ShapeCaptions: TGDT-GL against theta and K", fontsize=10)
+    fig.suptitle(f"{test_set}: TGDT-GL against theta and K", fontsize=10)
     save_png(fig, out)
     plt.close(fig)
 

@@ -1,0 +1,95 @@
+"""Where a real dataset's files come from and where each part of them lands: the ``datasets`` section of params.yaml.
+
+Each real dataset declares its files (mirrors, published hash or none, how to get one by hand), which of them hold
+the captions and the images, and where its region features come from. A file is fetched to
+``downloads/<name>/<file>`` (itr.data.download) and, when it is an archive, extracted to ``raw/<name>/<file>/``
+(itr.data.archives). Entries name what they need as ``<file>[/<path inside it>]``; this module turns those into
+paths, so the Snakemake rules (workflow/rules/sources.smk) and tests spell them once. No paper knows of it: a paper
+asks for ``params.dataset`` and the shared rules build it.
+
+Example:
+    >>> entry = {"files": {"caption_datasets.zip": {...}}, "annotations": "caption_datasets.zip/dataset_coco.json", ...}
+    >>> resolve("coco", entry, entry["annotations"])
+    'raw/coco/caption_datasets.zip/dataset_coco.json'
+    >>> needed("coco", entry, [entry["annotations"]])
+    ['raw/coco/caption_datasets.zip']
+"""
+from __future__ import annotations
+
+import shlex
+
+from itr.errors import InputError
+from itr.layout import DOWNLOAD, DOWNLOAD_LOCK, EXTRACTED
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+def is_archive(file: str) -> bool:
+    return file.endswith(ARCHIVE_SUFFIXES)
+
+
+def _split(dataset: str, entry: dict, ref: str) -> tuple[str, str]:
+    file, _, inside = ref.partition("/")
+    if file not in entry["files"]:
+        raise InputError(f"datasets.{dataset}: {ref!r} names file {file!r}, which is not under its files "
+                         f"({sorted(entry['files'])}); add it there or fix the path")
+    if inside and not is_archive(file):
+        raise InputError(f"datasets.{dataset}: {ref!r} looks inside {file!r}, which is not an archive "
+                         f"({', '.join(ARCHIVE_SUFFIXES)})")
+    return file, inside
+
+
+def unpacked(dataset: str, file: str) -> str:
+    """What the rules produce for one file: its extraction folder (archives) or the download itself."""
+    return (EXTRACTED if is_archive(file) else DOWNLOAD).format(dataset=dataset, file=file)
+
+
+def resolve(dataset: str, entry: dict, ref: str) -> str:
+    """The path of ``<file>[/<path inside it>]`` once its file is fetched and extracted."""
+    file, inside = _split(dataset, entry, ref)
+    return unpacked(dataset, file) + (f"/{inside}" if inside else "")
+
+
+def needed(dataset: str, entry: dict, refs: list[str]) -> list[str]:
+    """The rule outputs (extraction folders, downloads) that ``refs`` live in, once each, in order."""
+    return list(dict.fromkeys(unpacked(dataset, _split(dataset, entry, ref)[0]) for ref in refs))
+
+
+def fetch_args(dataset: str, entry: dict, file: str) -> str:
+    """``itr data fetch``'s options for one file: its mirrors, its published hash, the pin file, the hand-made way."""
+    spec = entry["files"][file]
+    args = [arg for url in spec["urls"] for arg in ("--url", url)]
+    if spec["hash"]:
+        args += ["--hash", spec["hash"]]
+    args += ["--lock", DOWNLOAD_LOCK.format(dataset=dataset)]
+    if spec.get("place"):
+        args += ["--place", spec["place"]]
+    return shlex.join(args)
+
+
+def verify_args(dataset: str, entry: dict, file: str) -> str:
+    """``itr data extract``'s check of an archive before it is unpacked (a file placed by hand is checked here)."""
+    spec = entry["files"][file]
+    return shlex.join((["--hash", spec["hash"]] if spec["hash"] else []) + ["--lock", DOWNLOAD_LOCK.format(dataset=dataset)])
+
+
+def import_args(dataset: str, entry: dict) -> str:
+    """``itr data import``'s options: the format, the caption file, every image folder, and restval."""
+    args = ["--format", entry["format"], "--annotations", resolve(dataset, entry, entry["annotations"])]
+    args += [arg for ref in entry["images"] for arg in ("--images", resolve(dataset, entry, ref))]
+    return shlex.join(args + ["--restval", entry["restval"]])
+
+
+def features_source(dataset: str, entry: dict) -> str | None:
+    """The released feature file or folder to import, or None where features are extracted (``pretrained``)."""
+    features = entry["features"]
+    if features["format"] == "pretrained":
+        if features["source"] is not None:
+            raise InputError(f"datasets.{dataset}.features: 'pretrained' extracts features from the images; "
+                             "'source' is for released feature files (butd-tsv, vinvl-tsv, scan-npy, teran)")
+        return None
+    if features["source"] is None:
+        raise InputError(f"datasets.{dataset}.features: format {features['format']!r} imports released features; "
+                         "say where they are with 'source: <file>[/<path inside it>]'")
+    return resolve(dataset, entry, features["source"])
+

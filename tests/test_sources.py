@@ -1,0 +1,74 @@
+"""Real datasets as params declare them (itr.data.sources) and the DAG the workflow builds for one."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from itr.data import sources
+from itr.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+COCO = PARAMS["datasets"]["coco"]
+
+
+def test_references_resolve_to_extraction_folders_and_downloads():
+    entry = {**COCO, "files": {**COCO["files"], "dataset_coco.json": {"urls": [], "hash": None, "place": None}}}
+    assert sources.resolve("coco", entry, "caption_datasets.zip/dataset_coco.json") == \
+        "raw/coco/caption_datasets.zip/dataset_coco.json"
+    assert sources.resolve("coco", entry, "dataset_coco.json") == "downloads/coco/dataset_coco.json"  # not an archive
+    assert sources.needed("coco", entry, ["train2014.zip", "val2014.zip/val2014", "train2014.zip/x"]) == \
+        ["raw/coco/train2014.zip", "raw/coco/val2014.zip"]
+    args = sources.import_args("coco", COCO)
+    assert re.findall(r"--images (\S+)", args) == ["raw/coco/train2014.zip", "raw/coco/val2014.zip"]
+    assert "--annotations raw/coco/caption_datasets.zip/dataset_coco.json" in args and "--restval train" in args
+
+
+def test_fetch_arguments_carry_mirrors_hash_pin_file_and_the_way_by_hand():
+    args = sources.fetch_args("coco", COCO, "train2014.zip")
+    assert args == ("--url http://images.cocodataset.org/zips/train2014.zip --hash md5:0da8c0bd3d6becc4dcb32757491aca88 "
+                    "--lock downloads/coco/SHA256SUMS")
+    flickr = PARAMS["datasets"]["flickr30k"]
+    hand = sources.fetch_args("flickr30k", flickr, "flickr30k-images.tar.gz")
+    assert "--url" not in hand and "--place" in hand and "--hash" not in hand
+
+
+@pytest.mark.parametrize("ref, message", [("nope.zip/x", "not under its files"),
+                                          ("caption_datasets.zip", None)])
+def test_a_reference_to_an_undeclared_file_is_an_error_naming_it(ref, message):
+    if message is None:
+        assert sources.resolve("coco", COCO, ref) == "raw/coco/caption_datasets.zip"
+        return
+    with pytest.raises(InputError, match=message):
+        sources.resolve("coco", COCO, ref)
+
+
+def test_features_are_extracted_or_imported_and_the_source_must_fit():
+    assert sources.features_source("coco", COCO) is None
+    tsv = {**COCO, "features": {"format": "butd-tsv", "source": None}}
+    with pytest.raises(InputError, match="say where they are"):
+        sources.features_source("coco", tsv)
+    tsv["features"]["source"] = "train2014.zip/feats.tsv"
+    assert sources.features_source("coco", tsv) == "raw/coco/train2014.zip/feats.tsv"
+    with pytest.raises(InputError, match="extracts features from the images"):
+        sources.features_source("coco", {**COCO, "features": {"format": "pretrained", "source": "x.zip"}})
+
+
+def _dry_run(*args):
+    return subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", *args], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+def test_one_param_runs_a_paper_on_a_real_dataset_and_refuses_tables_it_cannot_build():
+    proc = _dry_run("rfrs_table1", "rfrs_table6", "--config", "dataset=flickr30k")
+    assert proc.returncode != 0 and "rfrs_table6 is not built on dataset flickr30k" in proc.stdout + proc.stderr
+    out = _dry_run("rfrs_table1", "--config", "dataset=flickr30k").stdout
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1].split("total")[0], re.M))
+    assert {r: int(n) for r, n in jobs.items() if r in ("fetch_file", "unpack_file", "import_dataset",
+                                                        "fetch_detector_weights", "pretrained_features",
+                                                        "train_detector", "shapes_generate")} == \
+        {"fetch_file": 2, "unpack_file": 2, "import_dataset": 1, "fetch_detector_weights": 1, "pretrained_features": 1}
+    assert "results/tables/flickr30k/rfrs_table1.md" in out and "models/flickr30k/rfrs/be.pt" in out
