@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: %.2f s %s, rsum %.1f", name, results[name]["seconds"], results[name]["steps"],
                      results[name]["metrics"]["rsum"])
     write_json(args.out, {
+        "dataset": Path(args.data).name,
         "protocol": args.protocol, "protocol_label": next(iter(results.values()))["protocol_label"],
         "machine": {"cpu": cpu_model(), "platform": platform.platform(), "threads": args.threads,
                     "faiss_threads": faiss.omp_get_max_threads(),

@@ -34,6 +34,19 @@ def test_table1_has_paper_rows_and_ours_in_fixed_order(tmp_path):
                                                                          if "/" in c}, "rsum": 380.0}}
 
 
+def test_tables_of_a_real_dataset_name_it_and_not_shapecaptions(tmp_path):
+    cell = _metrics(tmp_path / "be.json")
+    cell.write_text(json.dumps({**json.loads(cell.read_text()), "dataset": "coco"}))
+    df = build_table1([cell], tmp_path / "coco" / "rfrs_table1", "full")
+    assert df[(df["Model"] == "BE") & (df["Source"] == "ours")].iloc[0]["Benchmark"] == "coco test"
+    md = (tmp_path / "coco" / "rfrs_table1.md").read_text()
+    assert "measured by this workflow on coco, protocol" in md and "ShapeCaptions" not in md
+    from itr.layout import table_dataset  # what the claims' captions name
+
+    assert table_dataset("results/tables/coco/rfrs_claims") == "coco"
+    assert table_dataset("results/tables/rfrs_claims") == "shapes"
+
+
 def test_protocol_mismatch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="protocol 'folds'"):
         build_table1([_metrics(tmp_path / "be.json", protocol="folds")], tmp_path / "t1", "full")

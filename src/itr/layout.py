@@ -95,6 +95,14 @@ def table_stem(paper: str, target: str, config: dict) -> str:
                                                                         f"results/tables/{config['dataset']}/")
 
 
+def table_dataset(stem) -> str:
+    """The dataset a table under ``results/tables/`` (ShapeCaptions) or ``results/tables/<dataset>/`` is of."""
+    from pathlib import Path
+
+    parent = Path(stem).parent.name
+    return MAIN_DATASET if parent == "tables" else parent
+
+
 def table_files(paper: str, target: str, config: dict, png: bool = False) -> list[str]:
     """The files of one paper table (and its PNG when it is a figure)."""
     stem = table_stem(paper, target, config)

@@ -11,6 +11,7 @@
 rule fetch_file:
     output:
         DOWNLOAD,
+    localrule: True  # on a cluster, downloads run where Snakemake runs: compute nodes often have no internet
     wildcard_constraints:
         dataset="|".join(REAL_DATASETS) or "(?!)",
         file=r"[^/]+",
@@ -79,6 +80,7 @@ rule import_dataset:
 rule fetch_detector_weights:
     output:
         PRETRAINED["weights"],
+    localrule: True
     params:
         urls=" ".join(f"--url {shlex.quote(u)}" for u in PRETRAINED["weights_urls"]),
     conda:

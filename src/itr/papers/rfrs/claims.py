@@ -209,7 +209,8 @@ def build_claims(paths: list[Path], out_stem: Path) -> "pd.DataFrame":
     """The claims table: each claim marked holds / does not hold, from the flat JSON of the tables."""
     import pandas as pd
 
-    from itr.tables import write_plain_table
+    from itr.layout import table_dataset
+    from itr.tables import test_set_name, write_plain_table
 
     def key(path) -> str:  # rfrs_table1.json -> '1', rfrs_figure3.json -> 'figure3'
         name = re.search(r"rfrs_(\w+)\.json$", str(path)).group(1)
@@ -217,7 +218,8 @@ def build_claims(paths: list[Path], out_stem: Path) -> "pd.DataFrame":
 
     tables = {key(p): json.loads(Path(p).read_text()) for p in paths}
     df = pd.DataFrame(check_claims(tables), columns=["claim", "verdict", "evidence", "table"])
-    caption = ("Claims of Geigle et al. (2022) checked on ShapeCaptions. R@1 / R@10 = mean of the two directions; "
+    checked_on = test_set_name({"dataset": table_dataset(out_stem)})
+    caption = (f"Claims of Geigle et al. (2022) checked on {checked_on}. R@1 / R@10 = mean of the two directions; "
                f"'matches' = at most {TOLERANCE:g} point below. Computed by itr.papers.rfrs.claims from the tables' JSON.")
     write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in df.to_dict("records")})
     return df

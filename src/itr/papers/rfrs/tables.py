@@ -52,7 +52,7 @@ def build_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
                          **dict(zip(RECALL_COLUMNS, values)), "rsum": sum(values)})
         m = ours.get(model)
         rows.append({"Model": model, "Source": "ours" if m else "ours (not run yet)",
-                     "Benchmark": f"{test_set_name(m)} {m['split'] if m else 'test'}",
+                     "Benchmark": f"{test_set_name(m or first)} {m['split'] if m else 'test'}",
                      **{c: (m["metrics"][c] if m else float("nan")) for c in RECALL_COLUMNS},
                      "rsum": m["metrics"]["rsum"] if m else float("nan")})
         if m:

@@ -102,13 +102,15 @@ def build_claims(paths: list[Path], out_stem: Path, labels: dict | None = None) 
     """The claims table from the flat JSON of the tables (``labels``: the params' k, theta and slack)."""
     import pandas as pd
 
-    from itr.tables import write_plain_table
+    from itr.layout import table_dataset
+    from itr.tables import test_set_name, write_plain_table
 
     tables = {re.search(r"tgdt_(\w+)\.json$", str(p)).group(1): json.loads(Path(p).read_text()) for p in paths}
     rows = [{"claim": claim, "verdict": "not checked" if holds is None else "holds" if holds else "does not hold",
              "evidence": evidence} for claim, holds, evidence in check_claims(tables, labels or {})]
     df = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
-    caption = ("Claims of Liu et al. (TGDT) checked on ShapeCaptions. R@1 = mean of the two directions; 'near the "
+    checked_on = test_set_name({"dataset": table_dataset(out_stem)})
+    caption = (f"Claims of Liu et al. (TGDT) checked on {checked_on}. R@1 = mean of the two directions; 'near the "
                f"best' = at most {TOLERANCE:g} point below it. Computed by itr.papers.tgdt.claims from the tables' JSON.")
     write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in rows})
     return df

@@ -91,14 +91,17 @@ def plan(config: dict) -> Plan:
                   [lam_of(t) for t in tgdt["theta_sweep"]])
     where = {"variant": main, "method": "tgdt_gl", "collection": data, "protocol": ablation_protocol}
     tables = {
-        name: TableSpec([cell(main, m, protocol, config) for m in ROWS] + [cell(on_dataset(v, config), m, protocol, config) for m, v in BASELINES.items()
-                                                                   if protocol == PROTOCOLS["table1"] or m == "be"],
+        name: TableSpec([cell(main, m, protocol, config) for m in ROWS]
+                        + [cell(on_dataset(v, config), m, protocol, config) for m, v in BASELINES.items()
+                           if protocol == PROTOCOLS["table1"] or m == "be"],
                         protocol, _note(tgdt))
         for name, protocol in PROTOCOLS.items()
     }
-    tables["table6"] = TableSpec([cell(on_dataset(f"{ABLATION}/{v}", config), m, ablation_protocol, config) for v, m in TABLE6_ROWS.values()],
+    tables["table6"] = TableSpec([cell(on_dataset(f"{ABLATION}/{v}", config), m, ablation_protocol, config)
+                                  for v, m in TABLE6_ROWS.values()],
                                  ablation_protocol, _ablation_note(tgdt), {"rows": list(TABLE6_ROWS)})
-    tables["figure5"] = TableSpec([cell(v, m, ablation_protocol, config) for v in slacks.values() for m in ("tgdt_g", "tgdt_l")],
+    tables["figure5"] = TableSpec([cell(v, m, ablation_protocol, config) for v in slacks.values()
+                                   for m in ("tgdt_g", "tgdt_l")],
                                   ablation_protocol, _ablation_note(tgdt),
                                   {"slack": {v: s for s, v in slacks.items()}})
     tables["figure6"] = TableSpec(
@@ -113,7 +116,8 @@ def plan(config: dict) -> Plan:
     benchmark = INFERENCE_BENCHMARK.format(paper="tgdt")
     for name in TIMING_TABLES:
         tables[name] = TableSpec([benchmark], timing.protocol, _timing_note(tgdt))
-    tables["table5"] = TableSpec([cell(main, m, p, config) for p in (PROTOCOLS["table2"], PROTOCOLS["table3"]) for m in ROWS]
+    tables["table5"] = TableSpec([cell(main, m, p, config) for p in (PROTOCOLS["table2"], PROTOCOLS["table3"])
+                                  for m in ROWS]
                                  + [benchmark], None, _note(tgdt))
     claimed = ["table1", "table2", "table3", "table4", "table6", "figure5", "figure6"]
     tables["claims"] = TableSpec([f"{table_stem('tgdt', name, config)}.json" for name in claimed],

@@ -102,7 +102,8 @@ def build_figure5(paths, out_stem: Path, protocol: str, note: str = "", labels: 
     caption = ("Figure 5 analogue of Liu et al. (TGDT): retrieval against the slack sigma of the intra-modal term "
                f"(paper, Flickr30K: {paper_numbers()['figure5']}). Ours: " + protocol_note(cells) + ". " + note)
     write_recall_table(df, out_stem, caption, flat)
-    plot_recalls(df, "sigma", out_stem.with_suffix(".png"), f"{test_set_name(cells[0])}: recall against sigma", "line", logx=False)
+    plot_recalls(df, "sigma", out_stem.with_suffix(".png"), f"{test_set_name(cells[0])}: recall against sigma", "line",
+                 logx=False)
     return df
 
 

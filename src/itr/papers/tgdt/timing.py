@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from itr.papers.tgdt.tables import NAMES, SCORES, rounded, paper_numbers
-from itr.tables import human_seconds, measured_row, recalls, save_png, write_recall_table
+from itr.tables import human_seconds, measured_row, recalls, save_png, test_set_name, write_recall_table
 
 TIMED_NAMES = {**NAMES, "ce": "CE, all pairs (Retrieve Fast, Rerank Smart; plays VinVL)"}
 
@@ -50,7 +50,8 @@ def build_table4(paths, out_stem: Path, protocol: str, note: str = "") -> pd.Dat
     df = pd.DataFrame(rows, columns=["Model", "Source"] + SCORES + ["Time", "Pairs scored"])
     flat = {r["Model"]: {**rounded(r), "seconds": r["Seconds"], "pairs_scored": r["Pairs scored"]} for r in ours}
     caption = (f"Table IV analogue of Liu et al. (TGDT): 'paper' rows from {paper['source']} (no times printed); "
-               f"'ours' on {bench['protocol_label']} of ShapeCaptions test, measured in one run on {_machine(bench)}. "
+               f"'ours' on {bench['protocol_label']} of {test_set_name(bench)} test, measured in one run on "
+               f"{_machine(bench)}. "
                f"Time = the whole evaluation (both directions). {note}")
     write_recall_table(df.fillna({"Time": "—", "Pairs scored": "—"}), out_stem, caption, flat)
     return df
@@ -97,7 +98,7 @@ def _timing_table(paths, out_stem: Path, protocol: str, note: str, figure: str) 
     df = pd.DataFrame(timed_rows(bench), columns=["Model"] + SCORES + ["Seconds", "Pairs scored"])
     flat = {r["Model"]: {**rounded(r), "seconds": r["Seconds"]} for r in df.to_dict("records")}
     caption = (f"{figure} analogue of Liu et al. (TGDT): total inference time of a whole evaluation against recall, "
-               f"{bench['protocol_label']} of ShapeCaptions test, one run on {_machine(bench)} (paper: "
+               f"{bench['protocol_label']} of {test_set_name(bench)} test, one run on {_machine(bench)} (paper: "
                f"{paper_numbers()[figure.lower().replace(' ', '')]}). {note}")
     write_recall_table(df, out_stem, caption, flat)
     return df, bench
@@ -106,14 +107,16 @@ def _timing_table(paths, out_stem: Path, protocol: str, note: str, figure: str) 
 def build_figure1(paths, out_stem: Path, protocol: str, note: str = "") -> pd.DataFrame:
     """Figure 1: t2i R@1 against the total inference time, one point per method."""
     df, bench = _timing_table(paths, out_stem, protocol, note, "Figure 1")
-    _plot(df, out_stem.with_suffix(".png"), "scatter", f"ShapeCaptions {bench['protocol_label']}: R@1 against time")
+    _plot(df, out_stem.with_suffix(".png"), "scatter",
+          f"{test_set_name(bench)} {bench['protocol_label']}: R@1 against time")
     return df
 
 
 def build_figure7(paths, out_stem: Path, protocol: str, note: str = "") -> pd.DataFrame:
     """Figure 7: the total inference time of each method."""
     df, bench = _timing_table(paths, out_stem, protocol, note, "Figure 7")
-    _plot(df, out_stem.with_suffix(".png"), "bars", f"ShapeCaptions {bench['protocol_label']}: inference time")
+    _plot(df, out_stem.with_suffix(".png"), "bars",
+          f"{test_set_name(bench)} {bench['protocol_label']}: inference time")
     return df
 
 
