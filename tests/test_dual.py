@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from itr.losses import (cmc_loss, hardest_negatives, intra_modal_consistency, max_violation_hinge,
                         released_intra_consistency)
 from itr.models import build
-from itr.models.dual import DualTransformer, local_similarity, pair_local_similarity
+from itr.models.alignment import local_similarity, pair_local_similarity
+from itr.models.dual import DualTransformer
 from itr.models.encoder import load_tokenizer
 from itr.models.tiny import make_tiny_bert
 

@@ -273,7 +273,7 @@ class DualConfig(_TrainSection):
     margin: float = 0.2  # delta of the inter-modal hinge
     slack: float = 0.3  # sigma of the intra-modal term
     intra: str = "paper"  # itr.losses.INTRA_FORMS
-    local_reduction: str = "mean"  # itr.models.dual.REDUCTIONS: eq. 3's mean, or the released sum
+    local_reduction: str = "mean"  # itr.models.alignment.REDUCTIONS: eq. 3's mean, or the released sum
     local_scale: float = 1.0  # the released code: 10
     loss_on: str = "both"  # the similarities the loss trains: both (eq. 7), global or local (Table VI)
     theta: float = 0.5  # eq. 8: weight of S_l in the two-stage score

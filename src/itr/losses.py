@@ -160,3 +160,24 @@ def cmc_loss(sim: torch.Tensor, image_sim: torch.Tensor, text_sim: torch.Tensor,
     elif intra == "released":
         loss = loss + released_intra_consistency(image_sim, text_sim, slack)
     return loss
+
+
+def listnet_distillation(teacher: torch.Tensor, student: torch.Tensor, tau: float = 6.0) -> torch.Tensor:
+    """Distillation of Messina et al. 2022 (ListNet): the student's score distribution over each row and
+    each column of a batch follows the teacher's.
+
+        L = mean_i CE(softmax_j(A_ij), softmax_j(τ·M_ij)) + mean_j CE(softmax_i(A_ij), softmax_i(τ·M_ij))
+
+    Args:
+        teacher: (B, B) alignment scores A (images x captions); no gradient reaches it (it is detached here).
+        student: (B, B) matching-head similarities M of the same pairs.
+        tau: the factor on the student's scores (6 in the release; the teacher's raw MrSw sums have no factor).
+    Example:
+        >>> listnet_distillation(torch.eye(2) * 9, torch.eye(2))   # the student already ranks like the teacher
+    """
+    target = teacher.detach()
+    log_student = F.log_softmax(tau * student, dim=1)  # (B, B): over captions, per image
+    rows = -(F.softmax(target, dim=1) * log_student).sum(1).mean()
+    log_student = F.log_softmax(tau * student, dim=0)  # over images, per caption
+    cols = -(F.softmax(target, dim=0) * log_student).sum(0).mean()
+    return rows + cols

@@ -6,7 +6,7 @@ Four formats, each read as a stream of (image_id, boxes or geometry, features) r
   boxes and features base64 float32, boxes in pixels (x1, y1, x2, y2).
 - ``vinvl-tsv``: VinVL/Oscar's ``features.tsv`` rows ``image_id, num_boxes, base64 float32 (n, 2054)`` = the feature
   then 6 geometry values already in our form; ``predictions.tsv`` beside it gives each image's object classes,
-  kept as tags (``tags.json`` in the store: the text ALADIN's and Oscar's models read beside the caption).
+  kept as tags (``tags.json`` in the store: the words VinVL's and Oscar's models read beside the image).
 - ``scan-npy``: SCAN / VSE∞ ``{split}_ims.npy`` (N, 36, 2048), one row per image in the split's order (checked
   against ``{split}_ids.txt`` where VSE∞ ships one); no boxes, so geometry is zero. ``dev`` is our ``val``;
   ``testall`` (COCO's 5k) is our ``test`` where present.

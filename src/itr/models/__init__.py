@@ -18,6 +18,7 @@ import importlib
 ARCHITECTURES = {  # name -> "module:class" (imported when a checkpoint names it)
     "multimodal_encoder": "itr.models.encoder:MultimodalEncoder",
     "dual_transformer": "itr.models.dual:DualTransformer",
+    "disentangled_encoder": "itr.models.disentangled:DisentangledEncoder",
 }
 
 
