@@ -55,7 +55,8 @@ def test_extraction_shapes_and_resume_without_recompute(tmp_path, monkeypatch):
     fcfg = FeaturesConfig(max_regions=3, score_thresh=0.0, shard_size=3, batch_size=2)
     ids, paths = list(images["image_id"]), [tmp_path / "data" / f for f in images["file"]]
     writer = FeatureStoreWriter(tmp_path / "feat", 3, 16, {"detector": "d0"})
-    first = extract.extract_to_store(det, ids, paths, fcfg, writer, torch.device("cpu"))
+    names = shapes.detection_labels()
+    first = extract.extract_to_store(det, ids, paths, fcfg, writer, torch.device("cpu"), names)
     assert first["n_shards"] == 3 and first["shards_resumed"] == 0
     writer.finalize(first["n_shards"], {})
     store = FeatureStore(tmp_path / "feat")
@@ -63,13 +64,18 @@ def test_extraction_shapes_and_resume_without_recompute(tmp_path, monkeypatch):
     assert batch["regions"].shape == (2, 3, 16) and batch["geometry"].shape == (2, 3, 6)
     geo = batch["geometry"][batch["mask"]]
     assert (geo >= -1e-3).all() and (geo <= 1 + 1e-3).all()
+    # object tags: one class name per kept region, in the regions' order
+    direct = extract.regions_for_batch(det, [load_image(p) for p in paths[:2]], fcfg)
+    assert store.tags(ids[:2]) == [[names[c] for c in row[m]] for row, m in zip(direct["labels"], direct["mask"])]
+    assert [len(t) for t in store.tags(ids[:2])] == batch["mask"].sum(1).tolist()
+    assert all(t in names[1:] for tags in store.tags(ids) for t in tags)  # never the background
     # Simulate a kill after the first shard: drop the later markers, then forbid recomputing shard 0.
     for k in (1, 2):
         Path(tmp_path / "feat" / f"shard-0000{k}.json").unlink()
     calls = []
     real = extract.regions_for_batch
     monkeypatch.setattr(extract, "regions_for_batch", lambda m, imgs, c: calls.append(len(imgs)) or real(m, imgs, c))
-    second = extract.extract_to_store(det, ids, paths, fcfg, writer, torch.device("cpu"))
+    second = extract.extract_to_store(det, ids, paths, fcfg, writer, torch.device("cpu"), names)
     assert second["shards_resumed"] == 1
     assert sum(calls) == len(ids) - 3  # only the images of shards 1 and 2 were recomputed
     meta = json.loads((tmp_path / "feat" / "shard-00001.json").read_text())

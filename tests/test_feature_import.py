@@ -8,7 +8,7 @@ import pytest
 from itr.cli import main
 from itr.data.dataset import write_dataset
 from itr.features.importers import FeatureImportError, import_features
-from itr.features.store import FeatureStore
+from itr.features.store import FeatureStore, FeatureStoreError
 
 IDS = ["1000", "1001", "1002", "1003", "1004"]
 SPLITS = ["train", "train", "val", "test", "test"]
@@ -74,6 +74,9 @@ def test_butd_tsv_adaptive_boxes_become_masked_regions_with_normalised_geometry(
     assert main(["features", "import", "--format", "butd-tsv", "--source", str(src), "--dataset", str(dataset),
                  "--out", str(tmp_path / "features")]) == 0
     store = check_store(tmp_path / "features")
+    assert not store.has_tags  # bottom-up attention's TSV has no class names
+    with pytest.raises(FeatureStoreError, match="records no object tags"):
+        store.tags(IDS[:1])
     assert store.max_regions == 5  # the largest count in the source
     capsys.readouterr()
     assert main(["features", "info", str(tmp_path / "features"), "--json"]) == 0
@@ -95,8 +98,9 @@ def test_vinvl_tsv_keeps_its_geometry_and_its_tags(tmp_path, dataset):
     (tmp_path / "vinvl" / "predictions.tsv").write_text("\n".join(preds) + "\n")
     import_features("vinvl-tsv", tmp_path / "vinvl" / "features.tsv", dataset, tmp_path / "features")
     check_store(tmp_path / "features")
-    tags = json.loads((tmp_path / "features" / "tags.json").read_text())
-    assert tags["1001"] == ["obj0", "obj1", "obj2", "obj3", "obj4"] and set(tags) == set(IDS)
+    store = FeatureStore(tmp_path / "features")
+    assert store.has_tags and store.tags(["1001"]) == [["obj0", "obj1", "obj2", "obj3", "obj4"]]
+    assert [len(t) for t in store.tags(IDS)] == [NBOX[i] for i in IDS]
 
 
 def test_scan_npy_rows_follow_the_split_order_and_vse_ids_are_checked(tmp_path, dataset):

@@ -15,6 +15,7 @@ import yaml
 from conftest import ROOT, new_project, run
 from itr.config import ShapesConfig
 from itr.data import shapes
+from itr.features.pretrained import coco_categories
 from itr.features.store import FeatureStore
 from realformat import Server, karpathy_release, published, sha256_hex
 
@@ -85,6 +86,7 @@ def test_pretrained_features_come_from_the_published_detector_file(real):
     store = FeatureStore(proj / "features" / "fixture")
     assert len(store) == 72 and store.dim == 1024 and store.max_regions == 6  # the box head of COCO's R-CNN
     assert store.manifest["source"]["detector"]  # the weights file's digest, checked against its name's prefix
+    assert store.has_tags and set().union(*map(set, store.tags(store.ids))) <= set(coco_categories()[1:])
 
 
 def test_table1_on_the_real_dataset_has_every_row_measured_and_a_rerun_does_nothing(real):

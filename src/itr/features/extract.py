@@ -29,7 +29,7 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, mi
     sparse image up with the best boxes below the threshold (bottom-up attention's adaptive 10-100). ``resize``
     lets the detector rescale its input (a pretrained COCO model works at 600-1000 px); geometry is relative to
     the image, so it is the same in either frame. Returns numpy arrays: regions (B, R, D), geometry (B, R, 6),
-    mask (B, R), global (B, D).
+    mask (B, R), global (B, D), and labels (B, R): the detector's class index of each kept box (object tags).
     """
     model.eval()
     sizes = [tuple(im.shape[-2:]) for im in images]
@@ -43,22 +43,24 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, mi
     proposals, _ = model.rpn(batch, feats)
     dets, _ = model.roi_heads(feats, proposals, batch.image_sizes)
     r = cfg.max_regions
-    chosen = []
+    chosen, labels = [], []
     for det in dets:
-        keep = det["scores"] >= cfg.score_thresh
-        boxes, scores = det["boxes"][keep], det["scores"][keep]
+        confident = det["scores"] >= cfg.score_thresh
+        boxes, scores, classes = det["boxes"][confident], det["scores"][confident], det["labels"][confident]
         keep = nms(boxes, scores, 0.5)[:r]  # class-agnostic; nms returns indices by decreasing score
         if len(keep) < min_regions:  # too few confident boxes: the best ones, whatever their score
-            boxes = det["boxes"]
+            boxes, classes = det["boxes"], det["labels"]
             keep = nms(boxes, det["scores"], 0.5)[:min(min_regions, r)]
         chosen.append(boxes[keep])
+        labels.append(classes[keep])
     whole = [torch.tensor([[0.0, 0.0, w, h]], device=batch.tensors.device) for (h, w) in sizes]
     pooled = model.roi_heads.box_roi_pool(feats, [torch.cat([w, b]) for w, b in zip(whole, chosen)],
                                           batch.image_sizes)
     pooled = model.roi_heads.box_head(pooled)  # (sum_i (1 + n_i), D)
     d = pooled.shape[-1]
     out = {"regions": np.zeros((len(images), r, d), np.float32), "geometry": np.zeros((len(images), r, 6), np.float32),
-           "mask": np.zeros((len(images), r), bool), "global": np.zeros((len(images), d), np.float32)}
+           "mask": np.zeros((len(images), r), bool), "global": np.zeros((len(images), d), np.float32),
+           "labels": np.zeros((len(images), r), np.int64)}
     start = 0
     for i, (boxes, (h, w)) in enumerate(zip(chosen, sizes)):
         n = len(boxes)
@@ -69,14 +71,16 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, mi
         geo = torch.cat([norm, norm[:, 2:3] - norm[:, 0:1], norm[:, 3:4] - norm[:, 1:2]], dim=1)  # (n, 6)
         out["geometry"][i, :n] = geo.cpu().numpy()
         out["mask"][i, :n] = True
+        out["labels"][i, :n] = labels[i].cpu().numpy()
         start += 1 + n
     return out
 
 
 def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: FeaturesConfig,
-                     writer: FeatureStoreWriter, device, log=print, **select) -> dict:
-    """Extract every image into shards of cfg.shard_size, skipping shards already done; ``select``:
-    regions_for_batch's ``min_regions`` and ``resize``."""
+                     writer: FeatureStoreWriter, device, class_names: list[str], log=print, **select) -> dict:
+    """Extract every image into shards of cfg.shard_size, skipping shards already done; ``class_names``: the
+    detector's class index -> name, for the object tags; ``select``: regions_for_batch's ``min_regions`` and
+    ``resize``."""
     n_shards = (len(image_ids) + cfg.shard_size - 1) // cfg.shard_size
     skipped, counts = 0, []
     for k in tqdm(range(n_shards), desc="extract shards"):
@@ -91,7 +95,9 @@ def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: Featur
             parts.append(regions_for_batch(model, imgs, cfg, **select))
         arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         counts.append(arrays["mask"].sum(1))
-        writer.write(k, ids, arrays)
+        labels = arrays.pop("labels")
+        tags = [[class_names[c] for c in row[m]] for row, m in zip(labels, arrays["mask"])]
+        writer.write(k, ids, arrays, tags=tags)
     if skipped:
         log(f"resumed: {skipped} of {n_shards} shards were already extracted and were kept")
     mean_regions = float(np.concatenate(counts).mean()) if counts else None
@@ -117,7 +123,7 @@ def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu",
     writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source,
                                 data=dataset_manifest(data)["digest"])
     summary = extract_to_store(det, list(images["image_id"]), [Path(data) / f for f in images["file"]],
-                               cfg, writer, device, log=log)
+                               cfg, writer, device, ckpt["labels"], log=log)
     # Only deterministic facts go into the manifest (not how many shards were resumed), so a resumed
     # extraction leaves byte-identical files and DVC sees no change.
     writer.finalize(summary["n_shards"], {"n_images": summary["n_images"]})

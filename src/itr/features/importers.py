@@ -6,7 +6,8 @@ Four formats, each read as a stream of (image_id, boxes or geometry, features) r
   boxes and features base64 float32, boxes in pixels (x1, y1, x2, y2).
 - ``vinvl-tsv``: VinVL/Oscar's ``features.tsv`` rows ``image_id, num_boxes, base64 float32 (n, 2054)`` = the feature
   then 6 geometry values already in our form; ``predictions.tsv`` beside it gives each image's object classes,
-  kept as tags (``tags.json`` in the store: the words VinVL's and Oscar's models read beside the image).
+  kept as object tags (in the store's shard markers, ``FeatureStore.tags``: the words VinVL's and Oscar's models
+  read beside the image).
 - ``scan-npy``: SCAN / VSE∞ ``{split}_ims.npy`` (N, 36, 2048), one row per image in the split's order (checked
   against ``{split}_ids.txt`` where VSE∞ ships one); no boxes, so geometry is zero. ``dev`` is our ``val``;
   ``testall`` (COCO's 5k) is our ``test`` where present.
@@ -81,9 +82,7 @@ def import_features(fmt: str, source: str | Path, data: str | Path, out: str | P
 def _write_store(rows, sizes: dict, partial: Path, max_regions: int, identity: dict, data_digest: str,
                  shard_size: int, source: Path, data) -> tuple[set, int]:
     """Shards of ``shard_size`` images in the source's order, then the sealed manifest; returns (ids, dim)."""
-    from itr.manifest import file_digest
-
-    writer, buffer, shards, seen, tags, dim = None, [], 0, set(), {}, None
+    writer, buffer, shards, seen, dim = None, [], 0, set(), None
     for image_id, geometry, feats, row_tags in rows:
         if image_id not in sizes:  # features of images outside the dataset (other splits, restval) are skipped
             continue
@@ -99,9 +98,7 @@ def _write_store(rows, sizes: dict, partial: Path, max_regions: int, identity: d
             raise FeatureImportError(f"{source}: image {image_id}: {feats.shape[1]}-d features, the others "
                                      f"{dim}-d; the file mixes two releases")
         seen.add(image_id)
-        if row_tags is not None:
-            tags[image_id] = row_tags
-        buffer.append((image_id, geometry, feats))
+        buffer.append((image_id, geometry, feats, row_tags))
         if len(buffer) == shard_size:
             _write_shard(writer, shards, buffer, max_regions)
             shards, buffer = shards + 1, []
@@ -112,13 +109,7 @@ def _write_store(rows, sizes: dict, partial: Path, max_regions: int, identity: d
     if buffer:
         _write_shard(writer, shards, buffer, max_regions)
         shards += 1
-    extra = {"n_images": len(seen), "imported": identity["format"]}
-    if tags:
-        from itr.atomic import write_json
-
-        write_json(partial / "tags.json", tags)
-        extra["tags"] = file_digest(partial / "tags.json")
-    writer.finalize(shards, extra)
+    writer.finalize(shards, {"n_images": len(seen), "imported": identity["format"]})
     return seen, dim
 
 
@@ -126,11 +117,12 @@ def _write_shard(writer, k: int, buffer: list, r: int) -> None:
     n, d = len(buffer), buffer[0][2].shape[1]
     arrays = {"regions": np.zeros((n, r, d), np.float32), "geometry": np.zeros((n, r, 6), np.float32),
               "mask": np.zeros((n, r), bool), "global": np.zeros((n, d), np.float32)}
-    for i, (_, geometry, feats) in enumerate(buffer):
+    for i, (_, geometry, feats, _) in enumerate(buffer):
         m = len(feats)
         arrays["regions"][i, :m], arrays["geometry"][i, :m], arrays["mask"][i, :m] = feats, geometry, True
         arrays["global"][i] = feats.mean(0)  # released features have no whole-image feature: the regions' mean
-    writer.write(k, [b[0] for b in buffer], arrays)
+    tags = [b[3] for b in buffer]  # object tags (VinVL's predictions.tsv), or None per row
+    writer.write(k, [b[0] for b in buffer], arrays, tags=None if any(t is None for t in tags) else tags)
 
 
 def pixel_geometry(boxes: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -73,6 +73,14 @@ def load_pretrained(arch: str, weights: str | Path, min_size: int = 800, max_siz
     return model.eval()
 
 
+def coco_categories() -> list[str]:
+    """The detector's class index -> COCO category name (91 slots, background and unused ids included), as
+    torchvision publishes them with the weights: the object tags of real photos."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_V2_Weights
+
+    return list(FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
+
+
 def box_feature_dim(model: nn.Module) -> int:
     """Size of the box head's output: the last linear layer's (TwoMLPHead's fc7, or the v2 conv-fc head's)."""
     return [m for m in model.roi_heads.box_head.modules() if isinstance(m, nn.Linear)][-1].out_features
@@ -90,7 +98,8 @@ def extract_pretrained(data, model: nn.Module, cfg, out, source: dict, device="c
     writer = FeatureStoreWriter(out, cfg.max_regions, box_feature_dim(model), source,
                                 data=dataset_manifest(data)["digest"])
     summary = extract_to_store(model.to(device), list(images["image_id"]), [Path(data) / f for f in images["file"]],
-                               cfg, writer, device, log=log, min_regions=cfg.min_regions, resize=True)
+                               cfg, writer, device, coco_categories(), log=log, min_regions=cfg.min_regions,
+                               resize=True)
     writer.finalize(summary["n_shards"], {"n_images": summary["n_images"]})
     log(f"features: {summary}")
     return summary

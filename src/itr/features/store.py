@@ -6,7 +6,8 @@ Layout of a store directory::
     shard-00000.geometry.npy   float16 (N, R, 6)  x1, y1, x2, y2, w, h, normalised by image size
     shard-00000.mask.npy       bool    (N, R)     True where a detection exists (rest is padding)
     shard-00000.global.npy     float16 (N, D)     box-head feature of the whole-image box
-    shard-00000.json           ids, shapes, array digests and source of the shard; written last = commit marker
+    shard-00000.json           ids, shapes, array digests and source of the shard, and the detector's class name
+                               of every kept region (object tags) when it has them; written last = commit marker
     manifest.json              all shards in order, sealed with the markers' digests (itr.manifest);
                                written once every shard is done
 
@@ -76,7 +77,9 @@ class FeatureStoreWriter:
             return False
         return True
 
-    def write(self, k: int, ids: list[str], arrays: dict[str, np.ndarray]) -> None:
+    def write(self, k: int, ids: list[str], arrays: dict[str, np.ndarray], tags: list[list[str]] | None = None
+              ) -> None:
+        """One shard; ``tags``: per image, the class names of its kept regions in order (object tags), if known."""
         name = self.shard_name(k)
         shapes = _expected_shapes(len(ids), self.r, self.d)
         for key in ARRAYS:
@@ -85,8 +88,12 @@ class FeatureStoreWriter:
                 raise FeatureStoreError(f"{name}.{key}: shape {list(arr.shape)} != expected {shapes[key]}")
             _atomic_npy(self.root / f"{name}.{key}.npy", arr)
         digests = {key: file_digest(self.root / f"{name}.{key}.npy") for key in ARRAYS}
-        _atomic_json(self.root / f"{name}.json",
-                     {"ids": list(ids), "shapes": shapes, "digests": digests, "source": self.source, "data": self.data})
+        marker = {"ids": list(ids), "shapes": shapes, "digests": digests, "source": self.source, "data": self.data}
+        if tags is not None:
+            if len(tags) != len(ids):
+                raise FeatureStoreError(f"{name}: {len(tags)} tag lists for {len(ids)} images")
+            marker["tags"] = [list(t) for t in tags]
+        _atomic_json(self.root / f"{name}.json", marker)
 
     def finalize(self, n_shards: int, extra: dict) -> Path:
         shards = [self.shard_name(k) for k in range(n_shards)]
@@ -124,11 +131,13 @@ class FeatureStore:
         self.max_regions, self.dim = self.manifest["max_regions"], self.manifest["dim"]
         self._shards: list[dict[str, np.ndarray]] = []
         self._where: dict[str, tuple[int, int]] = {}
+        self._tags: dict[str, list[str]] = {}
         for s, name in enumerate(self.manifest["shards"]):
             meta = json.loads((self.root / f"{name}.json").read_text())
             self._shards.append(_open_shard(self.root, name, meta))
             for row, image_id in enumerate(meta["ids"]):
                 self._where[image_id] = (s, row)
+            self._tags.update(zip(meta["ids"], meta.get("tags", [])))
 
     def __len__(self) -> int:
         return len(self._where)
@@ -139,6 +148,19 @@ class FeatureStore:
     @property
     def ids(self) -> list[str]:
         return list(self._where)
+
+    @property
+    def has_tags(self) -> bool:
+        """Whether every image has object tags (the class names of its regions)."""
+        return len(self._tags) == len(self._where)
+
+    def tags(self, image_ids: list[str]) -> list[list[str]]:
+        """The object tags of the given images: the detector's class names of their regions, in order."""
+        if not self.has_tags:
+            raise FeatureStoreError(f"{self.root} records no object tags (extracted before tags were kept, or "
+                                    f"imported from a release without them); re-extract it ("
+                                    f"{rebuild_hint(self.root / 'manifest.json')}) or run without object tags")
+        return [self._tags[i] for i in image_ids]
 
     def get(self, image_ids: list[str]) -> dict[str, torch.Tensor]:
         """Features of the given images as float32 tensors (mask as bool), in the given order."""
