@@ -54,7 +54,7 @@ def test_extraction_shapes_and_resume_without_recompute(tmp_path, monkeypatch):
                          len(shapes.detection_labels()), 64).eval()
     fcfg = FeaturesConfig(max_regions=3, score_thresh=0.0, shard_size=3, batch_size=2)
     ids, paths = list(images["image_id"]), [tmp_path / "data" / f for f in images["file"]]
-    writer = FeatureStoreWriter(tmp_path / "feat", 3, 16, {"detector": "d0"})
+    writer = FeatureStoreWriter(tmp_path / "feat", 3, 16, {"detector": "d0"}, with_tags=True)
     names = shapes.detection_labels()
     first = extract.extract_to_store(det, ids, paths, fcfg, writer, torch.device("cpu"), names)
     assert first["n_shards"] == 3 and first["shards_resumed"] == 0
@@ -80,6 +80,10 @@ def test_extraction_shapes_and_resume_without_recompute(tmp_path, monkeypatch):
     assert sum(calls) == len(ids) - 3  # only the images of shards 1 and 2 were recomputed
     meta = json.loads((tmp_path / "feat" / "shard-00001.json").read_text())
     assert meta["ids"] == ids[3:6]
+    # a shard extracted before tags were kept is redone, so re-extracting an old store gives it tags
+    marker = tmp_path / "feat" / "shard-00000.json"
+    marker.write_text(json.dumps({k: v for k, v in json.loads(marker.read_text()).items() if k != "tags"}))
+    assert not writer.is_done(0, ids[:3]) and writer.is_done(1, ids[3:6])
 
 
 def test_killed_detector_training_resumes_to_identical_weights(tmp_path):

@@ -115,15 +115,22 @@ def test_the_image_pass_reads_cls_then_the_tags_and_sep_then_the_image_slots(tin
     assert n_text == n + 1 and seq.shape[1] == plain.shape[1] + n + 1
     assert torch.equal(seq[:, 0], plain[:, 0]) and torch.equal(seq[:, n + 2:], plain[:, 1:])  # [CLS] | ... | image
     emb = model.backbone.bert.embeddings
-    sep = emb.word_embeddings.weight[model.sep_id] + emb.position_embeddings.weight[n + 1] \
-        + emb.token_type_embeddings.weight[1]
-    assert torch.allclose(seq[0, n + 1], emb.LayerNorm(sep), atol=1e-6)  # [SEP] right after the tag slots
+    for row in range(2):  # [SEP] in the slot after the tag slots, at the position after the image's own last tag
+        own = int(tag_mask[row].sum())
+        sep = emb.word_embeddings.weight[model.sep_id] + emb.position_embeddings.weight[own + 1] \
+            + emb.token_type_embeddings.weight[1]
+        assert torch.allclose(seq[row, n + 1], emb.LayerNorm(sep), atol=1e-6)
     first_tag = emb.word_embeddings.weight[ids[0, 0]] + emb.position_embeddings.weight[1] \
         + emb.token_type_embeddings.weight[1]
     assert torch.allclose(seq[0, 1], emb.LayerNorm(first_tag), atol=1e-6)
     assert seq_mask[1].tolist() == [True, *tag_mask[1].bool().tolist(), True, True, True, True, False]
     image, image_mask = model.image_tokens(*images, tags=(ids, tag_mask))
     assert image.shape[:2] == (2, 4) and image_mask.tolist() == [[True] * 4, [True, True, True, False]]
+    # an image embeds the same alone as beside an image with more tags (its tag slots padded)
+    alone = tokenizer(["blue"], add_special_tokens=False, return_tensors="pt")
+    single = model.embed_image(*(x[1:] for x in images), tags=(alone["input_ids"], alone["attention_mask"]))
+    batched = model.embed_image(*images, tags=(ids, tag_mask))[1:]
+    assert torch.allclose(single, batched, atol=1e-5)
     untagged, _ = _model(tiny, object_tags=False)
     seq, _, n_text = untagged.image_sequence(*images)
     assert n_text == 0 and seq.shape[1] == plain.shape[1]  # the switch: no tags, no [SEP]

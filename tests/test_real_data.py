@@ -1,12 +1,14 @@
 """The real-data path end to end, from files in the released formats only (issue "Real datasets").
 
-A tiny dataset is re-packed as COCO's release (Karpathy's ``dataset_coco.json`` in ``caption_datasets.zip``, the
-images as JPEGs in ``train2014.zip`` / ``val2014.zip``) and torchvision's detector file (random weights, its exact
+A tiny dataset is re-packed as COCO's release (Karpathy's ``dataset_coco.json``, as a mirror hosts it outside its
+zip, and the images as JPEGs in ``train2014.zip`` / ``val2014.zip``) and torchvision's detector file (random weights, its exact
 format and name) is published beside it on a loopback HTTP server. With ``dataset: fixture`` the workflow fetches
 (one mirror dead, one file placed by hand), checks, extracts, imports, extracts region features with the pretrained
 detector, trains BE, CE and JOINT, indexes and builds Retrieve Fast, Rerank Smart's Table 1.
 """
+import io
 import json
+import zipfile
 
 import pandas as pd
 import pytest
@@ -28,18 +30,20 @@ def real(tmp_path_factory):
     root = tmp_path_factory.mktemp("real")
     shapes.build(ShapesConfig(image_size=64, n_train=40, n_val=12, n_test=20, seed=3), root / "generated")
     files, expected = karpathy_release(root / "generated")
+    with zipfile.ZipFile(io.BytesIO(files.pop("caption_datasets.zip"))) as z:  # a plain file: checked, then linked
+        files["dataset_coco.json"] = z.read("dataset_coco.json")
     weights = published(root, "fasterrcnn_resnet50_fpn_v2")
     server = Server()
     server.files = {f"/{name}": data for name, data in files.items() if name != PLACED}
     server.files[f"/{weights.name}"] = weights.read_bytes()
     params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text())
     mirrors = {name: [f"{server.url}/{name}"] for name in files}
-    mirrors["caption_datasets.zip"].insert(0, f"{server.url}/gone/caption_datasets.zip")  # a dead mirror first
+    mirrors["dataset_coco.json"].insert(0, f"{server.url}/gone/dataset_coco.json")  # a dead mirror first
     fixture = {
-        "format": "karpathy", "annotations": "caption_datasets.zip/dataset_coco.json",
+        "format": "karpathy", "annotations": "dataset_coco.json",
         "images": ["train2014.zip", "val2014.zip"], "restval": "train", "features": {"format": "pretrained", "source": None},
         "files": {
-            "caption_datasets.zip": {"urls": mirrors["caption_datasets.zip"], "hash": None, "place": None},
+            "dataset_coco.json": {"urls": mirrors["dataset_coco.json"], "hash": None, "place": None},
             "train2014.zip": {"urls": mirrors["train2014.zip"], "hash": f"md5:{_md5(files['train2014.zip'])}",
                               "place": None},
             PLACED: {"urls": [], "hash": f"sha256:{sha256_hex(files[PLACED])}", "place": "put it there by hand"}}}
@@ -75,7 +79,7 @@ def test_the_import_keeps_every_image_caption_and_split_of_the_release(real):
 
 def test_downloads_fall_through_a_dead_mirror_and_every_file_is_pinned(real):
     proj, files, _, server, _ = real
-    assert ("/gone/caption_datasets.zip", None) in server.requests
+    assert ("/gone/dataset_coco.json", None) in server.requests
     assert f"/{PLACED}" not in {path for path, _ in server.requests}  # placed by hand, never fetched
     pins = dict(line.split("  ")[::-1] for line in (proj / "downloads/fixture/SHA256SUMS").read_text().splitlines())
     assert pins == {name: sha256_hex(data) for name, data in files.items()}

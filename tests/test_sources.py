@@ -19,7 +19,7 @@ def test_references_resolve_to_extraction_folders_and_downloads():
     entry = {**COCO, "files": {**COCO["files"], "dataset_coco.json": {"urls": [], "hash": None, "place": None}}}
     assert sources.resolve("coco", entry, "caption_datasets.zip/dataset_coco.json") == \
         "raw/coco/caption_datasets.zip/dataset_coco.json"
-    assert sources.resolve("coco", entry, "dataset_coco.json") == "downloads/coco/dataset_coco.json"  # not an archive
+    assert sources.resolve("coco", entry, "dataset_coco.json") == "raw/coco/dataset_coco.json"  # checked, linked
     assert sources.needed("coco", entry, ["train2014.zip", "val2014.zip/val2014", "train2014.zip/x"]) == \
         ["raw/coco/train2014.zip", "raw/coco/val2014.zip"]
     args = sources.import_args("coco", COCO)

@@ -88,11 +88,18 @@ def cell_variants(variants_dir, ks, fusions, lambdas) -> list[str]:
     return [k_cell(variants_dir, k) for k in ks] + [fusion_cell(variants_dir, f, lam) for f in fusions for lam in lambdas]
 
 
+def on_data(path: str, config: dict) -> str:
+    """A ``results/<kind>/...`` file (or pattern) of the configured dataset: unchanged on ShapeCaptions,
+    ``results/<kind>/<dataset>/...`` on a real one (tables, benchmarks, the MLflow mirror's record)."""
+    if config["dataset"] == MAIN_DATASET:
+        return path
+    top, kind, rest = path.split("/", 2)
+    return f"{top}/{kind}/{config['dataset']}/{rest}"
+
+
 def table_stem(paper: str, target: str, config: dict) -> str:
     """A paper table's path without extension, under the configured dataset."""
-    stem = TABLE_STEM.format(paper=paper, target=target)
-    return stem if config["dataset"] == MAIN_DATASET else stem.replace("results/tables/",
-                                                                        f"results/tables/{config['dataset']}/")
+    return on_data(TABLE_STEM.format(paper=paper, target=target), config)
 
 
 def table_dataset(stem) -> str:

@@ -74,7 +74,8 @@ def consistency_problems(params: dict) -> list[str]:
     if "dataset" in params and params["dataset"] != "shapes" and params["dataset"] not in params.get("datasets", {}):
         problems.append(f"'dataset': {params['dataset']!r} is neither shapes nor a name under 'datasets' "
                         f"({sorted(params.get('datasets', {}))})")
-    if all(k in params for k in ("shapes", "evaluation", "rerank")):
+    # a real dataset's test split size is no param: its evaluation checks the protocols when it runs
+    if all(k in params for k in ("shapes", "evaluation", "rerank")) and params.get("dataset", "shapes") == "shapes":
         problems += protocol_problems(params, [*params["evaluation"]["protocols"], params["rerank"]["protocol"]])
     return problems
 

@@ -11,7 +11,7 @@ rule benchmark_latency:
         **data_inputs(MAIN),
         script="benchmarks/latency.py",
     output:
-        LATENCY_BENCHMARK,
+        LATENCY,
     params:
         code=CODE["benchmark_latency"],
         upstream=upstream(lambda wc: [*(LATENCY_MODELS[0].values() if LATENCY_MODELS else []),
@@ -41,7 +41,7 @@ rule benchmark_inference_time:
         **data_inputs(MAIN),
         script="benchmarks/inference_time.py",
     output:
-        INFERENCE_BENCHMARK,
+        INFERENCE,
     wildcard_constraints:
         paper="|".join(TIMINGS) or "(?!)",  # (?!): no paper times anything
     params:

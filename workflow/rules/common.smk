@@ -10,12 +10,11 @@ from itr import papers
 from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
-from itr.data.download import read_lock
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, DOWNLOAD_LOCK, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
                         INDEX_DONE, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         TRACKED_CELLS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
-                        main_dataset, table_files, table_stem)
+                        main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
 from itr.provenance import RULE_ENTRIES, code_digest, package_modules
@@ -33,6 +32,10 @@ DATASET = MAIN_DATASET
 DATASETS = datasets(config)
 REAL_DATASETS = config["datasets"]
 MAIN = main_dataset(config)
+# Files with no dataset in their pattern, kept per dataset all the same (results/<kind>/<dataset>/ on real data)
+LATENCY = on_data(LATENCY_BENCHMARK, config)
+INFERENCE = on_data(INFERENCE_BENCHMARK, config)
+TRACKED = on_data(TRACKED_CELLS, config)
 
 # What the registered papers ask of the shared rules (itr.papers): variants to train, collections to
 # search, rows, and the cells of every table. Merged over papers; two papers never share a name.
@@ -180,7 +183,7 @@ def paper_outputs(paper):
     dataset), its files beside them, and the MLflow runs mirroring its metrics files."""
     return ([f for t in papers.load(paper).targets if t.name in PAPER_PLANS[paper].tables
              for f in table_outputs(paper, t.name)]
-            + PAPER_PLANS[paper].extra_outputs + [TRACKED_CELLS.format(paper=paper)])
+            + PAPER_PLANS[paper].extra_outputs + [TRACKED.format(paper=paper)])
 
 
 def paper_cells(wc):
@@ -238,14 +241,3 @@ EXPECTED_FILES = sorted({f for path in EXPECTED.values() for f in yaml.safe_load
 # Real datasets (rules/sources.smk)
 PRETRAINED = config["pretrained_features"]
 
-
-def pinned(dataset, files):
-    """The upstream entry of a job reading these files of a real dataset: their sha256s as pinned on first use
-    (evaluated when the job runs, after its fetch and unpack jobs have pinned them)."""
-    pins = read_lock(Path(DOWNLOAD_LOCK.format(dataset=dataset)))
-    return content_digest({f: pins.get(f, "absent") for f in sorted(set(files))})
-
-
-def source_files(refs):
-    """The file names of `<file>[/<path inside it>]` references."""
-    return [ref.partition("/")[0] for ref in refs]

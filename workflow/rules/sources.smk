@@ -14,7 +14,7 @@ rule fetch_file:
     localrule: True  # on a cluster, downloads run where Snakemake runs: compute nodes often have no internet
     wildcard_constraints:
         dataset="|".join(REAL_DATASETS) or "(?!)",
-        file=r"[^/]+",
+        file="|".join(map(re.escape, sources.file_names(REAL_DATASETS))) or "(?!)",
     params:
         args=lambda wc: sources.fetch_args(wc.dataset, REAL_DATASETS[wc.dataset], wc.file),
     conda:
@@ -36,7 +36,7 @@ rule unpack_file:
         directory(EXTRACTED),
     wildcard_constraints:
         dataset="|".join(REAL_DATASETS) or "(?!)",
-        file=r"[^/]+",
+        file="|".join(map(re.escape, sources.file_names(REAL_DATASETS, archives=True))) or "(?!)",
     params:
         code=CODE["unpack_file"],
         check=lambda wc: sources.verify_args(wc.dataset, REAL_DATASETS[wc.dataset], wc.file),
@@ -49,10 +49,31 @@ rule unpack_file:
         "itr data extract --archive {input} --out {output} {params.check} > {log} 2>&1"
 
 
+# A file that is no archive (a caption JSON, a feature TSV) is checked the same way, then linked where it is read.
+rule check_file:
+    input:
+        DOWNLOAD,
+    output:
+        EXTRACTED,
+    wildcard_constraints:
+        dataset="|".join(REAL_DATASETS) or "(?!)",
+        file="|".join(map(re.escape, sources.file_names(REAL_DATASETS, archives=False))) or "(?!)",
+    params:
+        check=lambda wc: sources.verify_args(wc.dataset, REAL_DATASETS[wc.dataset], wc.file),
+    conda:
+        ITR_ENV
+    log:
+        "logs/check/{dataset}/{file}.log",
+    threads: 1
+    shell:
+        "itr data verify --file {input} {params.check} > {log} 2>&1"
+        " && (ln -f {input} {output} 2> /dev/null || cp {input} {output})"
+
+
 rule import_dataset:
     input:
         lambda wc: sources.needed(wc.dataset, REAL_DATASETS[wc.dataset],
-                                  [REAL_DATASETS[wc.dataset]["annotations"], *REAL_DATASETS[wc.dataset]["images"]]),
+                                  sources.import_refs(REAL_DATASETS[wc.dataset])),
     output:
         manifest=DATASET_MANIFEST,
         images="data/{dataset}/images.parquet",
@@ -61,8 +82,8 @@ rule import_dataset:
         dataset="|".join(REAL_DATASETS) or "(?!)",
     params:
         code=CODE["import_dataset"],
-        upstream=lambda wc: pinned(wc.dataset, source_files([REAL_DATASETS[wc.dataset]["annotations"],
-                                                                         *REAL_DATASETS[wc.dataset]["images"]])),
+        upstream=lambda wc: sources.pinned(wc.dataset, REAL_DATASETS[wc.dataset],
+                                           sources.import_refs(REAL_DATASETS[wc.dataset])),
         args=lambda wc: sources.import_args(wc.dataset, REAL_DATASETS[wc.dataset]),
     conda:
         ITR_ENV
@@ -134,7 +155,7 @@ rule import_features:
         code=CODE["import_features"],
         upstream=lambda wc: content_digest([
             files_identity([DATASET_MANIFEST.format(dataset=wc.dataset)]),
-            pinned(wc.dataset, source_files([REAL_DATASETS[wc.dataset]["features"]["source"]]))]),
+            sources.pinned(wc.dataset, REAL_DATASETS[wc.dataset], [REAL_DATASETS[wc.dataset]["features"]["source"]])]),
         format=lambda wc: REAL_DATASETS[wc.dataset]["features"]["format"],
         source=lambda wc: sources.features_source(wc.dataset, REAL_DATASETS[wc.dataset]),
     conda:

@@ -70,7 +70,7 @@ rule track_cells:
     input:
         paper_cells,
     output:
-        TRACKED_CELLS,
+        TRACKED,
     wildcard_constraints:
         paper="|".join(papers.PAPERS),
     params:

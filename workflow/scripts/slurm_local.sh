@@ -50,7 +50,9 @@ pids=()
 # on exit: cancel what this run submitted (the cluster is this script's own), then stop the daemons it started
 stop() { scancel -u "$(id -un)" 2> /dev/null || true; for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done; }
 trap stop EXIT
-pgrep -x munged > /dev/null || { runuser -u munge -- /usr/sbin/munged; }
+if ! pgrep -x munged > /dev/null; then
+  runuser -u munge -- /usr/sbin/munged && sleep 1 && pids+=("$(pgrep -x munged)")
+fi
 /usr/sbin/slurmctld && sleep 1 && pids+=("$(cat /run/slurmctld.pid)")
 /usr/sbin/slurmd && sleep 1 && pids+=("$(cat /run/slurmd.pid)")
 for _ in $(seq 30); do sinfo -h -o %T | grep -q idle && break; sleep 1; done

@@ -26,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--place", help="how to get the file by hand, for the error when no mirror has it")
     p.set_defaults(func=fetch)
+    _register_checks(data)
     p = data.add_parser("import", help="a released caption dataset into the canonical format")
     p.add_argument("--format", required=True, choices=["karpathy", "multi30k"])
     p.add_argument("--annotations", required=True, help="karpathy: dataset_{coco,flickr30k}.json; "
@@ -40,6 +41,16 @@ def register(sub) -> None:
     p.add_argument("data")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=info)
+
+
+def _register_checks(data) -> None:
+    """itr data verify | extract: a downloaded or hand-placed file checked, an archive extracted."""
+    p = data.add_parser("verify", help="check a file against its published hash and its pinned sha256 (pinning it "
+                                       "when it has none)")
+    p.add_argument("--file", required=True)
+    p.add_argument("--hash", help="its published ALG:HEX")
+    p.add_argument("--lock", help="the SHA256SUMS file pinning it (default: beside it)")
+    p.set_defaults(func=verify)
     p = data.add_parser("extract", help="extract a tar or zip archive, refusing entries that leave the folder")
     p.add_argument("--archive", required=True)
     p.add_argument("--out", required=True)
@@ -71,6 +82,13 @@ def fetch(args) -> int:
     known = f"sha256:{args.sha256}" if args.sha256 else args.hash
     digest = download(args.url, args.out, known, retries=args.retries, lock=args.lock, place=args.place)
     log.info("%s: %s", args.out, digest)
+    return 0
+
+
+def verify(args) -> int:
+    from itr.data.download import verify as check
+
+    log.info("%s: %s", args.file, check(args.file, args.hash, args.lock))
     return 0
 
 

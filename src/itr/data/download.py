@@ -131,7 +131,7 @@ def fetch(urls: list[str] | str, out: str | Path, known_hash: str | None = None,
                             + "\nFix: add a working mirror to its list in params.yaml, or place the file at that path"
                             + (f" ({place})." if place else "."))
     # a published md5 may match while the bytes differ from the first download's: the pin decides
-    return verify(out, lock=lock, remove_bad=True)
+    return verify(out, known_hash, lock=lock, remove_bad=True)
 
 
 def verify(path: str | Path, known_hash: str | None = None, lock: str | Path | None = None,
@@ -155,7 +155,8 @@ def verify(path: str | Path, known_hash: str | None = None, lock: str | Path | N
             path.unlink()
         raise DownloadError(f"{path}: {problem}. Fetch it again, or place the right file there.")
     if not pinned:
-        pin(lock, path.name, digest)
+        pin(lock, path.name, digest, "after its published hash matched" if known_hash else
+            "trust on first use: no published hash")
     return f"sha256:{digest}"
 
 
@@ -180,7 +181,7 @@ def read_lock(lock: Path) -> dict[str, str]:
     return pins
 
 
-def pin(lock: Path, name: str, digest: str) -> None:
+def pin(lock: Path, name: str, digest: str, why: str = "trust on first use: no published hash") -> None:
     """Add ``name``'s sha256 to ``lock``; under an exclusive lock, as a dataset's files are fetched side by side."""
     import fcntl
 
@@ -194,7 +195,7 @@ def pin(lock: Path, name: str, digest: str) -> None:
         write_text(lock, "".join(f"{d}  {n}\n" for n, d in sorted(pins.items())))
     finally:
         os.close(folder)
-    log.info("%s: pinned sha256 %s in %s (trust on first use: no published hash)", name, digest, lock)
+    log.info("%s: pinned sha256 %s in %s (%s)", name, digest, lock, why)
 
 
 def _hash_message(e: ValueError) -> str:

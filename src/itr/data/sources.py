@@ -2,8 +2,9 @@
 
 Each real dataset declares its files (mirrors, published hash or none, how to get one by hand), which of them hold
 the captions and the images, and where its region features come from. A file is fetched to
-``downloads/<name>/<file>`` (itr.data.download) and, when it is an archive, extracted to ``raw/<name>/<file>/``
-(itr.data.archives). Entries name what they need as ``<file>[/<path inside it>]``; this module turns those into
+``downloads/<name>/<file>`` (itr.data.download), checked against its hash (which also covers a file placed there by
+hand) and then extracted to ``raw/<name>/<file>/`` when it is an archive (itr.data.archives), or linked to
+``raw/<name>/<file>`` when it is not. Entries name what they need as ``<file>[/<path inside it>]``; this module turns those into
 paths, so the Snakemake rules (workflow/rules/sources.smk) and tests spell them once. No paper knows of it: a paper
 asks for ``params.dataset`` and the shared rules build it.
 
@@ -17,9 +18,10 @@ Example:
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 from itr.errors import InputError
-from itr.layout import DOWNLOAD, DOWNLOAD_LOCK, EXTRACTED
+from itr.layout import DOWNLOAD_LOCK, EXTRACTED
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -40,8 +42,14 @@ def _split(dataset: str, entry: dict, ref: str) -> tuple[str, str]:
 
 
 def unpacked(dataset: str, file: str) -> str:
-    """What the rules produce for one file: its extraction folder (archives) or the download itself."""
-    return (EXTRACTED if is_archive(file) else DOWNLOAD).format(dataset=dataset, file=file)
+    """What the rules produce for one checked file: its extraction folder (archives) or its checked link."""
+    return EXTRACTED.format(dataset=dataset, file=file)
+
+
+def file_names(datasets: dict, archives: bool | None = None) -> list[str]:
+    """Every file the real datasets declare (only the archives, or only the others, when ``archives`` says)."""
+    names = {f for entry in datasets.values() for f in entry["files"]}
+    return sorted(f for f in names if archives is None or is_archive(f) == archives)
 
 
 def resolve(dataset: str, entry: dict, ref: str) -> str:
@@ -53,6 +61,16 @@ def resolve(dataset: str, entry: dict, ref: str) -> str:
 def needed(dataset: str, entry: dict, refs: list[str]) -> list[str]:
     """The rule outputs (extraction folders, downloads) that ``refs`` live in, once each, in order."""
     return list(dict.fromkeys(unpacked(dataset, _split(dataset, entry, ref)[0]) for ref in refs))
+
+
+def pinned(dataset: str, entry: dict, refs: list[str]) -> str:
+    """One digest of the sha256s pinned for the files ``refs`` live in (``absent`` before they are pinned): a job's
+    upstream identity, read from the pin file instead of hashing archives of many GB at every Snakemake call."""
+    from itr.data.download import read_lock
+    from itr.manifest import content_digest
+
+    pins = read_lock(Path(DOWNLOAD_LOCK.format(dataset=dataset)))
+    return content_digest({f: pins.get(f, "absent") for f in sorted({_split(dataset, entry, r)[0] for r in refs})})
 
 
 def fetch_args(dataset: str, entry: dict, file: str) -> str:
@@ -68,15 +86,22 @@ def fetch_args(dataset: str, entry: dict, file: str) -> str:
 
 
 def verify_args(dataset: str, entry: dict, file: str) -> str:
-    """``itr data extract``'s check of an archive before it is unpacked (a file placed by hand is checked here)."""
+    """The check of a file before it is used (``itr data extract`` / ``itr data verify``): its published hash, and
+    the pin file (a file placed by hand is pinned here)."""
     spec = entry["files"][file]
     return shlex.join((["--hash", spec["hash"]] if spec["hash"] else []) + ["--lock", DOWNLOAD_LOCK.format(dataset=dataset)])
 
 
+def import_refs(entry: dict) -> list[str]:
+    """What a dataset's import reads: its caption file, then its image folders (``<file>[/<path inside it>]``)."""
+    return [entry["annotations"], *entry["images"]]
+
+
 def import_args(dataset: str, entry: dict) -> str:
     """``itr data import``'s options: the format, the caption file, every image folder, and restval."""
-    args = ["--format", entry["format"], "--annotations", resolve(dataset, entry, entry["annotations"])]
-    args += [arg for ref in entry["images"] for arg in ("--images", resolve(dataset, entry, ref))]
+    annotations, *images = (resolve(dataset, entry, ref) for ref in import_refs(entry))
+    args = ["--format", entry["format"], "--annotations", annotations]
+    args += [arg for path in images for arg in ("--images", path)]
     return shlex.join(args + ["--restval", entry["restval"]])
 
 

@@ -121,7 +121,7 @@ def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu",
     images, _ = read_dataset(data)
     source = {"detector": file_digest(detector_path), "features": cfg.to_dict()}  # the extractor
     writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source,
-                                data=dataset_manifest(data)["digest"])
+                                data=dataset_manifest(data)["digest"], with_tags=True)
     summary = extract_to_store(det, list(images["image_id"]), [Path(data) / f for f in images["file"]],
                                cfg, writer, device, ckpt["labels"], log=log)
     # Only deterministic facts go into the manifest (not how many shards were resumed), so a resumed

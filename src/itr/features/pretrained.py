@@ -96,7 +96,7 @@ def extract_pretrained(data, model: nn.Module, cfg, out, source: dict, device="c
 
     images, _ = read_dataset(data)
     writer = FeatureStoreWriter(out, cfg.max_regions, box_feature_dim(model), source,
-                                data=dataset_manifest(data)["digest"])
+                                data=dataset_manifest(data)["digest"], with_tags=True)
     summary = extract_to_store(model.to(device), list(images["image_id"]), [Path(data) / f for f in images["file"]],
                                cfg, writer, device, coco_categories(), log=log, min_regions=cfg.min_regions,
                                resize=True)

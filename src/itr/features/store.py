@@ -52,14 +52,16 @@ def _expected_shapes(n: int, r: int, d: int) -> dict:
 class FeatureStoreWriter:
     """Writes shards of a fixed id order; `is_done(k, ids)` lets a restarted job skip work."""
 
-    def __init__(self, root: str | Path, max_regions: int, dim: int, source: dict, data: str = ""):
+    def __init__(self, root: str | Path, max_regions: int, dim: int, source: dict, data: str = "",
+                 with_tags: bool = False):
         """``source``: the extractor (detector digest, features config), which a model trained on these features
-        requires of every store it reads; ``data``: the identity of the images (the dataset's digest). A shard
-        made by another extractor or from other images is redone."""
+        requires of every store it reads; ``data``: the identity of the images (the dataset's digest);
+        ``with_tags``: the shards keep object tags. A shard made by another extractor, from other images, or
+        without the tags this writer keeps is redone."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.root)  # a killed run's half-written files
-        self.r, self.d, self.source, self.data = max_regions, dim, source, data
+        self.r, self.d, self.source, self.data, self.with_tags = max_regions, dim, source, data, with_tags
 
     def shard_name(self, k: int) -> str:
         return f"shard-{k:05d}"
@@ -70,6 +72,8 @@ class FeatureStoreWriter:
             return False
         meta = json.loads(marker.read_text())
         if meta.get("ids") != list(ids) or meta.get("source") != self.source or meta.get("data") != self.data:
+            return False
+        if self.with_tags and "tags" not in meta:  # extracted before tags were kept
             return False
         try:  # a marker without intact arrays (e.g. files deleted by hand) is not done
             _open_shard(self.root, self.shard_name(k), meta)

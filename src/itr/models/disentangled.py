@@ -94,10 +94,12 @@ class DisentangledEncoder(nn.Module):
         tag_ids, tag_mask = tags
         b, n = tag_ids.shape
         ids = torch.cat([tag_ids, torch.full((b, 1), self.sep_id, dtype=tag_ids.dtype, device=tag_ids.device)], 1)
-        positions = torch.arange(1, n + 2, device=ids.device).expand(b, -1)  # right after [CLS] (position 0)
+        # positions 1..L after [CLS] (position 0); each image's [SEP] takes the position after its own last tag, so
+        # an image embeds the same whatever the other images of its batch (padded tag slots are masked out)
+        tag_positions = torch.arange(1, n + 1, device=ids.device).expand(b, -1)  # (B, L)
+        sep_position = tag_mask.long().sum(1, keepdim=True) + 1  # (B, 1)
         words = self.backbone.bert.embeddings(input_ids=ids, token_type_ids=torch.ones_like(ids),
-                                              position_ids=positions)  # (B, L + 1, H)
-        # the [SEP] follows the last real tag: tags are left-aligned, so it stays at its place behind the padding
+                                              position_ids=torch.cat([tag_positions, sep_position], 1))  # (B, L+1, H)
         sep_mask = tag_mask.new_ones(b, 1)
         seq = torch.cat([emb[:, :1], words, emb[:, 1:]], dim=1)
         seq_mask = torch.cat([full_mask[:, :1], tag_mask, sep_mask, full_mask[:, 1:]], dim=1)

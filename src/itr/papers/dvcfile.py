@@ -88,22 +88,24 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     """One paper's stage: its Snakemake target, and every directory and file its rules write (``timed_models``: the
     models its inference-time benchmark runs)."""
     paper = papers.load(name)
-    variants = sorted({v.split("/")[0] for v in plan.variants})  # rfrs_aux_sizes/n60 lives in rfrs_aux_sizes/
+    # rfrs_aux_sizes/n60 lives in rfrs_aux_sizes/ (on a real dataset: coco/rfrs_aux_sizes/n60 in coco/rfrs_aux_sizes/)
+    depth = 1 if config["dataset"] == layout.MAIN_DATASET else 2
+    top = lambda parts: "/".join(parts[:depth])  # noqa: E731
+    variants = sorted({top(v.split("/")) for v in plan.variants})
     outs = [{f"{kind}/{v}": KEEP} for kind in ("models", "indexes", "scores") for v in variants]
     outs += [{f"results/metrics/{v}": UNCACHED} for v in variants]
     tables = [f for t in paper.targets if t.name in plan.tables for f in layout.table_files(name, t.name, config, t.png)]
     outs += [{f: UNCACHED} for f in tables if not f.endswith(".json")]
     if plan.latency_models:
-        outs.append({layout.LATENCY_BENCHMARK: UNCACHED})
+        outs.append({layout.on_data(layout.LATENCY_BENCHMARK, config): UNCACHED})
     if plan.timing:
-        outs.append({layout.INFERENCE_BENCHMARK.format(paper=name): UNCACHED})
-    outs.append({layout.TRACKED_CELLS.format(paper=name): UNCACHED})
+        outs.append({layout.on_data(layout.INFERENCE_BENCHMARK, config).format(paper=name): UNCACHED})
+    outs.append({layout.on_data(layout.TRACKED_CELLS, config).format(paper=name): UNCACHED})
     # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
     # stages write them
-    own = {v.split("/")[0] for v in plan.variants}
     borrowed = sorted({f for spec in plan.tables.values() for f in spec.inputs
-                       if f.startswith("results/metrics/") and f.split("/")[2] not in own}
-                      | {f for f in timed_models if f.split("/")[1] not in own})
+                       if f.startswith("results/metrics/") and top(f.split("/")[2:]) not in variants}
+                      | {f for f in timed_models if top(f.split("/")[1:]) not in variants})
     scripts = (["benchmarks/latency.py"] if plan.latency_models else []) + (
         ["benchmarks/inference_time.py"] if plan.timing else [])
     return {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from itr.config import BEConfig, EvalConfig
 from itr.layout import (EVAL_METRICS, K_METRICS, FUSION_METRICS, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, datasets,
-                         main_dataset, on_dataset, table_stem)
+                         main_dataset, on_data, on_dataset, table_stem)
 from itr.papers import Plan, Sweep, TableSpec
 from itr.shortlist import SCORE_FUSIONS
 
@@ -91,9 +91,11 @@ def plan(config: dict) -> Plan:
     main_protocol, aux_protocol = rerank["protocol"], aux["protocol"]
     on_main = {"variants": [main], "collections": [data], "protocols": [main_protocol]}
     coop = [m for m, (_, first) in RERANK_ROWS.items() if first]
-    n_train = config["shapes"]["n_train"] if generated else "all"
+    # a real dataset's training-set size is not a param: its main models are then no point of Figure 3
+    n_train = config["shapes"]["n_train"] if generated else None
     labels = {  # ablations: the variants each compares, and what they change (the label in the table)
-        "figure3": {**{v: n for n, v in size_variants.items()}, aux_variant: aux["train_images"], main: n_train},
+        "figure3": {**{v: n for n, v in size_variants.items()}, aux_variant: aux["train_images"],
+                    **({main: n_train} if generated else {})},
         "figure4": {aux_variant: "full", half: "half"},
         "appendix9": {aux_variant: "T_BHE", ance: "T_BHE + T_ANCE"},
         "appendix10": {aux_variant: "T_BHE + E", ance: "T_BHE + T_ANCE + E_ANCE"},
@@ -132,8 +134,8 @@ def plan(config: dict) -> Plan:
                       (shift_variant, shift_dataset)}
                      | {(v, c) for v in (AUX_VARIANT, MULTI_VARIANT) for c in multi_collections})
     tables |= {
-        "table3": TableSpec([LATENCY_BENCHMARK]),
-        "table4": TableSpec([LATENCY_BENCHMARK]),
+        "table3": TableSpec([on_data(LATENCY_BENCHMARK, config)]),
+        "table4": TableSpec([on_data(LATENCY_BENCHMARK, config)]),
         **{name: TableSpec(_cells(list(labels[name]), ablation_rows[name], [data], [aux_protocol]),
                            aux_protocol, notes.get(name, notes["aux"]), labels[name]) for name in labels},
     }
@@ -159,10 +161,11 @@ def plan(config: dict) -> Plan:
     )
 
 
-def _notes(config: dict, aux: dict, multi: dict, n_train) -> dict[str, str]:
-    """Captions' notes on reduced budgets."""
+def _notes(config: dict, aux: dict, multi: dict, n_train: int | None) -> dict[str, str]:
+    """Captions' notes on reduced budgets (``n_train``: the main models' training images, None when not a param)."""
+    every = f"all {n_train}" if n_train else "every training image"
     aux_note = (f"Auxiliary budget: trained on the first {aux['train_images']} training images "
-                f"(auxiliary.train_images; the main models: all {n_train}) for the same epochs "
+                f"(auxiliary.train_images; the main models: {every}) for the same epochs "
                 f"(BE {config['be']['epochs']}, CE {config['ce']['epochs']}, JOINT {config['joint']['epochs']}).")
     english_steps = BEConfig(batch_size=config["be"]["batch_size"]).full_pass_steps(
         aux["train_images"] * config["shapes"]["captions_per_image"])
@@ -171,5 +174,6 @@ def _notes(config: dict, aux: dict, multi: dict, n_train) -> dict[str, str]:
         "table2": f"{aux_note} The four-language models take {multi['steps_per_epoch']} steps per epoch "
                   f"(multilingual.steps_per_epoch; one English epoch at this budget is {english_steps} steps of "
                   f"{config['be']['batch_size']} captions).",
-        "figure3": f"Each point: the main recipe on the first N training images; {n_train} = the main models.",
+        "figure3": "Each point: the main recipe on the first N training images"
+                   + (f"; {n_train} = the main models." if n_train else "."),
     }
