@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -188,13 +187,12 @@ def pin(lock: Path, name: str, digest: str, why: str = "trust on first use: no p
     from itr.atomic import write_text
 
     lock.parent.mkdir(parents=True, exist_ok=True)
-    folder = os.open(lock.parent, os.O_RDONLY)  # a lock on the folder: no lock file left behind
-    try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
+    # a POSIX lock on a file of its own (lockf works on NFS, where cluster jobs often write; the pin file itself is
+    # replaced atomically, so it cannot carry the lock)
+    with open(lock.with_name(f".{lock.name}.lock"), "a") as guard:
+        fcntl.lockf(guard, fcntl.LOCK_EX)
         pins = read_lock(lock) | {name: digest}
         write_text(lock, "".join(f"{d}  {n}\n" for n, d in sorted(pins.items())))
-    finally:
-        os.close(folder)
     log.info("%s: pinned sha256 %s in %s (%s)", name, digest, lock, why)
 
 
