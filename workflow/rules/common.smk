@@ -2,7 +2,6 @@
 import json
 import re
 import shlex
-from pathlib import Path
 
 import yaml
 
@@ -11,7 +10,7 @@ from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
 from itr.errors import InputError
-from itr.layout import (DATASET_MANIFEST, DOWNLOAD, DOWNLOAD_LOCK, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
                         INDEX_DONE, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         TRACKED_CELLS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         main_dataset, on_data, table_files, table_stem)

@@ -41,7 +41,7 @@ class DiskSpaceError(InputError, OSError):
 
 
 def sha256(path: str | Path) -> str:
-    return _file_hash(Path(path), "sha256")
+    return _file_hashes(Path(path), "sha256")["sha256"]
 
 
 class ResumingDownloader:
@@ -139,10 +139,11 @@ def verify(path: str | Path, known_hash: str | None = None, lock: str | Path | N
     when it has none. Return ``"sha256:HEX"``; raise DownloadError naming both hashes on a mismatch."""
     path = Path(path)
     lock = Path(lock) if lock else path.parent / LOCK_NAME
-    digest, problem = sha256(path), None
+    alg, _, want = (known_hash or "sha256:").partition(":")
+    hashes = _file_hashes(path, "sha256", alg)  # one pass over the file, however large, for both
+    digest, problem = hashes["sha256"], None
     if known_hash:
-        alg, _, want = known_hash.partition(":")
-        got = digest if alg == "sha256" else _file_hash(path, alg)
+        got = hashes[alg]
         if got != want:
             problem = f"{alg} {got}, but its published {alg} is {want}"
     pinned = read_lock(lock).get(path.name)
@@ -159,12 +160,14 @@ def verify(path: str | Path, known_hash: str | None = None, lock: str | Path | N
     return f"sha256:{digest}"
 
 
-def _file_hash(path: Path, alg: str) -> str:
-    h = hashlib.new(alg)
+def _file_hashes(path: Path, *algs: str) -> dict[str, str]:
+    """The file's digest under each algorithm, from one read."""
+    hashes = {alg: hashlib.new(alg) for alg in algs}
     with open(path, "rb") as f:
         while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
+            for h in hashes.values():
+                h.update(block)
+    return {alg: h.hexdigest() for alg, h in hashes.items()}
 
 
 def read_lock(lock: Path) -> dict[str, str]:

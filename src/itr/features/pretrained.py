@@ -37,8 +37,9 @@ def check_published_hash(path: Path) -> None:
     from itr.data.download import sha256
 
     m = PUBLISHED.search(path.name)
-    if m and not sha256(path).startswith(m.group(1)):
-        raise WeightsError(f"{path}: sha256 {sha256(path)} does not start with {m.group(1)}, the hash prefix "
+    digest = sha256(path) if m else ""
+    if m and not digest.startswith(m.group(1)):
+        raise WeightsError(f"{path}: sha256 {digest} does not start with {m.group(1)}, the hash prefix "
                            "in its torchvision name; the file is damaged or another one: fetch it again")
 
 

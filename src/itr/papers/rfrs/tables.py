@@ -31,9 +31,12 @@ def read_metrics(paths: list[Path], protocol: str) -> dict[str, dict]:
     return {METHOD_NAMES.get(m["method"], m["method"]): m for m in load_cells(paths, protocol)}
 
 
-def _measured_on(cell: dict | None) -> str:
+def _measured_on(cell: dict | None, protocol: str) -> str:
+    """Table 1's caption: what our rows were measured on, how, and what of them compares with the paper's."""
     name = test_set_name(cell)
-    return "ShapeCaptions (generated shapes, not COCO or Flickr30k)" if name == "ShapeCaptions" else name
+    if name == "ShapeCaptions":
+        return f"ShapeCaptions (generated shapes, not COCO or Flickr30k), {protocol}; {comparability(cell)} are"
+    return f"{name}, {protocol}; {comparability(cell)}"
 
 
 def build_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd.DataFrame:
@@ -61,8 +64,7 @@ def build_table1(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd
     caption = (
         "Table 1 of Geigle et al. (2022), Retrieve Fast, Rerank Smart. Rows marked 'paper' are the reported "
         "OSCAR-base numbers on MSCOCO 5k and Flickr30k 1k. Rows marked 'ours' are measured by this workflow on "
-        f"{_measured_on(first)}, protocol: {label}{chance}; {comparability(first)}"
-        f"{' are' if test_set_name(first) == 'ShapeCaptions' else ''}. All our rows rank the same queries over "
+        f"{_measured_on(first, f'protocol: {label}{chance}')}. All our rows rank the same queries over "
         "the same items. COOP rows rerank the first stage's top k (rerank.k) with the CE; CE rows score every pair. "
         "t2i = the paper's image retrieval, i2t = its text retrieval (a hit when any of the image's captions is in "
         "the top K).")
