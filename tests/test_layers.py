@@ -2,7 +2,7 @@
 
     data -> features -> models -> training -> index -> rerank -> evaluate -> tables -> papers -> cli
 
-Foundations (config, atomic, manifest, checkpoint, metrics, protocols, layout, tracking, expected, provenance, jobs,
+Foundations (config, sections, atomic, manifest, checkpoint, metrics, protocols, layout, tracking, expected, provenance, jobs,
 errors) come first and may be imported by anything. A layer knows nothing of the layers after it, and no shared layer names a paper.
 """
 import ast
@@ -13,7 +13,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "itr"
 LAYERS = [
     {"itr.atomic", "itr.config", "itr.checkpoint", "itr.metrics", "itr.protocols", "itr.layout", "itr.tracking",
-     "itr.expected", "itr.provenance", "itr.manifest", "itr.jobs", "itr.errors", "itr.params", "itr.distributed"},
+     "itr.expected", "itr.provenance", "itr.manifest", "itr.jobs", "itr.errors", "itr.params", "itr.distributed",
+     "itr.sections"},
     {"itr.data"},
     {"itr.features", "itr.collection"},
     {"itr.models"},

@@ -77,6 +77,18 @@ class StackedStore:
             return self.distractors[prefix], image_id[len(prefix):]
         return self.target, image_id
 
+    @property
+    def has_tags(self) -> bool:
+        return all(store.has_tags for store in (self.target, *self.distractors.values()))
+
+    def tags(self, image_ids: list[str]) -> list[list[str]]:
+        """The object tags of the given images, each from its own store (FeatureStore.tags)."""
+        out = []
+        for image_id in image_ids:
+            store, local_id = self._route(image_id)
+            out.extend(store.tags([local_id]))
+        return out
+
     def get(self, image_ids: list[str]) -> dict[str, torch.Tensor]:
         if not self.distractors:
             return self.target.get(image_ids)

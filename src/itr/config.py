@@ -11,7 +11,8 @@ params.yaml is the one source of values. The dataclass defaults repeat it, so th
 and tests building a config by hand get the shipped values; tests/test_config_sources.py
 checks that the fields are the schema's keys and the defaults params.yaml's values.
 
-Reading and validating the whole params file is itr.params.
+Reading and validating the whole params file is itr.params; the section machinery (unknown and missing
+keys, schema checks of values) is itr.sections.
 
 Example:
     >>> params = itr.params.load_params("params.yaml")          # validates against the schema
@@ -22,41 +23,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import math
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from itr.errors import InputError
+from itr.sections import SCHEMA_PATH, ConfigError, Section, check_section, number_items, params_hash, schema
 
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "params.schema.json"
-
-
-class ConfigError(InputError, ValueError):
-    """A params file or config section is invalid; the message names the key and the fix."""
-
-
-def schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
-
-
-def number_items(value, where: str = ""):
-    """(dotted key, value) of every number in a nested params mapping."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from number_items(v, f"{where}.{k}" if where else str(k))
-    elif isinstance(value, list):
-        for n, v in enumerate(value):
-            yield from number_items(v, f"{where}[{n}]")
-    elif isinstance(value, float):
-        yield where, value
-
-
-def params_hash(section: Any) -> str:
-    """Stable short hash of a (JSON-serialisable) config section, used for MLflow tags and ids."""
-    blob = json.dumps(section, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+__all__ = ["SCHEMA_PATH", "ConfigError", "number_items", "params_hash", "schema", "parse_section"]  # and the sections
 
 
 # Keys of a params section that a workflow stage does not read, by stage: the Snakemake rule's name
@@ -87,40 +59,8 @@ def unread_keys(stage: str | None, section: str) -> tuple[str, ...]:
     return STAGE_UNREAD[stage].get(section, ()) if stage else ()
 
 
-class _Section:
-    """Mixin: build a dataclass from a dict, refusing unknown and missing keys."""
-
-    SECTION: ClassVar[str]  # the params.yaml section the dataclass holds
-
-    @classmethod
-    def from_dict(cls, d: dict, unread: tuple[str, ...] = ()):
-        """``d`` must hold every field except ``unread`` (the keys the calling stage does not read, which keep
-        their defaults); ``seed`` included, which the workflow adds to the sections whose code draws random
-        numbers."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{cls.__name__}: unknown keys {unknown}; allowed: {sorted(names)}")
-        missing = sorted(names - set(d) - set(unread))
-        if missing:
-            raise ConfigError(f"{cls.__name__}: params section '{cls.SECTION}' lacks keys {missing}; pass every key "
-                              "(a stage may leave out only the keys itr.config.STAGE_UNREAD lists for it)")
-        problems = cls.cross_problems(d)
-        if problems:
-            raise ConfigError(f"the {cls.SECTION} config is invalid: " + "; ".join(problems))
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
-
-    @classmethod
-    def cross_problems(cls, d: dict) -> list[str]:
-        """Rules across the section's keys that the schema cannot state (one line per broken rule)."""
-        return []
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
-
-
 @dataclasses.dataclass(frozen=True)
-class ShapesConfig(_Section):
+class ShapesConfig(Section):
     """ShapeCaptions generator settings (see itr.data.shapes)."""
     SECTION = "shapes"
     image_size: int = 128
@@ -143,7 +83,7 @@ class ShapesConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectorConfig(_Section):
+class DetectorConfig(Section):
     """Faster R-CNN trained from scratch on ShapeCaptions boxes."""
     SECTION = "detector"
     epochs: int = 6
@@ -157,7 +97,7 @@ class DetectorConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class FeaturesConfig(_Section):
+class FeaturesConfig(Section):
     """Region feature extraction: top-R detections per image, written in shards."""
     SECTION = "features"
     max_regions: int = 10
@@ -167,7 +107,7 @@ class FeaturesConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainedFeaturesConfig(_Section):
+class PretrainedFeaturesConfig(Section):
     """Region features of real photos by torchvision's COCO Faster R-CNN (itr.features.pretrained): boxes scoring
     at least score_thresh, at least min_regions and at most max_regions (bottom-up attention's adaptive 10-100;
     min = max = 36 is its fixed release), images rescaled to min_size..max_size px."""
@@ -191,7 +131,7 @@ class PretrainedFeaturesConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class TextEncoderConfig(_Section):
+class TextEncoderConfig(Section):
     SECTION = "text_encoder"
     path: str = "minilm"
     max_text_len: int = 32
@@ -199,7 +139,7 @@ class TextEncoderConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class _TrainSection(_Section):
+class _TrainSection(Section):
     """What every training method shares: AdamW, linear decay, gradient clipping, precision, seed."""
     epochs: int = 2
     batch_size: int = 64
@@ -218,6 +158,11 @@ class _TrainSection(_Section):
     def full_pass_steps(self, n_captions: int) -> int:
         """Steps of one pass over ``n_captions`` training captions (the last batch may be short)."""
         return -(-n_captions // self.batch_size)
+
+    def epoch_steps(self, n_captions: int) -> int:
+        """Steps of one epoch over ``n_captions`` training captions: ``steps_per_epoch``, or one full pass; none when
+        ``epochs`` is 0 (the initial model is validated and published unchanged)."""
+        return (self.steps_per_epoch or self.full_pass_steps(n_captions)) if self.epochs else 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,7 +231,54 @@ class DualConfig(_TrainSection):
 
 
 @dataclasses.dataclass(frozen=True)
-class RerankConfig(_Section):
+class DisentangledConfig(_TrainSection):
+    """A single-stream backbone run disentangled, with an alignment and a matching head (itr.models.disentangled),
+    fine-tuned from a trained checkpoint (Messina et al. 2022). ``loss_weights``: alignment (the max-violation hinge on
+    the alignment scores A), triplet (the same hinge on the matching scores M), distill (ListNet from A to M); the
+    matching terms wait ``distill_after_epochs`` epochs (the distill term) as the paper's warm-up. Adam (no decay)
+    with linear decay; the release's StepLR is not used (params.yaml says why)."""
+    SECTION = "disentangled"
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 2.0
+    layers: int = 2
+    heads: int = 4
+    ff: int = 384
+    dropout: float = 0.1
+    object_tags: bool = True
+    freeze_backbone: bool = False
+    margin: float = 0.2
+    tau: float = 6.0
+    distill_after_epochs: int = 0
+    loss_weights: Any = dataclasses.field(default_factory=lambda: {"alignment": 1.0, "triplet": 0.0, "distill": 1.0})
+
+    @classmethod
+    def cross_problems(cls, d: dict) -> list[str]:
+        w = d.get("loss_weights", cls().loss_weights)
+        epochs, frozen = d.get("epochs", cls.epochs), d.get("freeze_backbone", cls.freeze_backbone)
+        matching = w.get("triplet", 0) > 0 or w.get("distill", 0) > 0
+        if epochs and not any(v > 0 for v in w.values()):
+            return ["every 'disentangled.loss_weights' is 0: nothing would learn (set epochs: 0 to publish the initial "
+                    "model unchanged)"]
+        if epochs and frozen and not matching:
+            return ["'disentangled.freeze_backbone' with no matching-head loss (triplet, distill): the alignment head has "
+                    "no weights of its own, so nothing would learn; set epochs: 0 or turn a matching loss on"]
+        after = d.get("distill_after_epochs", cls.distill_after_epochs)
+        if epochs and after and not w.get("alignment", 0) and not w.get("triplet", 0):
+            return [f"'disentangled.distill_after_epochs' ({after}) leaves the first epochs without a loss (distill is "
+                    "the only one); set it to 0 or weight another loss"]
+        return []
+
+    @property
+    def trains_matching(self) -> bool:
+        """Whether a matching-head loss is on (then checkpoints are selected by the matching head's val rsum)."""
+        return self.loss_weights["triplet"] > 0 or self.loss_weights["distill"] > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RerankConfig(Section):
     """Retrieve and rerank (COOP): shortlist sizes, score fusion weights, the protocol CE rows use."""
     SECTION = "rerank"
     k: int = 20
@@ -298,7 +290,7 @@ class RerankConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class IndexConfig(_Section):
+class IndexConfig(Section):
     SECTION = "index"
     factory: str = "Flat"
     search_params: str = ""
@@ -311,7 +303,7 @@ class IndexConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class EvalConfig(_Section):
+class EvalConfig(Section):
     SECTION = "evaluation"
     ks: tuple = (1, 5, 10)
     protocols: tuple = ("full", "folds", "subset")
@@ -330,7 +322,7 @@ class EvalConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrackingConfig(_Section):
+class TrackingConfig(Section):
     SECTION = "tracking"
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "itr"
@@ -338,12 +330,12 @@ class TrackingConfig(_Section):
 
 # The params sections that have a dataclass; the others (benchmark, shift, multilingual, auxiliary,
 # ablations) are read by the workflow or by benchmarks/latency.py only.
-SECTIONS: dict[str, type[_Section]] = {cls.SECTION: cls for cls in (
+SECTIONS: dict[str, type[Section]] = {cls.SECTION: cls for cls in (
     ShapesConfig, DetectorConfig, FeaturesConfig, PretrainedFeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, DualConfig,
-    RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
+    DisentangledConfig, RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
 # Training methods (``itr train <method>``) -> the section holding their settings.
 TRAIN_METHODS: dict[str, type[_TrainSection]] = {"be": BEConfig, "ce": CEConfig, "joint": JointConfig,
-                                                 "cmc": DualConfig}
+                                                 "cmc": DualConfig, "disentangled": DisentangledConfig}
 # Sections whose code draws random numbers, to which the workflow adds the global seed: every section whose
 # dataclass has a seed field, and the latency benchmark (a script; its section has no dataclass).
 SEEDED = frozenset({name for name, cls in SECTIONS.items() if any(f.name == "seed" for f in dataclasses.fields(cls))}
@@ -364,21 +356,7 @@ def parse_section(cls, text_or_dict, stage: str | None = None) -> Any:
         d = dict(text_or_dict)
     if not isinstance(d, dict):
         raise ConfigError(f"the {cls.SECTION} config must be a JSON object, got {type(d).__name__}")
-    _check_section(cls.SECTION, d)
+    check_section(cls.SECTION, d)
     return cls.from_dict(d, unread_keys(stage, cls.SECTION))
 
 
-def _check_section(name: str, d: dict) -> None:
-    """Validate one section's values against its schema (the keys present, less the workflow's added seed)."""
-    import jsonschema
-
-    section_schema = {**schema()["properties"][name], "required": []}
-    values = {k: v for k, v in d.items() if k != "seed"}
-    problems = [f"'{name}.{'.'.join(map(str, e.path))}': {e.message}"
-                for e in jsonschema.Draft202012Validator(section_schema).iter_errors(values)
-                if e.validator != "additionalProperties"]  # unknown and missing keys: from_dict names them
-    problems += [f"'{name}.{where}': {value} is not a finite number" for where, value in number_items(values)
-                 if not math.isfinite(value)]
-    if problems:
-        raise ConfigError(f"the {name} config is invalid:\n  - " + "\n  - ".join(problems)
-                          + f"\nThe allowed values are in {SCHEMA_PATH}.")

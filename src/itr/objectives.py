@@ -6,7 +6,9 @@
   top-k neighbours (itr.mining), mined again before every epoch; ``match`` draws some of its
   negatives from the same lists when ``ance_p`` > 0 (E_ANCE);
 * ``cmc`` (a dual transformer, itr.models.dual): the Consistent Multimodal Contrastive loss on the global
-  and the local similarity (Liu et al. 2023, eq. 7).
+  and the local similarity (Liu et al. 2023, eq. 7);
+* ``disentangled`` (itr.models.disentangled): the max-violation hinge on the alignment scores, and on the matching
+  head the same hinge or ListNet distillation from the alignment scores (Messina et al. 2022), weighted.
 
 Each objective has ``loss(rows, step)`` for a batch of training caption rows and ``validate(val, store, device)``,
 which returns metrics with an ``rsum`` (the training loop keeps the epoch with the best mean rsum; itr.training).
@@ -23,7 +25,8 @@ import torch
 from itr.distributed import gather, shard, share, world
 from itr.errors import InputError
 from itr.features.store import FeatureStore
-from itr.losses import batch_hard_triplet_loss, cmc_loss, match_bce_loss, sampled_triplet_loss
+from itr.losses import (batch_hard_triplet_loss, cmc_loss, listnet_distillation, match_bce_loss, max_violation_hinge,
+                        sampled_triplet_loss)
 from itr.metrics import evaluate_rankings
 from itr.mining import HardNegatives, mine_hard_negatives
 from itr.models.encode import (
@@ -36,6 +39,7 @@ from itr.models.encode import (
     image_inputs,
     image_token_sets,
     local_score_matrix,
+    reads_tags,
     score_pairs,
 )
 from itr.sampling import sample_match_pairs
@@ -212,6 +216,55 @@ class CMCObjective(_Objective):
                 **{f"local/{k}": x for k, x in loc.items()}}
 
 
+class DisentangledObjective(_Objective):
+    """Two heads on one disentangled backbone (Messina et al. 2022, §3.4), each term weighted by ``loss_weights``:
+
+    * alignment: the max-violation hinge (margin 0.2) on the (B, B) alignment scores A;
+    * triplet: the same hinge on the matching head's dot products M;
+    * distill: ListNet from A (teacher, detached: no gradient reaches the alignment path) to tau * M, from epoch
+      ``distill_after_epochs`` on.
+
+    Validation scores both heads on val; checkpoints are selected by the matching head's rsum when a matching loss
+    trains (the paper's selection), else by the alignment head's.
+    """
+    name = "disentangled"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.steps_per_epoch = self.cfg.epoch_steps(len(self.train))
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        cfg, dev, model, w = self.cfg, self.device, self.model, self.cfg.loss_weights
+        if world()[1] > 1:
+            raise InputError("disentangled training runs in one process: its (B, B) alignment scores are not "
+                             "gathered across processes; give the train rule one GPU")
+        ids, mask = self.train.batch(rows)
+        ids, mask = ids.to(dev), mask.to(dev)
+        image_ids = [self.train.image_ids[r] for r in rows]
+        text, words = model.text_tokens(ids, mask)  # (B, T, H), (B, T)
+        image, regions = model.image_tokens(*image_inputs(image_batch(self.store, image_ids, dev, reads_tags(model))))
+        y = torch.tensor([self.labels[i] for i in image_ids], device=dev)
+        distill = w["distill"] > 0 and step // self.steps_per_epoch >= cfg.distill_after_epochs
+        loss = torch.zeros((), device=dev)
+        alignment = None
+        if w["alignment"] > 0 or distill:
+            alignment = model.alignment(image.float(), regions, text.float(), words)  # (B images, B captions)
+        if w["alignment"] > 0:
+            loss = loss + w["alignment"] * max_violation_hinge(alignment, y, cfg.margin)
+        if w["triplet"] > 0 or distill:
+            matching = model.match_image(image, regions) @ model.match_text(text, mask).T  # (B, B)
+            if w["triplet"] > 0:
+                loss = loss + w["triplet"] * max_violation_hinge(matching.float(), y, cfg.margin)
+            if distill:
+                loss = loss + w["distill"] * listnet_distillation(alignment, matching.float(), cfg.tau)
+        return loss
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        matching, alignment = validate(self.model, val, store, device), validate_local(self.model, val, store, device)
+        return {"rsum": (matching if self.cfg.trains_matching else alignment)["rsum"],
+                **{f"matching/{k}": x for k, x in matching.items()}, **{f"alignment/{k}": x for k, x in alignment.items()}}
+
+
 def _weighted(loss: torch.Tensor, n_local: int, n_total: int) -> torch.Tensor:
     """A mean over this process's slice, weighted so that averaging over processes gives the batch mean."""
     weight = share(n_local, n_total)
@@ -221,7 +274,8 @@ def _weighted(loss: torch.Tensor, n_local: int, n_total: int) -> torch.Tensor:
 def objectives_of(method: str, cfg) -> list[type]:
     """The objectives one training step runs, in order."""
     triplet = [TripletObjective] + ([SampledTripletObjective] if getattr(cfg, "ance_triplet", False) else [])
-    return {"be": triplet, "ce": [MatchObjective], "joint": triplet + [MatchObjective], "cmc": [CMCObjective]}[method]
+    return {"be": triplet, "ce": [MatchObjective], "joint": triplet + [MatchObjective], "cmc": [CMCObjective],
+            "disentangled": [DisentangledObjective]}[method]
 
 
 def mine(model, train: CaptionSet, store: FeatureStore, device, k: int) -> HardNegatives:

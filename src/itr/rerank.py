@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from itr.features.store import FeatureStore
 from itr.index import IndexedCollection, pin_search_threads, to_local
-from itr.models.encode import CaptionSet, image_batch, image_inputs, score_pairs
+from itr.models.encode import CaptionSet, score_pairs
 from itr.shortlist import Shortlist, all_pairs
 
 

@@ -68,7 +68,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
     if cfg.steps_per_epoch > full_pass:
         raise ValueError(f"steps_per_epoch={cfg.steps_per_epoch} exceeds one pass over the {len(train)} training "
                          f"captions ({full_pass} steps of {cfg.batch_size}); lower it or set 0 (= one pass)")
-    steps_per_epoch = cfg.steps_per_epoch or full_pass
+    steps_per_epoch = cfg.epoch_steps(len(train))  # 0 when epochs is 0: "epoch 0" validates the initial model
     opt = adamw_no_decay_on_norms(model, cfg.lr, cfg.weight_decay)
     sched = linear_decay(opt, cfg.epochs * steps_per_epoch)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         history = state["history"]
         log(f"resuming from {last}: epochs 0..{state['epoch']} done, best val rsum {best_score:.2f}")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(start_epoch, max(cfg.epochs, 1)):
         if any(o.needs_mining for o in objectives):
             hard = mine(model, train, store, device, cfg.ance_top_k)
             for o in objectives:
@@ -118,14 +118,14 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
             val_metrics = {o.name: o.validate(val, store, device) for o in objectives if o.validates}
         score = float(np.mean([m["rsum"] for m in val_metrics.values()]))  # the paper's mean over dev evaluators
         row = {"epoch": epoch, "step": (epoch + 1) * steps_per_epoch,
-               **{_key("train_loss", o.name, objectives): float(np.mean(losses[o.name])) for o in objectives},
+               **{_key("train_loss", o.name, objectives): _mean(losses[o.name]) for o in objectives},
                "epoch_seconds": round(time.time() - t0, 1)}
         validated = [o for o in objectives if o.validates]
         for o in validated:
             row.update({_key("val", o.name, validated) + f"/{k}": v for k, v in val_metrics[o.name].items()})
         row["val/rsum"] = score
         history.append(row)
-        log(f"epoch {epoch}: " + ", ".join(f"{o.name} loss {np.mean(losses[o.name]):.4f}" for o in objectives)
+        log(f"epoch {epoch}: " + ", ".join(f"{o.name} loss {_mean(losses[o.name]):.4f}" for o in objectives)
             + ", " + ", ".join(f"{name} val rsum {m['rsum']:.2f}" for name, m in val_metrics.items())
             + f" ({row['epoch_seconds']} s)")
         if score > best_score:
@@ -141,6 +141,11 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
     return {"best_epoch": best_epoch, "best_val_rsum": best_score, "history": history, "best_path": best}
 
 
+def _mean(losses: list[float]) -> float:
+    """An epoch's mean loss; NaN for an epoch without steps (epochs: 0 validates the initial model)."""
+    return float(np.mean(losses)) if losses else float("nan")
+
+
 def _key(prefix: str, name: str, objectives) -> str:
     """Metric names: ``val/rsum`` for a single objective, ``val/be/rsum`` and ``val/ce/rsum`` for JOINT."""
     return prefix if len(objectives) == 1 else f"{prefix}/{name}"
@@ -152,28 +157,43 @@ def publish_best(state_dir: Path, out_path: Path) -> None:
         shutil.copyfile(state_dir / "best.pt", tmp)
 
 
+def build_model(method: str, cfg, text_cfg, store: FeatureStore, init=None) -> tuple[nn.Module, object]:
+    """The untrained model of a method -> (model, tokenizer): new image layers (and heads) on the pretrained text
+    tower, or for ``disentangled`` the two heads on the trained checkpoint ``init``. Seeded by ``cfg.seed``."""
+    from itr.models.dual import load_dual
+    from itr.models.encoder import load_encoder
+
+    torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
+    if (init is not None) != (method == "disentangled"):
+        need = "starts from no checkpoint (drop --init)" if init else "needs --init: the trained checkpoint it fine-tunes"
+        raise ValueError(f"{method} training {need}")
+    if method == "cmc":
+        return load_dual(text_cfg.path, store.dim, cfg, layers=text_cfg.layers)
+    if method == "disentangled":
+        from itr.models.disentangled import from_checkpoint
+        return from_checkpoint(init, store, cfg, text_cfg.to_dict())
+    return load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
+
+
 def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out, history, device="cpu",
-                     log=print, track=None) -> dict:
-    """Train a ``method`` model (be, ce, joint, cmc) on a dataset directory and its feature store, and publish it.
+                     log=print, track=None, init=None) -> dict:
+    """Train a ``method`` model (be, ce, joint, cmc, disentangled) on a dataset directory and its feature store, and
+    publish it.
 
     The epoch with the best validation rsum becomes ``out``; the per-epoch history goes to ``history``
-    (CSV). ``cfg`` is the method's config, ``text_cfg`` a TextEncoderConfig. Returns train_model's result.
+    (CSV). ``cfg`` is the method's config, ``text_cfg`` a TextEncoderConfig; ``init`` the checkpoint a
+    ``disentangled`` model starts from. Returns train_model's result.
     """
     import pandas as pd
 
     from itr.atomic import write_text
     from itr.data.dataset import dataset_manifest, first_images, read_dataset
     from itr.jobs import state_lock
-    from itr.models.dual import load_dual
-    from itr.models.encoder import load_encoder
+    from itr.manifest import file_digest
     from itr.provenance import code_digest
 
     store = FeatureStore(features)
-    torch.manual_seed(cfg.seed)  # the new image-embedding layers (and the CE head) are initialised here
-    if method == "cmc":
-        model, tokenizer = load_dual(text_cfg.path, store.dim, cfg, layers=text_cfg.layers)
-    else:
-        model, tokenizer = load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
+    model, tokenizer = build_model(method, cfg, text_cfg, store, init)
     device = distributed.setup(torch.device(device), model)  # under torchrun: this rank's device, rank 0's weights
     model.to(device)
     _, train_caps = read_dataset(data, "train")
@@ -184,6 +204,8 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
              "features": store.manifest["source"]}
     inputs = {"text_encoder": text_cfg.to_dict(), "data": dataset_manifest(data)["digest"],
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
+    if init is not None:  # the checkpoint fine-tuned: another one is another run
+        inputs["init"] = extra["init"] = file_digest(init)
     if not distributed.is_main():  # the other torchrun ranks compute and write nothing
         return train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=lambda m: None,
                            inputs=inputs)

@@ -140,7 +140,15 @@ def upstream(inputs):
 
 
 def train_inputs(wc):
-    return data_inputs(VARIANTS[wc.variant]["dataset"])
+    """The variant's dataset and features, and the checkpoint it fine-tunes if it starts from one (``init``)."""
+    spec = VARIANTS[wc.variant]
+    return {**data_inputs(spec["dataset"]), **({"init": spec["init"]} if spec.get("init") else {})}
+
+
+def init_arg(wc):
+    """--init of a variant that fine-tunes a trained checkpoint (train_inputs' ``init``); empty otherwise."""
+    init = VARIANTS[wc.variant].get("init")
+    return f"--init {init}" if init else ""
 
 
 def index_inputs(wc):

@@ -11,6 +11,7 @@ rule train:
         # The method's params section (itr.config.TRAIN_METHODS: cmc trains with dual's)
         cfg=lambda wc: section(TRAIN_METHODS[wc.model].SECTION, stage="train", **VARIANTS[wc.variant]["overrides"]),
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
+        init=init_arg,
         tracking=section("tracking"),
         # Resumable state outside the declared outputs: Snakemake does not delete it when a job is killed.
         state=TRAIN_STATE,
@@ -26,6 +27,6 @@ rule train:
         gpu=1,
     shell:
         "itr train {wildcards.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
-        " --config {params.cfg} --text-encoder {params.text} --out {output.model} --history {output.history}"
+        " --config {params.cfg} --text-encoder {params.text} {params.init} --out {output.model} --history {output.history}"
         " --state-dir {params.state} --threads {threads} --processes {resources.gpu}"  # >1 GPU: torchrun ranks
         " --tracking {params.tracking} --run-name train/{wildcards.variant}/{wildcards.model} > {log} 2>&1"

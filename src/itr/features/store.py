@@ -166,6 +166,10 @@ class FeatureStore:
                                     f"{rebuild_hint(self.root / 'manifest.json')}) or run without object tags")
         return [self._tags[i] for i in image_ids]
 
+    def tag_names(self) -> list[str]:
+        """Every object tag any image of the store has, sorted (a model's tag vocabulary)."""
+        return sorted({t for tags in self._tags.values() for t in tags})
+
     def get(self, image_ids: list[str]) -> dict[str, torch.Tensor]:
         """Features of the given images as float32 tensors (mask as bool), in the given order."""
         missing = [i for i in image_ids if i not in self._where]

@@ -52,8 +52,14 @@ class CaptionSet:
         return list(dict.fromkeys(self.image_ids))
 
 
-def image_batch(store: FeatureStore, image_ids: list[str], device) -> dict[str, torch.Tensor]:
-    """Features of some images, trimmed to the last region slot any of them uses.
+def reads_tags(model) -> bool:
+    """Whether the model's image pass reads object tags (itr.models.disentangled), which image_batch then adds."""
+    return bool(getattr(model, "object_tags", False))
+
+
+def image_batch(store: FeatureStore, image_ids: list[str], device, tags: bool = False) -> dict:
+    """Features of some images, trimmed to the last region slot any of them uses; with ``tags``, also their
+    object tags (``"tags"``: per image, the class names of its regions, FeatureStore.tags).
 
     Stores pad every image to ``max_regions`` slots, but ShapeCaptions images hold 2.6 detections on
     average; the padded slots are masked out of attention and pooling, so dropping the ones no image
@@ -65,11 +71,16 @@ def image_batch(store: FeatureStore, image_ids: list[str], device) -> dict[str, 
         used = torch.nonzero(mask.any(0)).flatten()  # slots some image of the batch uses
         r = int(used[-1]) + 1 if used.numel() else 1  # keep one (masked) slot when no image has a region
         batch = {k: (v[:, :r] if k in ("regions", "geometry", "mask") else v) for k, v in batch.items()}
-    return {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) for k, v in batch.items()}
+    if tags:
+        batch["tags"] = store.tags(image_ids)
+    return batch
 
 
-def image_inputs(batch: dict[str, torch.Tensor]) -> tuple:
-    return batch["regions"], batch["geometry"], batch["mask"], batch["global"]
+def image_inputs(batch: dict) -> tuple:
+    """A batch's arguments of a model's image entry points (embed_image, image_tokens, match_logits' tail)."""
+    features = batch["regions"], batch["geometry"], batch["mask"], batch["global"]
+    return (*features, batch["tags"]) if "tags" in batch else features
 
 
 @torch.no_grad()
@@ -87,7 +98,7 @@ def embed_images(model, store: FeatureStore, image_ids: list[str], batch_size: i
     model.eval()
     out = []
     for s in range(0, len(image_ids), batch_size):
-        batch = image_batch(store, image_ids[s:s + batch_size], device)
+        batch = image_batch(store, image_ids[s:s + batch_size], device, reads_tags(model))
         out.append(F.normalize(model.embed_image(*image_inputs(batch)), dim=-1).float().cpu())
     return torch.cat(out).numpy()
 
@@ -108,7 +119,7 @@ def score_pairs(model, captions: CaptionSet, caption_rows: np.ndarray, store: Fe
     for s in tqdm(range(0, len(caption_rows), batch_size), desc=desc, mininterval=10,
                   disable=len(caption_rows) <= 4 * batch_size):
         ids, mask = captions.batch(caption_rows[s:s + batch_size])
-        images = image_batch(store, image_ids[s:s + batch_size], device)
+        images = image_batch(store, image_ids[s:s + batch_size], device, reads_tags(model))
         out.append(model.match_logits(ids.to(device), mask.to(device), *image_inputs(images)).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
@@ -135,6 +146,8 @@ def image_token_sets(model, store: FeatureStore, image_ids: list[str], batch_siz
     tokens, local = [], []
     for s in range(0, len(image_ids), batch_size):
         batch = {k: v.to(device) for k, v in store.get(image_ids[s:s + batch_size]).items()}
+        if reads_tags(model):
+            batch["tags"] = store.tags(image_ids[s:s + batch_size])
         tok, loc = model.image_tokens(*image_inputs(batch))
         tokens.append(tok.float())
         local.append(loc)

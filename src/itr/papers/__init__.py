@@ -102,7 +102,8 @@ class Timing:
 class Plan:
     """What a paper asks of the shared rules under one params mapping.
 
-    variants: variant -> {"dataset", "overrides" (of the training section), "text" (of text_encoder), "models"}.
+    variants: variant -> {"dataset", "overrides" (of the training section), "text" (of text_encoder), "models",
+    "init" (optional: the trained model file its models fine-tune, itr train --init)}.
     collections: collection -> {"dataset", "distractors": [{"dataset", "split"}], "lang" (optional)}.
     embedding_rows: method -> the model whose index ranks it; rerank_rows: method -> (reranker, first-stage
     model or None for every pair). searched: the (variant, collection) pairs indexed. first_images: variant ->
