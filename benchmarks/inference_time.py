@@ -41,6 +41,7 @@ import torch
 from itr.atomic import write_json
 from itr.collection import sources
 from itr.config import ConfigError, EvalConfig, IndexConfig, RerankConfig, parse_section
+from itr.data.dataset import first_images as captions_of_first, read_dataset
 from itr.evaluate import evaluate_collection, evaluate_scores
 from itr.index import index_collection
 from itr.rerank import score_collection
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     target, _ = sources(args.data, args.features, "test")
     first_images = cfgs["evaluation"].subset_images(args.protocol)
+    _, captions = read_dataset(args.data, "test")
+    text_queries = len(captions_of_first(captions, first_images or 0))  # each test caption of the protocol, once
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         first = next(iter(methods))
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, {
         "dataset": Path(args.data).name,
         "protocol": args.protocol, "protocol_label": next(iter(results.values()))["protocol_label"],
+        "text_queries": text_queries,
         "machine": {"cpu": cpu_model(), "platform": platform.platform(), "threads": args.threads,
                     "faiss_threads": faiss.omp_get_max_threads(),
                     "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
