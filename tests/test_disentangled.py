@@ -288,8 +288,12 @@ def test_bad_starts_are_refused_with_the_fix(tiny_pipeline, tmp_path):
 @pytest.mark.parametrize("change,message", [
     ({"loss_weights": {"alignment": 0.0, "triplet": 0.0, "distill": 0.0}}, "nothing would learn"),
     ({"loss_weights": A_FT, "freeze_backbone": True}, "alignment head has no weights"),
-    ({"loss_weights": DISTILL, "distill_after_epochs": 1}, "first epochs without a loss"),
+    ({"loss_weights": {**A_FT, "distill": 1.0}, "freeze_backbone": True, "distill_after_epochs": 1, "epochs": 2},
+     "first epoch would train nothing"),
+    ({"loss_weights": DISTILL, "distill_after_epochs": 1}, "would never start"),
+    ({"loss_weights": DISTILL, "distill_after_epochs": 1, "epochs": 2}, "first epoch would train nothing"),
 ])
 def test_configs_that_would_train_nothing_are_refused(change, message):
     with pytest.raises(ConfigError, match=message):
         _cfg(**change)
+    _cfg(**{**change, "epochs": 0})  # publishing the initial model is always allowed

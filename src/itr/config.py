@@ -235,7 +235,7 @@ class DisentangledConfig(_TrainSection):
     """A single-stream backbone run disentangled, with an alignment and a matching head (itr.models.disentangled),
     fine-tuned from a trained checkpoint (Messina et al. 2022). ``loss_weights``: alignment (the max-violation hinge on
     the alignment scores A), triplet (the same hinge on the matching scores M), distill (ListNet from A to M); the
-    matching terms wait ``distill_after_epochs`` epochs (the distill term) as the paper's warm-up. Adam (no decay)
+    distill term waits ``distill_after_epochs`` epochs (the paper's warm-up). Adam (no decay)
     with linear decay; the release's StepLR is not used (params.yaml says why)."""
     SECTION = "disentangled"
     epochs: int = 1
@@ -256,19 +256,22 @@ class DisentangledConfig(_TrainSection):
 
     @classmethod
     def cross_problems(cls, d: dict) -> list[str]:
-        w = d.get("loss_weights", cls().loss_weights)
+        w = {k: d.get("loss_weights", cls().loss_weights).get(k, 0) for k in ("alignment", "triplet", "distill")}
         epochs, frozen = d.get("epochs", cls.epochs), d.get("freeze_backbone", cls.freeze_backbone)
-        matching = w.get("triplet", 0) > 0 or w.get("distill", 0) > 0
-        if epochs and not any(v > 0 for v in w.values()):
+        after = d.get("distill_after_epochs", cls.distill_after_epochs)
+        if not epochs:
+            return []
+        if not any(v > 0 for v in w.values()):
             return ["every 'disentangled.loss_weights' is 0: nothing would learn (set epochs: 0 to publish the initial "
                     "model unchanged)"]
-        if epochs and frozen and not matching:
-            return ["'disentangled.freeze_backbone' with no matching-head loss (triplet, distill): the alignment head has "
-                    "no weights of its own, so nothing would learn; set epochs: 0 or turn a matching loss on"]
-        after = d.get("distill_after_epochs", cls.distill_after_epochs)
-        if epochs and after and not w.get("alignment", 0) and not w.get("triplet", 0):
-            return [f"'disentangled.distill_after_epochs' ({after}) leaves the first epochs without a loss (distill is "
-                    "the only one); set it to 0 or weight another loss"]
+        if w["distill"] > 0 and not w["triplet"] and after >= epochs:
+            return [f"'disentangled.distill_after_epochs' ({after}) >= epochs ({epochs}): the distill term would never "
+                    "start; lower it"]
+        # the alignment head has no weights: its loss trains only an unfrozen backbone
+        if not ((w["alignment"] > 0 and not frozen) or w["triplet"] > 0 or (w["distill"] > 0 and after == 0)):
+            return ["the first epoch would train nothing: the alignment head has no weights of its own, so with "
+                    "'disentangled.freeze_backbone' only a matching loss (triplet, or distill from epoch 0) learns; "
+                    "unfreeze the backbone, turn a matching loss on, or set epochs: 0 to publish the initial model"]
         return []
 
     @property

@@ -23,7 +23,7 @@ the heads train, and the backbone's weights stay bit-identical.
 Example:
     >>> model = DisentangledEncoder(backbone, layers=2, heads=4, ff=384,
     ...                             tag_vocab=tag_vocabulary(tokenizer, store.tag_names()))
-    >>> text, words = model.text_tokens(ids, mask)                     # (B, T, H) unit vectors, (B, T) bool
+    >>> text, words = model.text_tokens(ids, mask)                     # (B, T, H) last-layer tokens, (B, T) bool
     >>> image, regions = model.image_tokens(*images, tags=[["red circle"], []])   # (B, 1 + R, H), (B, 1 + R)
     >>> model.alignment(image, regions, text, words).shape             # (B_images, B_captions)
 """
@@ -93,8 +93,9 @@ class DisentangledEncoder(nn.Module):
         """Per image, its tag names -> ((B, L) word-piece ids of the names in order, (B, L) mask), L >= 1."""
         unknown = sorted({t for names in tags for t in names} - set(self.tag_vocab))
         if unknown:
-            raise ValueError(f"object tags {unknown[:5]} are not in this model's tag vocabulary (the feature store it "
-                             "was trained on has other detector classes); use that store's detector, or retrain")
+            raise ValueError(f"object tags {unknown[:5]} are not in this model's tag vocabulary (the tags of the "
+                             "feature store it was trained on); search features of that store's detector, or retrain "
+                             "on a store whose images show these classes")
         pieces = [[i for name in names for i in self.tag_vocab[name]] for names in tags]
         n = max(1, max(map(len, pieces), default=0))
         ids = torch.zeros(len(tags), n, dtype=torch.long)
@@ -185,7 +186,7 @@ class DisentangledEncoder(nn.Module):
     @classmethod
     def from_architecture(cls, arch: dict) -> "DisentangledEncoder":
         return cls(MultimodalEncoder.from_architecture(arch["backbone"]), **{k: arch[k] for k in HEAD_KEYS},
-                   tag_vocab=arch["tag_vocab"])
+                   tag_vocab=arch.get("tag_vocab"))
 
 
 def tag_vocabulary(tokenizer, names) -> dict[str, list[int]]:

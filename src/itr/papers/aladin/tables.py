@@ -70,7 +70,8 @@ def _results_table(name: str, paths, out_stem: Path, note: str, labels: dict, ex
         flat[f"{label}/{test_set}"] = rounded(rows[-1])
     df = pd.DataFrame(rows, columns=["Model", "Source", "Benchmark"] + SCORES)
     caption = (f"Table {name[5:]} analogue of Messina et al. (ALADIN): 'paper' rows as reported "
-               f"({paper_numbers()[name]['source']}); 'ours' on ShapeCaptions analogues. {extra} {note}")
+               f"({paper_numbers()[name]['source']}); 'ours' on {test_set_name(cells[0] if cells else None)} test. "
+               f"{extra} {note}")
     write_recall_table(df, out_stem, caption, flat)
     return df
 
@@ -136,7 +137,7 @@ def build_figure2(paths, out_stem: Path, protocol: str, note: str = "") -> pd.Da
 
 
 def build_comparison(paths, out_stem: Path, protocol: str, note: str = "") -> pd.DataFrame:
-    """Every method of the four papers side by side: the same data, protocol and machine, one run."""
+    """Every method of every registered paper side by side: the same data, protocol and machine, one run."""
     df, _ = _efficiency(paths, out_stem, protocol, note, "Efficiency and effectiveness of every method this project "
                         "reproduces (no paper has this table).")
     return df
