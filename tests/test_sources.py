@@ -72,3 +72,34 @@ def test_one_param_runs_a_paper_on_a_real_dataset_and_refuses_tables_it_cannot_b
                                                         "train_detector", "shapes_generate")} == \
         {"fetch_file": 2, "unpack_file": 2, "import_dataset": 1, "fetch_detector_weights": 1, "pretrained_features": 1}
     assert "results/tables/flickr30k/rfrs_table1.md" in out and "models/flickr30k/rfrs/be.pt" in out
+
+
+def test_the_multi30k_entry_imports_from_githubs_archive_of_its_pinned_commit(tmp_path, monkeypatch):
+    import shutil
+    import tarfile
+    import zipfile
+
+    from itr.cli import main
+    from itr.data.archives import extract
+    from itr.data.dataset import read_dataset
+    from test_importers import multi30k
+
+    entry = PARAMS["datasets"]["multi30k"]
+    task1, images = multi30k(tmp_path / "release", {"train": 3, "val": 2, "test_2016_flickr": 2})
+    top = entry["annotations"].split("/")[1]  # GitHub names an archive's folder <repo>-<commit>
+    assert re.fullmatch(r"dataset-[0-9a-f]{40}", top) and all(top[8:] in url for url in
+                                                             entry["files"]["multi30k-dataset.zip"]["urls"])
+    with zipfile.ZipFile(tmp_path / "multi30k-dataset.zip", "w") as z:
+        for f in sorted(task1.rglob("*")):
+            if f.is_file():
+                z.write(f, f"{top}/data/task1/{f.relative_to(task1)}")
+    with tarfile.open(tmp_path / "flickr30k-images.tar.gz", "w:gz") as t:
+        t.add(images, "flickr30k-images")
+    monkeypatch.chdir(tmp_path)
+    for file in entry["files"]:  # what rule unpack_file does with each checked download
+        extract(tmp_path / file, sources.unpacked("multi30k", file))
+    shutil.rmtree(tmp_path / "release")  # the import reads the extracted files only
+    assert main(["data", "import", *sources.import_args("multi30k", entry).split(), "--out", "data/multi30k"]) == 0
+    _, captions = read_dataset("data/multi30k")
+    assert captions.groupby("split")["lang"].apply(lambda s: sorted(set(s))).to_dict() == {
+        s: ["cs", "de", "en", "fr"] for s in ("test", "train", "val")}
