@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from itr import eccv
 from itr.atomic import write_json
 from itr.config import ConfigError, EvalConfig
 from itr.index import IndexedCollection, pin_search_threads
@@ -37,12 +38,24 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict
         group_ids = [c.image_ids[p] for p in images]
         group_caption_ids = [c.caption_image_ids[r] for r in c.group_captions(images)]
         per_group.append(evaluate_rankings(t2i, i2t, group_caption_ids, group_ids, cfg.ks))
+    metrics = average_metrics(per_group)
+    if protocol == "full" and c.n_targets == len(c.image_ids) and eccv.covers(c.image_ids, c.caption_ids):
+        metrics |= eccv_of_collection(c)  # COCO's 5K test split: ECCV Caption's re-judged positives too
     return {"split": c.split, "protocol": protocol, "protocol_label": label + distractor_label(len(c.image_ids) - c.n_targets),
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
             "n_groups": len(groups), "index": c.factory, "model_id": c.model_id,
             "distractors": c.distractor_sources or None, "lang": c.lang,
-            "metrics": average_metrics(per_group),
-            "per_group": per_group if len(per_group) > 1 else None}
+            "metrics": metrics, "per_group": per_group if len(per_group) > 1 else None}
+
+
+def eccv_of_collection(c: IndexedCollection) -> dict[str, float]:
+    """ECCV Caption's metrics (itr.eccv) of a collection of COCO's 5K test split, from its indexes."""
+    group = np.arange(len(c.image_ids))
+    _, t2i, _, i2t = c.first_stage(group, eccv.DEPTH)  # positions; -1 = no result
+    captions = c.group_captions(group)  # every caption row, in the order of the t2i queries and i2t positions
+    return eccv.eccv_metrics(
+        t2i={int(c.caption_ids[q]): [int(c.image_ids[p]) for p in row if p >= 0] for q, row in zip(captions, t2i)},
+        i2t={int(c.image_ids[i]): [int(c.caption_ids[captions[p]]) for p in row if p >= 0] for i, row in zip(group, i2t)})
 
 
 def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out: str | None, names: dict,

@@ -187,12 +187,13 @@ class IndexedCollection:
             raise IndexFileError(str(e)) from e
         self.split, self.model_id = collection["split"], collection["model_id"]
         self.image_index, image_meta = load_index(Path(index_dir) / "images", self.model_id)
-        self.caption_index, _ = load_index(Path(index_dir) / "captions", self.model_id)
+        self.caption_index, caption_meta = load_index(Path(index_dir) / "captions", self.model_id)
         self.factory = image_meta["factory"]
         self.image_vecs = np.load(Path(index_dir) / "images.vectors.npy")
         self.caption_vecs = np.load(Path(index_dir) / "captions.vectors.npy")
         self.image_ids: list[str] = image_meta["ids"]
         self.caption_image_ids: list[str] = collection["caption_image_ids"]
+        self.caption_ids: list[str] = caption_meta["ids"]
         pos_of = {iid: n for n, iid in enumerate(self.image_ids)}
         self.caption_image_pos = np.array([pos_of[i] for i in self.caption_image_ids])  # (N_captions,)
         # Test images come first, distractors (if any) after them, and likewise their captions.
