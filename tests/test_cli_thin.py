@@ -19,8 +19,9 @@ def test_stage_commands_name_no_files():
     """File names (k=10.json, manifest.json, ...) are built by itr.layout and the library, never here."""
     pattern = re.compile(r"""["'][\w./{}=<>-]*\.(json|npz|npy|pt|faiss|parquet|csv|md|yaml)["']""")
     found = [f"{p.name}: {m.group(0)}" for p in sorted(CLI.glob("*.py")) for m in pattern.finditer(p.read_text())]
-    # `itr params check` and `itr dvc-yaml` read ./params.yaml, and write ./dvc.yaml, by default
-    assert found == ['data.py: "params.yaml"', 'workflow.py: "params.yaml"', 'workflow.py: "dvc.yaml"'], found
+    # `itr params check`, `itr search` and `itr dvc-yaml` read ./params.yaml, and write ./dvc.yaml, by default
+    assert found == ['data.py: "params.yaml"', 'search.py: "params.yaml"', 'workflow.py: "params.yaml"',
+                     'workflow.py: "dvc.yaml"'], found
 
 
 def test_jobs_that_read_only_scores_and_metrics_import_no_torch():

@@ -20,7 +20,7 @@ LAYERS = [
     {"itr.models"},
     {"itr.losses", "itr.sampling", "itr.mining", "itr.objectives", "itr.training"},
     {"itr.index"},
-    {"itr.rerank", "itr.shortlist"},
+    {"itr.rerank", "itr.shortlist", "itr.search"},
     {"itr.evaluate"},
     {"itr.tables"},
     {"itr.papers"},

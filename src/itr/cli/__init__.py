@@ -19,6 +19,7 @@ params, and the library writes every output atomically. One module per stage gro
     itr table <paper> <target> --inputs a.json ... --spec JSON --out STEM               itr.cli.report
     itr check-scores --expected E.yaml ... | itr runs compare | itr runs mirror --cells M.json ... --out R.json
     itr dvc-yaml [--check]                                                               itr.cli.workflow
+    itr search "two red circles above a square" [--method sep_coop] [--k 5] [--png out.png]   itr.cli.search
 """
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ import logging
 import os
 import sys
 
-from itr.cli import data, detector, index, report, rerank, train, workflow
+from itr.cli import data, detector, index, report, rerank, search, train, workflow
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-STAGES = (data, detector, train, index, rerank, report, workflow)
+STAGES = (data, detector, train, index, rerank, search, report, workflow)
 
 
 def build_parser() -> argparse.ArgumentParser:

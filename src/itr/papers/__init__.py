@@ -219,3 +219,22 @@ def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
         else:
             raise UnknownPaperError(f"the timed method {method!r} is no row of a registered paper's plan")
     return out
+
+
+def search_spec(method: str, config: dict, variant: str | None = None) -> dict:
+    """How ``itr search`` runs a row: its models, the first stage's index, shortlist depth and fusion, as the row's
+    cells rank (timed_methods), and the dataset and features it searches. ``variant``: whose models (default: the paper that has the row, on the dataset)."""
+    plans = {name: plan(name, config) for name in PAPERS}
+    owner = [name for name, p in plans.items() if method in p.embedding_rows or method in p.rerank_rows]
+    if not owner:
+        rows = sorted(r for p in plans.values() for r in (*p.embedding_rows, *p.rerank_rows))
+        raise UnknownPaperError(f"no registered paper has the row {method!r}; rows: {rows}")
+    variant = variant or layout.on_dataset(owner[0], config)
+    spec = timed_methods(Timing("search", {method: variant}), plans, config["rerank"])[method]
+    first = merged(plans, "embedding_rows").get(method) or merged(plans, "rerank_rows")[method][1]
+    data = layout.main_dataset(config)
+    spec["data"] = layout.DATASET_MANIFEST.format(dataset=data).rsplit("/", 1)[0]
+    spec["features"] = layout.FEATURES_MANIFEST.format(dataset=data).rsplit("/", 1)[0]
+    if first:
+        spec["index"] = layout.INDEX_DONE.format(variant=variant, model=first, collection=data).rsplit("/", 1)[0]
+    return spec

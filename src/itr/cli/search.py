@@ -1,0 +1,35 @@
+"""itr search TEXT: one typed caption against the test collection, ranked as a row of the registry ranks it."""
+from __future__ import annotations
+
+from itr.cli.common import add_compute, compute
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="rank the test images for a typed caption with a trained row of a registered "
+                                      "paper (be, sep_coop, ...): top k with scores and per-step timings")
+    p.add_argument("text")
+    p.add_argument("--method", default="be", help="a row of a registered paper (itr.papers)")
+    p.add_argument("--variant", help="whose trained models (default: the main models of the row's paper)")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--png", help="also write the hits as a PNG grid here")
+    p.add_argument("--params", default="params.yaml", help="the params file that names the models and dataset")
+    add_compute(p)
+    p.set_defaults(func=search)
+
+
+def search(args) -> int:
+    from itr import papers
+    from itr.params import load_params
+    from itr.search import save_grid, search_text
+
+    spec = papers.search_spec(args.method, load_params(args.params), args.variant)
+    result = search_text(args.text, spec.get("first_stage"), spec.get("index"), spec["data"], spec["features"],
+                         args.k, spec.get("second_stage"), spec.get("k", args.k), spec.get("fusion", "ce"),
+                         spec.get("lam") or 0.0, compute(args))
+    for rank, hit in enumerate(result.hits, 1):
+        first = "" if hit.first_score is None else f"  (first stage {hit.first_score:.4f})"
+        print(f"{rank:2d}. {hit.image_id}  {hit.score:.4f}{first}")
+    print("timings: " + ", ".join(f"{step} {seconds * 1000:.1f} ms" for step, seconds in result.timings.items()))
+    if args.png:
+        save_grid(result, spec["data"], args.png, args.text)
+    return 0
