@@ -322,3 +322,14 @@ def test_every_repair_hint_is_a_command_that_repairs(project, monkeypatch):
         read()
         assert victim.read_bytes() == good, hint
     assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout
+
+
+def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project):
+    proj, _ = project
+    run(["snakemake", "--report", "report.html"], proj)
+    page = (proj / "report.html").read_text()
+    shown = json.loads(re.search(r"categories = (\{.*?\});", page).group(1))  # the report's own index of results
+    expected = {name: {t.name: [f"results/tables/{name}_{t.name}.html"] + ([f"results/tables/{name}_{t.name}.png"]
+                                                                           if t.png else [])
+                       for t in papers.load(name).targets} for name in papers.PAPERS}
+    assert {p: {t: sorted(files) for t, files in targets.items()} for p, targets in shown.items()} == expected

@@ -14,7 +14,7 @@ wildcards (and ``str.format`` fields).
     scores/{variant}/{method}/{collection}/{protocol}.npz          cached cross-encoder scores
     results/metrics/{variant}/{method}/{collection}/{protocol}.json  one table cell
     results/metrics/.../{protocol}/k={k}.json, {fusion}_{lam}.json   its shortlist-depth and fusion variants
-    results/tables/{paper}_{target}.{md,csv,tex,json[,png]}          a paper's table or figure (ShapeCaptions)
+    results/tables/{paper}_{target}.{md,csv,tex,json,html[,png]}          a paper's table or figure (ShapeCaptions)
     results/tables/{dataset}/{paper}_{target}.*                       the same on a real dataset (params `dataset`)
     results/tracking/{paper}.json                                     MLflow runs mirroring its metrics files
 
@@ -45,7 +45,7 @@ VARIANTS_DIR = "results/metrics/{variant}/{method}/{collection}/{protocol}"  # a
 K_METRICS = VARIANTS_DIR + "/k={k}.json"
 FUSION_METRICS = VARIANTS_DIR + "/{fusion}_{lam}.json"
 TABLE_STEM = "results/tables/{paper}_{target}"
-TABLE_FORMATS = ("md", "csv", "tex", "json")
+TABLE_FORMATS = ("md", "csv", "tex", "json", "html")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"
 TRACKED_CELLS = "results/tracking/{paper}.json"  # the MLflow runs mirroring a paper's metrics files
 INFERENCE_BENCHMARK = "results/benchmarks/{paper}_inference.json"  # benchmarks/inference_time.py of a Plan.timing

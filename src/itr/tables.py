@@ -12,6 +12,7 @@ Example:
 """
 from __future__ import annotations
 
+import html
 import json
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 import yaml
 
 from itr.atomic import replacing, write_text
-from itr.layout import MAIN_DATASET
+from itr.layout import MAIN_DATASET, TABLE_FORMATS
 
 RECALL_COLUMNS = ["t2i/R@1", "t2i/R@5", "t2i/R@10", "i2t/R@1", "i2t/R@5", "i2t/R@10"]
 
@@ -89,14 +90,18 @@ def write_plain_table(df: pd.DataFrame, out_stem: Path, caption: str, flat: dict
 
 
 def write_table(shown: pd.DataFrame, out_stem: Path, caption: str, flat: dict, csv: str) -> None:
-    """One table as .md and .tex (from ``shown``), .csv (given) and flat .json, each written atomically."""
+    """One table as .md, .tex and .html (from ``shown``; the HTML is what Snakemake's report shows), .csv (given)
+    and flat .json, each written atomically."""
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     texts = {
         ".md": f"{shown.to_markdown(index=False)}\n\n{caption}\n",
         ".csv": csv,
         ".tex": shown.to_latex(index=False, caption=caption, label=f"tab:{out_stem.name}", escape=True),
         ".json": json.dumps(flat, indent=2) + "\n",
+        ".html": (f"<figure>\n<figcaption>{html.escape(caption)}</figcaption>\n"
+                  f"{shown.to_html(index=False, border=0)}\n</figure>\n"),
     }
+    assert sorted(texts) == sorted(f".{ext}" for ext in TABLE_FORMATS)  # the files the workflow expects
     for ext, text in texts.items():  # atomic: a half-written table is never taken as done
         write_text(out_stem.with_suffix(ext), text)
 

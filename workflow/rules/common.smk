@@ -145,6 +145,13 @@ def train_inputs(wc):
     return {**data_inputs(spec["dataset"]), **({"init": spec["init"]} if spec.get("init") else {})}
 
 
+def reported_table_files(png=False):
+    """A table's files; its HTML (and PNG) go into Snakemake's report: a category per paper, a subcategory per
+    table or figure."""
+    return [report(f, caption="../report/table.rst", category="{paper}", subcategory="{target}")
+            if f.endswith((".html", ".png")) else f for f in table_files("{paper}", "{target}", config, png)]
+
+
 def init_arg(wc):
     """--init of a variant that fine-tunes a trained checkpoint (train_inputs' ``init``); empty otherwise."""
     init = VARIANTS[wc.variant].get("init")

@@ -1,4 +1,4 @@
-# Every registered paper's tables and figures: results/tables/<paper>_<target>.{md,csv,tex,json[,png]}
+# Every registered paper's tables and figures: results/tables/<paper>_<target>.{md,csv,tex,json,html[,png]}
 # (results/tables/<dataset>/... on a real dataset).
 # The cells each one reads, its protocol and caption note come from the paper's plan (itr.papers);
 # the builder is the one its registry entry names (`itr table <paper> <target>`).
@@ -10,7 +10,7 @@ rule paper_table:
     input:
         table_inputs,
     output:
-        table_files("{paper}", "{target}", config),
+        reported_table_files(),
     wildcard_constraints:
         paper="|".join(papers.PAPERS),
         target="|".join(t for t in TABLE_TARGETS if t not in FIGURE_TARGETS),
@@ -35,7 +35,7 @@ rule paper_table:
 
 use rule paper_table as paper_figure with:
     output:
-        table_files("{paper}", "{target}", config, png=True),
+        reported_table_files(png=True),
     wildcard_constraints:
         paper="|".join(papers.PAPERS),
         target="|".join(FIGURE_TARGETS),

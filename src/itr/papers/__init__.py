@@ -37,7 +37,7 @@ class UnknownPaperError(InputError, LookupError):
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """One result of a paper: ``results/tables/<paper>_<name>.{md,csv,tex,json}``, plus a PNG for figures.
+    """One result of a paper: ``results/tables/<paper>_<name>.{md,csv,tex,json,html}``, plus a PNG for figures.
 
     ``builder`` names a function of the paper's package (``"module:function"``), imported only when the
     table is built: ``builder(input_paths, out_stem, **spec)`` with the spec of the plan's TableSpec.
