@@ -97,3 +97,14 @@ def test_the_registry_resolves_each_row_to_its_models_index_and_shortlist():
     assert papers.search_spec("be", PARAMS, "rfrs_aux")["first_stage"] == "models/rfrs_aux/be.pt"
     with pytest.raises(papers.UnknownPaperError, match="no registered paper has the row 'nope'"):
         papers.search_spec("nope", PARAMS)
+
+
+def test_a_shortlist_deeper_than_k_and_a_second_stage_over_every_image(indexed):
+    root = indexed
+    deep = search_text("a blue square", root / "be.pt", root / "index", root / "data", root / "feat", k=1,
+                       second_stage=root / "ce.pt", shortlist=2)
+    assert len(deep.hits) == len(deep.first_stage) == 1  # k of each, the re-ranking drawn from the deeper shortlist
+    every = search_text("a blue square", None, None, root / "data", root / "feat", k=2, second_stage=root / "ce.pt")
+    assert deep.hits[0].image_id == every.hits[0].image_id  # the shortlist held every test image: same winner
+    assert every.first_stage == [] and all(h.first_score is None for h in every.hits)
+    assert [h.score for h in every.hits] == sorted((h.score for h in every.hits), reverse=True)

@@ -41,12 +41,13 @@ def queries() -> tuple[set[int], set[int]]:
 
 
 def covers(image_ids, caption_ids) -> bool:
-    """Whether a collection (string ids, as our datasets keep them) holds every ECCV Caption query and every COCO
-    5K test caption: it is COCO's Karpathy test split, under COCO's ids."""
+    """Whether a collection (string ids, as our datasets keep them) is COCO's Karpathy 5K test split under COCO's
+    ids: exactly its images, and every caption COCO's ground truth has."""
     if not all(str(i).isdigit() for i in image_ids) or not all(str(c).isdigit() for c in caption_ids):
         return False
     coco = _metrics().coco_gts  # COCO's own ground truth of the 5K test split: 5,000 images, 25,000 captions
-    return set(coco["i2t"]) <= {int(i) for i in image_ids} and set(coco["t2i"]) <= {int(c) for c in caption_ids}
+    # every test image and no other; Karpathy's split has 10 captions more than COCO's ground truth (25,010)
+    return set(coco["i2t"]) == {int(i) for i in image_ids} and set(coco["t2i"]) <= {int(c) for c in caption_ids}
 
 
 def eccv_metrics(t2i: dict[int, list[int]], i2t: dict[int, list[int]]) -> dict[str, float]:

@@ -45,9 +45,11 @@ class SearchResult:
 
 
 def search_text(text: str, first_stage, index_dir, data, features, k: int = 5, second_stage=None,
-                shortlist: int = 20, fusion: str = "ce", lam: float = 0.0, device="cpu") -> SearchResult:
+                shortlist: int = 20, fusion: str = "ce", lam: float = 0.0, device="cpu",
+                batch_size: int = 256) -> SearchResult:
     """Rank the collection's images for ``text``: through ``first_stage``'s index in ``index_dir`` (or, with
-    ``first_stage`` None, every image), re-ranked by ``second_stage`` over the top ``shortlist`` when given."""
+    ``first_stage`` None, every image), re-ranked by ``second_stage`` over the top ``shortlist`` when given
+    (``batch_size`` pairs at a time, in fp32: a row that scores in bf16 may differ in the last digits)."""
     import pandas as pd
 
     from itr.data.dataset import read_dataset
@@ -88,7 +90,7 @@ def search_text(text: str, first_stage, index_dir, data, features, k: int = 5, s
     t0 = time.perf_counter()
     captions = CaptionSet.from_frame(query, tokenizer, ckpt["text_encoder"]["max_text_len"])
     cross = score_pairs(model, captions, np.zeros(len(candidates), dtype=int), store,
-                        [h.image_id for h in candidates], 256, device)  # (n,)
+                        [h.image_id for h in candidates], batch_size, device)  # (n,)
     first = np.array([h.first_score or 0.0 for h in candidates])
     final = fuse(first[None], cross[None], fusion if firsts else "ce", lam)[0]
     timings["rerank"] = time.perf_counter() - t0
@@ -100,6 +102,7 @@ def search_text(text: str, first_stage, index_dir, data, features, k: int = 5, s
 def _collection(index_dir, model_id: str):
     """The indexed collection, refused unless the first-stage model built it."""
     from itr.index import IndexedCollection
+    from itr.manifest import rebuild_hint
 
     done = Path(index_dir) / "collection.json"
     if not done.exists():
@@ -107,7 +110,7 @@ def _collection(index_dir, model_id: str):
     collection = IndexedCollection(Path(index_dir))
     if collection.model_id != model_id:
         raise SearchError(f"{index_dir} was built from another model than the one searching it; rebuild it with "
-                          f"`snakemake {done}`")
+                          f"`{rebuild_hint(done)}`")
     return collection
 
 

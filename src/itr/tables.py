@@ -1,7 +1,7 @@
 """The table writer: result tables built with pandas from metrics JSON files (never from MLflow, never by hand).
 
-Every table is written as Markdown, CSV, LaTeX and a flat JSON (for ``dvc metrics show``), each file
-atomically. A paper's builders (``itr.papers.<paper>``) choose the rows and the caption; this module
+Every table is written as Markdown, CSV, LaTeX, HTML (for Snakemake's report) and a flat JSON (for ``dvc
+metrics show``), each file atomically. A paper's builders (``itr.papers.<paper>``) choose the rows and the caption; this module
 knows no paper. It reads metrics files (one per table cell, written by ``itr evaluate`` and
 ``itr rerank evaluate``), checks they were measured with the table's protocol, and writes the files.
 

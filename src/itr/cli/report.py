@@ -15,7 +15,7 @@ def register(sub) -> None:
     p.add_argument("target", help="one of its targets, e.g. table1 (itr.papers.<paper>.PAPER)")
     p.add_argument("--inputs", nargs="+", required=True, help="metrics files (or the JSON) the table reads")
     p.add_argument("--spec", default="{}", help="JSON: protocol, note, labels (the paper plan's TableSpec)")
-    p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json")
+    p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json .html")
     p.set_defaults(func=table)
     p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
     p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")

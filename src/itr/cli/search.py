@@ -25,7 +25,7 @@ def search(args) -> int:
     spec = papers.search_spec(args.method, load_params(args.params), args.variant)
     result = search_text(args.text, spec.get("first_stage"), spec.get("index"), spec["data"], spec["features"],
                          args.k, spec.get("second_stage"), spec.get("k", args.k), spec.get("fusion", "ce"),
-                         spec.get("lam") or 0.0, compute(args))
+                         spec.get("lam") or 0.0, compute(args), spec.get("batch_size", 256))
     for rank, hit in enumerate(result.hits, 1):
         first = "" if hit.first_score is None else f"  (first stage {hit.first_score:.4f})"
         print(f"{rank:2d}. {hit.image_id}  {hit.score:.4f}{first}")
