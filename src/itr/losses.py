@@ -181,3 +181,60 @@ def listnet_distillation(teacher: torch.Tensor, student: torch.Tensor, tau: floa
     log_student = F.log_softmax(tau * student, dim=0)  # over images, per caption
     cols = -(F.softmax(target, dim=0) * log_student).sum(0).mean()
     return rows + cols
+
+
+def multi_positive_itc(sim: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor | float,
+                       released_mean: bool = False) -> torch.Tensor:
+    """CUSA's image-text contrastive loss: InfoNCE in both directions where every pair of one image is a positive.
+
+    With s_ij the similarity of image i and caption j and y_ij = 1[id_i = id_j] / #{k: id_k = id_i}:
+
+        L = ½ [ -(1/N) Σ_i Σ_j y_ij log softmax_j(s_ij / τ)  +  (the same on sᵀ) ]
+
+    Args:
+        sim: (N, N) cosine similarities, row = image of pair i, column = caption of pair j.
+        labels: (N,) image identity of each pair.
+        tau: the (learned, clamped by the caller) temperature.
+        released_mean: the released code's ``contrastive_loss_mode: mean`` averages over j instead of summing, so
+            its ITC weighs 1/N of the paper's (seed-code-notes §1); selectable, labelled "as released".
+    """
+    same = (labels[:, None] == labels[None, :]).to(sim.dtype)  # (N, N)
+    target = same / same.sum(dim=1, keepdim=True)  # (N, N), rows sum to 1 (symmetric: same is)
+    reduce = (lambda x: x.mean(dim=1)) if released_mean else (lambda x: x.sum(dim=1))
+    i2t = -reduce(target * F.log_softmax(sim / tau, dim=1)).mean()
+    t2i = -reduce(target * F.log_softmax(sim.T / tau, dim=1)).mean()
+    return (i2t + t2i) / 2
+
+
+def soft_label_kl(student: torch.Tensor, teacher: torch.Tensor, tau: torch.Tensor | float,
+                  tau_teacher: float) -> torch.Tensor:
+    """KL(P ‖ Q) row by row, averaged over rows: P = softmax(teacher / τ'), a fixed target (no gradient reaches
+    the teacher), Q = softmax(student / τ). CUSA's primitive of both alignments (``F.kl_div(..., 'batchmean')``).
+
+    Args:
+        student, teacher: (N, N) similarity matrices over one batch.
+    """
+    target = F.softmax(teacher.detach() / tau_teacher, dim=1)  # (N, N)
+    return F.kl_div(F.log_softmax(student / tau, dim=1), target, reduction="batchmean")
+
+
+def cross_softlabel_alignment(sim: torch.Tensor, image_teacher: torch.Tensor, text_teacher: torch.Tensor,
+                              tau: torch.Tensor | float, tau_teacher: float = 1.0) -> torch.Tensor:
+    """CSA: ½ [KL_row(s, S^I) + KL_row(sᵀ, S^T)]. Row i of the image->text matrix (image i against every caption
+    j, caption j being pair j's) follows the image teacher's similarities of image i to image j; row i of the
+    text->image matrix follows the text teacher's caption-caption similarities. One student τ for both.
+
+    Args:
+        sim: (N, N) student image-caption similarities (cross-modal heads).
+        image_teacher, text_teacher: (N, N) the teachers' image-image and caption-caption cosines.
+    """
+    return (soft_label_kl(sim, image_teacher, tau, tau_teacher) + soft_label_kl(sim.T, text_teacher, tau, tau_teacher)) / 2
+
+
+def uni_softlabel_alignment(image_sim: torch.Tensor, text_sim: torch.Tensor, image_teacher: torch.Tensor,
+                            text_teacher: torch.Tensor, tau_image: torch.Tensor | float, tau_text: torch.Tensor | float,
+                            tau_teacher: float = 1.0) -> torch.Tensor:
+    """USA: ½ [KL_row(a, S^I; τ_I) + KL_row(b, S^T; τ_T)], a and b the student's uni-modal heads' image-image and
+    caption-caption similarities (each modality has its own τ)."""
+    return (soft_label_kl(image_sim, image_teacher, tau_image, tau_teacher)
+            + soft_label_kl(text_sim, text_teacher, tau_text, tau_teacher)) / 2

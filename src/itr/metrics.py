@@ -95,3 +95,37 @@ def evaluate_rankings(t2i_positions: np.ndarray, i2t_positions: np.ndarray, capt
     t2i = np.where(t2i_positions >= 0, t2i_positions, -1)
     i2t = np.where(i2t_positions >= 0, cap_labels[np.clip(i2t_positions, 0, None)], -1)
     return retrieval_metrics(t2i, cap_labels[:len(t2i)], i2t, np.arange(len(i2t)), ks)
+
+
+def precision_metrics(positions: np.ndarray, positives: np.ndarray) -> dict[str, float]:
+    """ECCV Caption's metrics of one direction, for queries with many positives, in percent.
+
+    For a query with R positives: ``R@1`` is whether the first result is a positive, ``R-P`` (R-precision) the
+    share of positives among the first R results, ``mAP@R`` the mean over the first R ranks of precision-at-rank
+    on the ranks that hold a positive, divided by R (Musgrave et al. 2020; Chun et al. 2022). A ranking shorter
+    than R (a shortlist) counts what it did not return as missed.
+
+    Args:
+        positions: (Q, K) retrieved positions per query, best first; -1 = no result.
+        positives: (Q, N) bool, query q's positives among the N retrievable items; every query needs one.
+
+    Example:
+        >>> precision_metrics(np.array([[0, 2, 1]]), np.array([[True, True, False]]))   # R = 2: hit, miss
+        {'R@1': 100.0, 'mAP@R': 50.0, 'R-P': 50.0}
+    """
+    positions, positives = np.asarray(positions), np.asarray(positives, dtype=bool)
+    if positions.ndim != 2 or positives.ndim != 2 or len(positions) != len(positives):
+        raise ValueError(f"positions (Q, K) and positives (Q, N) must have one row per query; got {positions.shape} "
+                         f"and {positives.shape}")
+    r = positives.sum(axis=1)  # (Q,)
+    if (r == 0).any():
+        raise ValueError(f"query {int(np.argmin(r))} has no positive; mAP@R and R-P are undefined for it")
+    rows = np.arange(len(positions))[:, None]
+    rel = np.where(positions >= 0, positives[rows, np.clip(positions, 0, None)], False)  # (Q, K)
+    rel = np.pad(rel, ((0, 0), (0, max(0, int(r.max()) - rel.shape[1]))))[:, :int(r.max())]  # (Q, max R)
+    within = np.arange(rel.shape[1])[None, :] < r[:, None]  # rank i counts while i < R
+    hits = np.cumsum(rel, axis=1)  # (Q, max R)
+    precision = hits / np.arange(1, rel.shape[1] + 1)[None, :]
+    ap = (precision * (rel & within)).sum(axis=1) / r
+    rp = hits[np.arange(len(r)), r - 1] / r
+    return {"R@1": float(100 * rel[:, 0].mean()), "mAP@R": float(100 * ap.mean()), "R-P": float(100 * rp.mean())}

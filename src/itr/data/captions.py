@@ -17,6 +17,8 @@ Example:
 """
 from __future__ import annotations
 
+from itr.data.truth import name_relation
+
 LANGUAGES = ("en", "de", "fr", "cs")
 NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four"}
 RELATIONS = ("left of", "right of", "above", "below")  # "A left of B" = A is left of B
@@ -24,10 +26,6 @@ RELATIONS = ("left of", "right of", "above", "below")  # "A left of B" = A is le
 
 def _cx(o) -> float:
     return (o["box"][0] + o["box"][2]) / 2
-
-
-def _cy(o) -> float:
-    return (o["box"][1] + o["box"][3]) / 2
 
 
 def _pick(rng, n: int) -> int:
@@ -39,12 +37,9 @@ def _relation(rng, objects, image_size) -> tuple[int, str, int] | None:
     pairs = [(i, j) for i in range(len(objects)) for j in range(len(objects)) if i != j]
     rng.shuffle(pairs)
     for i, j in pairs:
-        a, b = objects[i], objects[j]
-        dx, dy = _cx(b) - _cx(a), _cy(b) - _cy(a)
-        if abs(dx) > 0.12 * image_size and abs(dx) >= abs(dy):
-            return i, ("left of" if dx > 0 else "right of"), j
-        if abs(dy) > 0.12 * image_size:
-            return i, ("above" if dy > 0 else "below"), j
+        name = name_relation(objects[i], objects[j], image_size)
+        if name is not None:
+            return i, name, j
     return None
 
 

@@ -23,6 +23,9 @@ from itr.manifest import ManifestError, read_sealed, rebuild_hint, verify_files,
 
 IMAGE_COLUMNS = ["image_id", "split", "file", "width", "height", "scene", "twin_of", "twin_type"]
 CAPTION_COLUMNS = ["image_id", "caption_id", "split", "lang", "text"]
+# A generated dataset also stores each caption's meaning (JSON; itr.data.truth), which its extended ground truth
+# is computed from; imported datasets have none.
+OPTIONAL_CAPTION_COLUMNS = ["meaning"]
 
 
 TABLES = ("images.parquet", "captions.parquet")
@@ -43,7 +46,8 @@ def write_dataset(out_dir: Path, image_rows: list[dict], caption_rows: list[dict
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
-    captions = pd.DataFrame(caption_rows, columns=CAPTION_COLUMNS)
+    optional = [c for c in OPTIONAL_CAPTION_COLUMNS if caption_rows and c in caption_rows[0]]
+    captions = pd.DataFrame(caption_rows, columns=CAPTION_COLUMNS + optional)
     _check(images, captions, out_dir)
     atomic_write_parquet(images, out_dir / "images.parquet")
     atomic_write_parquet(captions, out_dir / "captions.parquet")

@@ -25,7 +25,7 @@ Example:
 from itr.data.captions import LANGUAGES, plan_captions, render_captions
     >>> scenes = generate_split(ShapesConfig(n_test=4), "test")
     >>> len(scenes), sorted(scenes[0])
-    (4, ['captions', 'image_id', 'objects', 'twin_of', 'twin_type'])
+    (4, ['captions', 'image_id', 'meanings', 'objects', 'twin_of', 'twin_type'])
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from itr.atomic import remove_stale_temporaries, replacing
 from itr.config import ShapesConfig
 from itr.data.captions import LANGUAGES, plan_captions, render_captions
 from itr.data.dataset import write_dataset
+from itr.data.truth import meanings
 
 KINDS = ("circle", "square", "triangle", "diamond", "star", "cross")
 COLOURS = {
@@ -157,11 +158,13 @@ def _cx(o) -> float:
 
 # --------------------------------------------------------------------------- captions
 
-def captions_for(rng, objects: list[dict], cfg: ShapesConfig) -> dict[str, list[str]]:
-    """Language -> captions of one scene: one plan of random choices, rendered in each of cfg.languages."""
+def captions_for(rng, objects: list[dict], cfg: ShapesConfig) -> tuple[dict[str, list[str]], list[list]]:
+    """(language -> captions, meanings) of one scene: one plan of random choices, rendered in each of
+    cfg.languages; the j-th caption of every language has the j-th meaning (itr.data.truth)."""
     plan = plan_captions(rng, objects, cfg.image_size)
-    return {lang: render_captions(plan, objects, cfg.image_size, cfg.domain, lang, cfg.captions_per_image)
-            for lang in cfg.languages}
+    texts = {lang: render_captions(plan, objects, cfg.image_size, cfg.domain, lang, cfg.captions_per_image)
+             for lang in cfg.languages}
+    return texts, meanings(plan, objects, cfg.image_size, cfg.domain)[:cfg.captions_per_image]
 
 
 # ---------------------------------------------------------------------------- render
@@ -236,7 +239,7 @@ def generate_split(cfg: ShapesConfig, split: str) -> list[dict]:
             scenes.append({"image_id": f"{split}-{idx + 1:06d}", "objects": twin,
                            "twin_of": f"{split}-{idx:06d}", "twin_type": kind})
     for sc in scenes:
-        sc["captions"] = captions_for(rng, sc["objects"], cfg)
+        sc["captions"], sc["meanings"] = captions_for(rng, sc["objects"], cfg)
     return scenes
 
 
@@ -270,8 +273,8 @@ def build(cfg: ShapesConfig, out_dir: str | Path) -> dict:
             for lang, texts in sc["captions"].items():
                 for j, text in enumerate(texts):  # English ids as they always were; others name their language
                     caption_id = f"{sc['image_id']}-{j}" if lang == "en" else f"{sc['image_id']}-{lang}{j}"
-                    caption_rows.append({"image_id": sc["image_id"], "caption_id": caption_id,
-                                         "split": split, "lang": lang, "text": text})
+                    caption_rows.append({"image_id": sc["image_id"], "caption_id": caption_id, "split": split,
+                                         "lang": lang, "text": text, "meaning": json.dumps(sc["meanings"][j])})
     twins = sum(r["twin_of"] is not None for r in image_rows)
     summary = {"dataset": "shapes", "images": len(image_rows), "captions": len(caption_rows),
                "twin_images": 2 * twins, "twin_share": round(2 * twins / len(image_rows), 4),

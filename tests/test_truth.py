@@ -1,0 +1,126 @@
+"""The extended ground truth of ShapeCaptions (which caption is true of which scene) and the ECCV Caption metrics."""
+import json
+
+import numpy as np
+import pytest
+
+from itr.config import ShapesConfig
+from itr.data import shapes
+from itr.data.dataset import read_dataset
+from itr.data.truth import extended_positives, facts, holds, meanings, name_relation
+from itr.metrics import precision_metrics
+
+CFG = ShapesConfig(n_train=4, n_val=4, n_test=150, twin_fraction=0.5, seed=11)
+S = 128
+
+
+def obj(kind, colour, size, x, y):
+    half = 10 if size == "small" else 17
+    return {"kind": kind, "colour": colour, "size": size, "box": [x - half, y - half, x + half, y + half]}
+
+
+def test_every_caption_holds_of_its_own_image_and_some_of_others():
+    scenes = shapes.generate_split(CFG, "test")
+    column = [json.dumps(m) for sc in scenes for m in sc["meanings"]]
+    positives = extended_positives(column, [sc["objects"] for sc in scenes], CFG.image_size, CFG.domain)
+    own = np.repeat(np.arange(len(scenes)), CFG.captions_per_image)
+    assert positives[np.arange(len(column)), own].all()
+    extra = positives.sum(axis=1) - 1
+    assert (extra > 0).mean() > 0.3  # generic captions ("three shapes ...") hold of many images
+    # the index agrees with the definition, pair by pair
+    for q in range(0, len(column), 37):
+        for n in range(0, len(scenes), 7):
+            assert positives[q, n] == holds(json.loads(column[q]), scenes[n]["objects"], CFG.image_size, CFG.domain)
+
+
+def test_twins_captions_tell_them_apart():
+    scenes = shapes.generate_split(CFG, "test")
+    pairs = [(a, b) for a, b in zip(scenes, scenes[1:]) if b["twin_of"] == a["image_id"]]
+    assert pairs
+    for a, b in pairs:  # some caption of each image is false of its twin (binding, relation or count)
+        assert not all(holds(m, b["objects"], S, "plain") for m in a["meanings"]), (a["captions"]["en"], b["objects"])
+
+
+def test_binding_colours_to_kinds():
+    scene = [obj("circle", "red", "small", 30, 60), obj("square", "blue", "large", 90, 60)]
+    swapped = [obj("circle", "blue", "small", 30, 60), obj("square", "red", "large", 90, 60)]
+    for meaning in ([["groups", ["blue", "square", 1], ["red", "circle", 1]]],
+                    [["sequence", ["small", "red", "circle"], ["large", "blue", "square"]]],
+                    [["has", None, "red", "circle"]]):
+        assert holds(meaning, scene, S, "plain") and not holds(meaning, swapped, S, "plain")
+
+
+def test_relation_follows_positions_and_the_generators_rule():
+    red, blue = obj("circle", "red", "small", 30, 60), obj("square", "blue", "large", 90, 60)
+    left = [["relation", ["small", "red", "circle"], "left of", ["blue", "square"]]]
+    assert holds(left, [red, blue], S, "plain")
+    assert not holds(left, [obj("circle", "red", "small", 90, 60), obj("square", "blue", "large", 30, 60)], S, "plain")
+    # too close to name: no relation at all (the generator would write the "half" caption)
+    assert name_relation(red, obj("square", "blue", "large", 40, 65), S) is None
+    # the offset that dominates decides: far right but farther down is "above"
+    assert name_relation(red, obj("square", "blue", "large", 60, 110), S) == "above"
+    assert holds([["half", ["small", "red", "circle"], "left"]], [red, blue], S, "plain")
+    assert not holds([["half", ["small", "red", "circle"], "right"]], [red, blue], S, "plain")
+
+
+def test_counts_are_exact_and_sizes_optional():
+    two = [obj("star", "red", "small", 20, 20), obj("star", "red", "large", 80, 80)]
+    three = two + [obj("star", "red", "small", 100, 20)]
+    meaning = [["groups", ["red", "star", 2]], ["k", 2]]
+    assert holds(meaning, two, S, "plain") and not holds(meaning, three, S, "plain")
+    assert holds([["has", None, "red", "star"]], three, S, "plain")
+    assert not holds([["has", "large", "red", "star"]], [two[0]], S, "plain")
+    assert not holds([["k", 2], ["domain", "plain"]], two, S, "sketch")
+
+
+def test_meanings_say_what_the_english_captions_say():
+    for sc in shapes.generate_split(CFG, "test")[:40]:
+        text, meaning = sc["captions"]["en"], sc["meanings"]
+        full = [" ".join(o) for o in meaning[0][0][1:]]
+        assert all(phrase in text[0] for phrase in full)
+        atom = meaning[1][0]
+        assert (atom[2] in text[1]) if atom[0] == "relation" else (f"{atom[2]} half" in text[1])
+        assert all(json.dumps(a) in facts(sc["objects"], S, "plain") for m in meaning for a in m)
+
+
+def test_build_stores_one_meaning_per_caption_in_every_language(tmp_path):
+    import dataclasses
+
+    shapes.build(dataclasses.replace(CFG, n_test=3, languages=("en", "de")), tmp_path)
+    _, captions = read_dataset(tmp_path, "test")
+    by_lang = captions.set_index("caption_id")["meaning"]
+    assert by_lang["test-000000-1"] == by_lang["test-000000-de1"] != by_lang["test-000000-2"]
+
+
+def test_precision_metrics_by_hand():
+    positives = np.array([[1, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=bool)  # R = 3 and 1
+    ranked = np.array([[0, 2, 4, 1, 3], [1, 2, 0, 3, 4]])
+    got = precision_metrics(ranked, positives)
+    # query 0: relevant at ranks 1 and 3 of the first 3 -> AP@R = (1 + 2/3) / 3, R-P = 2/3; query 1: miss at 1
+    assert got["R@1"] == pytest.approx(50.0)
+    assert got["mAP@R"] == pytest.approx(100 * ((1 + 2 / 3) / 3 + 0) / 2)
+    assert got["R-P"] == pytest.approx(100 * (2 / 3 + 0) / 2)
+    # a shortlist of two misses what it did not return; "no result" (-1) is never a hit
+    short = precision_metrics(np.array([[0, -1], [2, -1]]), positives)
+    assert short["mAP@R"] == pytest.approx(100 * (1 / 3 + 1) / 2) and short["R-P"] == pytest.approx(100 * (1 / 3 + 1) / 2)
+    with pytest.raises(ValueError, match="no positive"):
+        precision_metrics(ranked, np.zeros((2, 5), dtype=bool))
+
+
+def test_precision_metrics_agree_with_eccv_caption():
+    import warnings
+
+    with warnings.catch_warnings():  # the package warns that the optional ujson is missing
+        warnings.simplefilter("ignore")
+        from eccv_caption._metrics import compute_eccv_metrics
+
+    rng = np.random.default_rng(0)
+    positives = rng.random((40, 30)) < 0.15
+    positives[np.arange(40), rng.integers(0, 30, 40)] = True
+    ranked = np.argsort(rng.random((40, 30)), axis=1)
+    ours = precision_metrics(ranked, positives)
+    theirs = compute_eccv_metrics({q: list(r) for q, r in enumerate(ranked)},
+                                  {q: list(np.flatnonzero(p)) for q, p in enumerate(positives)})
+    assert ours["mAP@R"] == pytest.approx(100 * theirs["eccv_map_at_r"])
+    assert ours["R-P"] == pytest.approx(100 * theirs["eccv_rprecision"])
+    assert ours["R@1"] == pytest.approx(100 * theirs["eccv_r1"])
