@@ -75,6 +75,7 @@ def new_project(proj: Path, **changes) -> Path:
             shutil.copy(src, proj / name)
     params = yaml.safe_load((ROOT / ".test" / "params.yaml").read_text()) | changes
     params["text_encoder"]["path"] = str(make_tiny_bert(proj / "tiny-bert"))
+    params["softlabel"]["text_teacher"] = params["text_encoder"]["path"]  # CUSA's text teacher: the same tiny BERT
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return proj
 

@@ -22,7 +22,7 @@ RULES = {p.name: p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.sm
 
 
 def test_the_seeded_sections_are_those_whose_code_draws_random_numbers():
-    assert SEEDED == {"shapes", "detector", "be", "ce", "joint", "dual", "disentangled", "benchmark"}
+    assert SEEDED == {"shapes", "detector", "be", "ce", "joint", "dual", "disentangled", "softlabel", "benchmark"}
 
 
 def _full(name: str) -> dict:

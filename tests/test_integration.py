@@ -202,6 +202,7 @@ def _stale_stages(proj) -> set[str]:
     ("features", "score_thresh", 0.3, {"features"}),
     ("rerank", "lambdas", [0.2], {"rfrs"}),
     ("dual", "theta", 0.25, {"tgdt", "aladin"}),  # ALADIN's Figure 2 times TGDT-GL, which theta weights
+    ("softlabel", "alpha", 0.2, {"cusa"}),
 ])
 def test_a_param_edit_makes_stale_only_the_stages_that_read_it(project, section, key, value, stages):
     proj, _ = project

@@ -18,7 +18,7 @@ LAYERS = [
     {"itr.data"},
     {"itr.features", "itr.collection"},
     {"itr.models"},
-    {"itr.losses", "itr.sampling", "itr.mining", "itr.objectives", "itr.training"},
+    {"itr.losses", "itr.sampling", "itr.mining", "itr.objectives", "itr.training", "itr.teachers"},
     {"itr.index"},
     {"itr.rerank", "itr.shortlist", "itr.search"},
     {"itr.evaluate"},

@@ -7,7 +7,8 @@ import pytest
 from itr.config import ShapesConfig
 from itr.data import shapes
 from itr.data.dataset import read_dataset
-from itr.data.truth import extended_positives, facts, holds, meanings, name_relation
+from itr.data.captions import NUMBERS
+from itr.data.truth import extended_positives, facts, holds, name_relation
 from itr.metrics import precision_metrics
 
 CFG = ShapesConfig(n_train=4, n_val=4, n_test=150, twin_fraction=0.5, seed=11)
@@ -57,8 +58,12 @@ def test_relation_follows_positions_and_the_generators_rule():
     assert not holds(left, [obj("circle", "red", "small", 90, 60), obj("square", "blue", "large", 30, 60)], S, "plain")
     # too close to name: no relation at all (the generator would write the "half" caption)
     assert name_relation(red, obj("square", "blue", "large", 40, 65), S) is None
-    # the offset that dominates decides: far right but farther down is "above"
-    assert name_relation(red, obj("square", "blue", "large", 60, 110), S) == "above"
+    # the generator names the dominant offset: far right but farther down is "above"; "left of" holds as well
+    far = obj("square", "blue", "large", 60, 110)
+    assert name_relation(red, far, S) == "above"
+    for name in ("above", "left of"):
+        assert holds([["relation", ["small", "red", "circle"], name, ["blue", "square"]]], [red, far], S, "plain")
+    assert not holds([["relation", ["small", "red", "circle"], "below", ["blue", "square"]]], [red, far], S, "plain")
     assert holds([["half", ["small", "red", "circle"], "left"]], [red, blue], S, "plain")
     assert not holds([["half", ["small", "red", "circle"], "right"]], [red, blue], S, "plain")
 
@@ -73,14 +78,36 @@ def test_counts_are_exact_and_sizes_optional():
     assert not holds([["k", 2], ["domain", "plain"]], two, S, "sketch")
 
 
-def test_meanings_say_what_the_english_captions_say():
-    for sc in shapes.generate_split(CFG, "test")[:40]:
-        text, meaning = sc["captions"]["en"], sc["meanings"]
-        full = [" ".join(o) for o in meaning[0][0][1:]]
-        assert all(phrase in text[0] for phrase in full)
-        atom = meaning[1][0]
-        assert (atom[2] in text[1]) if atom[0] == "relation" else (f"{atom[2]} half" in text[1])
-        assert all(json.dumps(a) in facts(sc["objects"], S, "plain") for m in meaning for a in m)
+def _said(atom) -> list[str]:
+    """Words of an English caption that an atom requires (the background's name for a domain)."""
+    background = {"plain": "noisy background", "sketch": "striped background"}
+    kind, *rest = atom
+    if kind == "k":
+        return [f"{NUMBERS[rest[0]]} shape"]
+    if kind == "domain":
+        return [background[rest[0]]]
+    if kind == "has":
+        return [" ".join(w for w in rest if w)]
+    if kind == "groups":  # "two red circles" or "a red circle"
+        return [f"{NUMBERS[m]} {c} {k}" if m > 1 else f"{c} {k}" for c, k, m in rest]
+    if kind == "sequence":
+        return [" ".join(o) for o in rest]
+    if kind == "relation":
+        return [" ".join(rest[0]), rest[1], " ".join(rest[2])]
+    return [" ".join(rest[0]), f"{rest[1]} half"]  # half
+
+
+def test_every_atom_of_a_meaning_is_said_by_its_caption_and_every_caption_says_its_facts():
+    for domain in ("plain", "sketch"):
+        for sc in shapes.generate_split(ShapesConfig(**{**CFG.to_dict(), "domain": domain, "n_test": 60}), "test"):
+            for text, meaning in zip(sc["captions"]["en"], sc["meanings"]):
+                for atom in meaning:  # no atom the caption does not say
+                    assert all(w.rstrip("s") in text for w in _said(atom)), (text, atom)
+                said = {a[0] for a in meaning}  # and the caption's numbers and background are in its meaning
+                if "shape" in text:
+                    assert "k" in said, (text, meaning)
+                if "background" in text:
+                    assert "domain" in said, (text, meaning)
 
 
 def test_build_stores_one_meaning_per_caption_in_every_language(tmp_path):

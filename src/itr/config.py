@@ -281,6 +281,31 @@ class DisentangledConfig(_TrainSection):
 
 
 @dataclasses.dataclass(frozen=True)
+class SoftLabelConfig(_TrainSection):
+    """A soft-label student (itr.models.softlabel; Huang et al. 2024): ITC + alpha * CSA + beta * USA, teachers'
+    similarities at ``teacher_tau``, the students' temperatures learned from ``itc_tau`` and ``soft_tau``;
+    ``itc_reduction`` "sum" is the paper's InfoNCE, "mean" the release's (1/N of it); ``teacher_features``: the text
+    teacher "disk" (computed once, itr.teachers) or "on_the_fly" (every step)."""
+    SECTION = "softlabel"
+    weight_decay: float = 0.0001
+    alpha: float = 0.1
+    beta: float = 0.5
+    itc_tau: float = 0.05
+    soft_tau: float = 0.45
+    teacher_tau: float = 1.0
+    itc_reduction: str = "sum"
+    text_teacher: str = "minilm"
+    teacher_features: str = "disk"
+
+    @classmethod
+    def cross_problems(cls, d: dict) -> list[str]:
+        if d.get("precision", cls.precision) == "bf16":  # logits are cosines over a temperature down to 0.01
+            return ["'softlabel.precision' bf16: its temperatures (down to 0.01) would amplify bf16's rounding of the "
+                    "similarities a hundredfold; train it in fp32"]
+        return []
+
+
+@dataclasses.dataclass(frozen=True)
 class RerankConfig(Section):
     """Retrieve and rerank (COOP): shortlist sizes, score fusion weights, the protocol CE rows use."""
     SECTION = "rerank"
@@ -335,10 +360,11 @@ class TrackingConfig(Section):
 # ablations) are read by the workflow or by benchmarks/latency.py only.
 SECTIONS: dict[str, type[Section]] = {cls.SECTION: cls for cls in (
     ShapesConfig, DetectorConfig, FeaturesConfig, PretrainedFeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, DualConfig,
-    DisentangledConfig, RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
+    DisentangledConfig, SoftLabelConfig, RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}
 # Training methods (``itr train <method>``) -> the section holding their settings.
 TRAIN_METHODS: dict[str, type[_TrainSection]] = {"be": BEConfig, "ce": CEConfig, "joint": JointConfig,
-                                                 "cmc": DualConfig, "disentangled": DisentangledConfig}
+                                                 "cmc": DualConfig, "disentangled": DisentangledConfig,
+                                                 "softlabel": SoftLabelConfig}
 # Sections whose code draws random numbers, to which the workflow adds the global seed: every section whose
 # dataclass has a seed field, and the latency benchmark (a script; its section has no dataclass).
 SEEDED = frozenset({name for name, cls in SECTIONS.items() if any(f.name == "seed" for f in dataclasses.fields(cls))}

@@ -185,7 +185,7 @@ def listnet_distillation(teacher: torch.Tensor, student: torch.Tensor, tau: floa
 
 def multi_positive_itc(sim: torch.Tensor, labels: torch.Tensor, tau: torch.Tensor | float,
                        released_mean: bool = False) -> torch.Tensor:
-    """CUSA's image-text contrastive loss: InfoNCE in both directions where every pair of one image is a positive.
+    """The image-text contrastive loss of soft-label alignment (Huang et al. 2024): InfoNCE in both directions where every pair of one image is a positive.
 
     With s_ij the similarity of image i and caption j and y_ij = 1[id_i = id_j] / #{k: id_k = id_i}:
 
@@ -209,7 +209,7 @@ def multi_positive_itc(sim: torch.Tensor, labels: torch.Tensor, tau: torch.Tenso
 def soft_label_kl(student: torch.Tensor, teacher: torch.Tensor, tau: torch.Tensor | float,
                   tau_teacher: float) -> torch.Tensor:
     """KL(P ‖ Q) row by row, averaged over rows: P = softmax(teacher / τ'), a fixed target (no gradient reaches
-    the teacher), Q = softmax(student / τ). CUSA's primitive of both alignments (``F.kl_div(..., 'batchmean')``).
+    the teacher), Q = softmax(student / τ). The primitive of both soft-label alignments (``F.kl_div(..., 'batchmean')``).
 
     Args:
         student, teacher: (N, N) similarity matrices over one batch.

@@ -8,7 +8,9 @@
 * ``cmc`` (a dual transformer, itr.models.dual): the Consistent Multimodal Contrastive loss on the global
   and the local similarity (Liu et al. 2023, eq. 7);
 * ``disentangled`` (itr.models.disentangled): the max-violation hinge on the alignment scores, and on the matching
-  head the same hinge or ListNet distillation from the alignment scores (Messina et al. 2022), weighted.
+  head the same hinge or ListNet distillation from the alignment scores (Messina et al. 2022), weighted;
+* ``softlabel`` (itr.models.softlabel): multi-positive ITC plus soft-label alignment to uni-modal teachers (Huang et
+  al. 2024), weighted.
 
 Each objective has ``loss(rows, step)`` for a batch of training caption rows and ``validate(val, store, device)``,
 which returns metrics with an ``rsum`` (the training loop keeps the epoch with the best mean rsum; itr.training).
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from itr.distributed import gather, shard, share, world
 from itr.errors import InputError
 from itr.features.store import FeatureStore
-from itr.losses import (batch_hard_triplet_loss, cmc_loss, listnet_distillation, match_bce_loss, max_violation_hinge,
-                        sampled_triplet_loss)
+from itr.losses import (batch_hard_triplet_loss, cmc_loss, cross_softlabel_alignment, listnet_distillation,
+                        match_bce_loss, max_violation_hinge, multi_positive_itc, sampled_triplet_loss,
+                        uni_softlabel_alignment)
 from itr.metrics import evaluate_rankings
 from itr.mining import HardNegatives, mine_hard_negatives
 from itr.models.encode import (
@@ -43,6 +47,7 @@ from itr.models.encode import (
     score_pairs,
 )
 from itr.sampling import sample_match_pairs
+from itr.teachers import image_teacher
 
 VAL_KS = (1, 5, 10)
 
@@ -78,8 +83,9 @@ class _Objective:
     validates = True  # scored on val after every epoch (and part of checkpoint selection)
     needs_mining = False
 
-    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device):
+    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device, text_teacher=None):
         self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
+        self.text_teacher = text_teacher  # soft-label students' (itr.teachers.TextTeacher): embeddings of training caption rows
         self.images = train.unique_images
         self.labels = {iid: n for n, iid in enumerate(self.images)}
         self.caption_labels = np.array([self.labels[i] for i in train.image_ids])  # (N,)
@@ -265,6 +271,48 @@ class DisentangledObjective(_Objective):
                 **{f"matching/{k}": x for k, x in matching.items()}, **{f"alignment/{k}": x for k, x in alignment.items()}}
 
 
+class SoftLabelObjective(_Objective):
+    """A soft-label student's update (Huang et al. 2024): ITC + alpha * CSA + beta * USA on one batch.
+
+    ITC on the cross-modal heads' (B images, B captions) cosines; CSA pulls their rows toward the image teacher's
+    image-image and their columns toward the text teacher's caption-caption softmax; USA pulls the uni-modal heads'
+    image-image and caption-caption cosines toward the same teachers. Validation: retrieval with the cross-modal heads.
+    """
+    name = "softlabel"
+
+    def loss(self, rows: np.ndarray, step: int) -> torch.Tensor:
+        cfg, dev, model = self.cfg, self.device, self.model
+        if world()[1] > 1:  # the release's configs do not gather either, but its batches are per GPU: keep it exact
+            raise InputError("softlabel training runs in one process: its (B, B) similarities are not gathered across "
+                             "processes; give the train rule one GPU")
+        model.clamp_temperatures()
+        ids, mask = self.train.batch(rows)
+        image_ids = [self.train.image_ids[r] for r in rows]
+        batch = image_batch(self.store, image_ids, dev)
+        text = model.text_features(ids.to(dev), mask.to(dev)).float()  # (B, H) before the heads
+        image = model.image_features(*image_inputs(batch)).float()  # (B, H)
+        cross = F.normalize(model.cross_image_head(image), dim=-1) @ F.normalize(model.cross_text_head(text), dim=-1).T
+        y = torch.tensor([self.labels[i] for i in image_ids], device=dev)
+        loss = multi_positive_itc(cross, y, model.itc_tau, released_mean=cfg.itc_reduction == "mean")  # (B, B) in
+        if cfg.alpha == 0 and cfg.beta == 0:
+            return loss
+        image_t = image_teacher(batch["global"])  # (B, D): the store's whole-image features
+        text_t = self.text_teacher(rows).to(dev)  # (B, D'): the text teacher's, captions only
+        image_sim, text_sim = image_t @ image_t.T, text_t @ text_t.T  # (B, B) each
+        if cfg.alpha > 0:
+            loss = loss + cfg.alpha * cross_softlabel_alignment(cross, image_sim, text_sim, model.csa_tau, cfg.teacher_tau)
+        if cfg.beta > 0:
+            uni_image = F.normalize(model.uni_image_head(image), dim=-1)
+            uni_text = F.normalize(model.uni_text_head(text), dim=-1)
+            loss = loss + cfg.beta * uni_softlabel_alignment(uni_image @ uni_image.T, uni_text @ uni_text.T, image_sim,
+                                                             text_sim, model.usa_image_tau, model.usa_text_tau,
+                                                             cfg.teacher_tau)
+        return loss
+
+    def validate(self, val, store, device) -> dict[str, float]:
+        return validate(self.model, val, store, device)
+
+
 def _weighted(loss: torch.Tensor, n_local: int, n_total: int) -> torch.Tensor:
     """A mean over this process's slice, weighted so that averaging over processes gives the batch mean."""
     weight = share(n_local, n_total)
@@ -275,7 +323,7 @@ def objectives_of(method: str, cfg) -> list[type]:
     """The objectives one training step runs, in order."""
     triplet = [TripletObjective] + ([SampledTripletObjective] if getattr(cfg, "ance_triplet", False) else [])
     return {"be": triplet, "ce": [MatchObjective], "joint": triplet + [MatchObjective], "cmc": [CMCObjective],
-            "disentangled": [DisentangledObjective]}[method]
+            "disentangled": [DisentangledObjective], "softlabel": [SoftLabelObjective]}[method]
 
 
 def mine(model, train: CaptionSet, store: FeatureStore, device, k: int) -> HardNegatives:

@@ -33,6 +33,7 @@ RULE_ENTRIES = {
     "pretrained_features": "itr.cli.detector:extract_pretrained",
     "import_features": "itr.cli.detector:import_features",
     "train": "itr.cli.train:train",
+    "text_teacher": "itr.cli.train:teachers",
     "build_index": "itr.cli.index:build",
     "evaluate": "itr.cli.index:evaluate",
     "rerank_score": "itr.cli.rerank:score",

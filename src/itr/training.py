@@ -52,7 +52,8 @@ def linear_decay(optimizer, total_steps: int):
 
 
 def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: CaptionSet, store: FeatureStore,
-                state_dir: Path, device, extra_state: dict, log=print, track=None, inputs: dict | None = None) -> dict:
+                state_dir: Path, device, extra_state: dict, log=print, track=None, inputs: dict | None = None,
+                text_teacher=None) -> dict:
     """Train ``method`` (be, ce or joint), keep the best validation epoch in state_dir/best.pt, return a summary.
 
     Args:
@@ -61,9 +62,10 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
         inputs: identities of what else the run reads (upstream digests, code); with the config they key
             the resumable state, so a state saved from other inputs is discarded (train_from_files fills it).
+        text_teacher: a soft-label student's text teacher (itr.teachers.TextTeacher), for the objectives that read one.
     """
     identity = {"config": cfg.to_dict(), **(inputs or {})}
-    objectives = [cls(cfg, model, train, store, device) for cls in objectives_of(method, cfg)]
+    objectives = [cls(cfg, model, train, store, device, text_teacher) for cls in objectives_of(method, cfg)]
     full_pass = cfg.full_pass_steps(len(train))
     if cfg.steps_per_epoch > full_pass:
         raise ValueError(f"steps_per_epoch={cfg.steps_per_epoch} exceeds one pass over the {len(train)} training "
@@ -172,17 +174,22 @@ def build_model(method: str, cfg, text_cfg, store: FeatureStore, init=None) -> t
     if method == "disentangled":
         from itr.models.disentangled import from_checkpoint
         return from_checkpoint(init, store, cfg, text_cfg.to_dict())
+    if method == "softlabel":
+        from itr.models.softlabel import SoftLabelDualEncoder
+        towers, tokenizer = load_encoder(text_cfg.path, store.dim, layers=text_cfg.layers)
+        return SoftLabelDualEncoder(towers, cfg.itc_tau, cfg.soft_tau), tokenizer
     return load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
 
 
 def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out, history, device="cpu",
-                     log=print, track=None, init=None) -> dict:
-    """Train a ``method`` model (be, ce, joint, cmc, disentangled) on a dataset directory and its feature store, and
+                     log=print, track=None, init=None, teacher=None) -> dict:
+    """Train a ``method`` model (be, ce, joint, cmc, disentangled, softlabel) on a dataset directory and its feature store, and
     publish it.
 
     The epoch with the best validation rsum becomes ``out``; the per-epoch history goes to ``history``
     (CSV). ``cfg`` is the method's config, ``text_cfg`` a TextEncoderConfig; ``init`` the checkpoint a
-    ``disentangled`` model starts from. Returns train_model's result.
+    ``disentangled`` model starts from; ``teacher`` the text-teacher file of a ``softlabel`` model whose
+    ``teacher_features`` are on disk (itr.teachers). Returns train_model's result.
     """
     import pandas as pd
 
@@ -206,15 +213,33 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
     if init is not None:  # the checkpoint fine-tuned: another one is another run
         inputs["init"] = extra["init"] = file_digest(init)
+    text_teacher = None
+    if method == "softlabel" and (cfg.alpha > 0 or cfg.beta > 0):
+        text_teacher, inputs["teacher"] = _text_teacher(cfg, teacher, train, train_caps, device)
     if not distributed.is_main():  # the other torchrun ranks compute and write nothing
         return train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=lambda m: None,
-                           inputs=inputs)
+                           inputs=inputs, text_teacher=text_teacher)
     with state_lock(state_dir):  # one trainer per state directory
         for where in (Path(state_dir), Path(out).parent):
             remove_stale_temporaries(where)  # a killed run's half-written files (live writers' are kept)
         result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log,
-                             track=track, inputs=inputs)
+                             track=track, inputs=inputs, text_teacher=text_teacher)
         publish_best(Path(state_dir), Path(out))
     write_text(history, pd.DataFrame(result["history"]).to_csv(index=False))
     log(f"{method}: best epoch {result['best_epoch']}, val rsum {result['best_val_rsum']:.2f}")
     return result
+
+
+def _text_teacher(cfg, teacher, train: CaptionSet, train_caps, device) -> tuple[object, str]:
+    """A soft-label student's text teacher of the training captions and its identity: from ``teacher`` (a file) or on the fly."""
+    from itr.manifest import file_digest
+    from itr.teachers import TextTeacher
+
+    if cfg.teacher_features == "disk":
+        if teacher is None:
+            raise ValueError("softlabel.teacher_features is 'disk' but no teacher file was given (--teacher); build one with "
+                             "`itr teachers` or set teacher_features: on_the_fly")
+        return TextTeacher.from_file(teacher, train.caption_ids, cfg.text_teacher), file_digest(teacher)
+    texts = dict(zip(train_caps["caption_id"], train_caps["text"]))
+    return (TextTeacher.on_the_fly(cfg.text_teacher, [texts[c] for c in train.caption_ids], device),
+            f"on_the_fly:{cfg.text_teacher}")

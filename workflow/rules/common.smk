@@ -12,7 +12,7 @@ from itr.data import sources
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
                         INDEX_DONE, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
-                        TRACKED_CELLS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        TEXT_TEACHER, TRACKED_CELLS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
@@ -140,9 +140,10 @@ def upstream(inputs):
 
 
 def train_inputs(wc):
-    """The variant's dataset and features, and the checkpoint it fine-tunes if it starts from one (``init``)."""
+    """The variant's dataset and features, the checkpoint it fine-tunes if it starts from one (``init``), and the
+    text-teacher file it reads if it has one (``teacher``)."""
     spec = VARIANTS[wc.variant]
-    return {**data_inputs(spec["dataset"]), **({"init": spec["init"]} if spec.get("init") else {})}
+    return {**data_inputs(spec["dataset"]), **{key: spec[key] for key in ("init", "teacher") if spec.get(key)}}
 
 
 def reported_table_files(png=False):
@@ -153,9 +154,15 @@ def reported_table_files(png=False):
 
 
 def init_arg(wc):
-    """--init of a variant that fine-tunes a trained checkpoint (train_inputs' ``init``); empty otherwise."""
-    init = VARIANTS[wc.variant].get("init")
-    return f"--init {init}" if init else ""
+    """--init of a variant that fine-tunes a trained checkpoint, --teacher of one that reads a text-teacher file
+    (train_inputs' ``init`` and ``teacher``); empty otherwise."""
+    spec = VARIANTS[wc.variant]
+    return " ".join(f"--{key} {spec[key]}" for key in ("init", "teacher") if spec.get(key))
+
+
+def teacher_dataset(wc):
+    """The dataset whose captions the text-teacher file of variant ``wc.variant`` embeds."""
+    return DATASET_MANIFEST.format(dataset=VARIANTS[wc.variant]["dataset"])
 
 
 def index_inputs(wc):

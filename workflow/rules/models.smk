@@ -30,3 +30,27 @@ rule train:
         " --config {params.cfg} --text-encoder {params.text} {params.init} --out {output.model} --history {output.history}"
         " --state-dir {params.state} --threads {threads} --processes {resources.gpu}"  # >1 GPU: torchrun ranks
         " --tracking {params.tracking} --run-name train/{wildcards.variant}/{wildcards.model} > {log} 2>&1"
+
+
+# A soft-label student's text teacher (CUSA): every caption of a student's dataset embedded once (itr.teachers); the students read it
+# (train_inputs' "teacher"). The image teacher is the feature store's whole-image features, already on disk.
+rule text_teacher:
+    input:
+        data=teacher_dataset,
+    output:
+        TEXT_TEACHER,
+    params:
+        code=CODE["text_teacher"],
+        teacher=lambda wc: config["softlabel"]["text_teacher"],
+    conda:
+        ITR_ENV
+    log:
+        "logs/text_teacher/{variant}.log",
+    benchmark:
+        "logs/benchmarks/text_teacher/{variant}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    shell:
+        "itr teachers --data $(dirname {input.data}) --text-teacher {params.teacher} --out {output} --threads {threads}"
+        " > {log} 2>&1"

@@ -12,6 +12,7 @@ params, and the library writes every output atomically. One module per stage gro
     itr features pretrained --data data/coco --config JSON --out features/coco        (torchvision's COCO detector)
     itr features import --format butd-tsv --source F.tsv --dataset data/coco --out features/coco | itr features info S
     itr train {be,ce,joint} --data D --features F --config JSON --text-encoder JSON --out M.pt   itr.cli.train
+    itr teachers --data D --text-teacher minilm --out T.npz                              (soft-label students' text teacher)
     itr index build --model M.pt --data D --features F --config JSON --out DIR          itr.cli.index
     itr evaluate --index DIR --config JSON --protocol folds --out M.json ...
     itr rerank score --reranker CE.pt [--first-stage DIR] --data D ... --out S.npz      itr.cli.rerank

@@ -13,7 +13,8 @@ The atoms, one per thing a template says (sizes, colours and kinds are the gener
 * ``["k", n]``: n shapes; ``["domain", d]``: the background the caption names;
 * ``["has", size or None, colour, kind]``: some object of this kind and colour (and size, when named);
 * ``["relation", [size, colour, kind], name, [colour, kind]]``: some such object *name* ("left of", "above",
-  ...) some other such object, named by the generator's own rule (``name_relation``);
+  ...) some other such object: their centres more than 0.12 of the image apart on that axis (``relations``; the
+  generator names the dominant axis of a pair, ``name_relation``, but the other may hold too);
 * ``["half", [size, colour, kind], side]``: some such object in the left or right half.
 
 Example:
@@ -41,13 +42,26 @@ def _cy(o) -> float:
 
 def name_relation(a: dict, b: dict, image_size: int) -> str | None:
     """How the generator names "a <relation> b": horizontal when the centres are far enough apart and the
-    horizontal offset dominates, else vertical when far enough apart, else nothing."""
+    horizontal offset dominates, else vertical when far enough apart, else nothing. Always one of ``relations``."""
     dx, dy = _cx(b) - _cx(a), _cy(b) - _cy(a)
     if abs(dx) > 0.12 * image_size and abs(dx) >= abs(dy):
         return "left of" if dx > 0 else "right of"
     if abs(dy) > 0.12 * image_size:
         return "above" if dy > 0 else "below"
     return None
+
+
+def relations(a: dict, b: dict, image_size: int) -> set[str]:
+    """Every relation true of "a <relation> b": each axis on which the centres are far enough apart (the generator
+    names only the dominant one, ``name_relation``; "above" is no less true of a pair that is also far apart
+    horizontally)."""
+    dx, dy = _cx(b) - _cx(a), _cy(b) - _cy(a)
+    out = set()
+    if abs(dx) > 0.12 * image_size:
+        out.add("left of" if dx > 0 else "right of")
+    if abs(dy) > 0.12 * image_size:
+        out.add("above" if dy > 0 else "below")
+    return out
 
 
 def _full(o) -> list:
@@ -86,8 +100,7 @@ def facts(objects: list[dict], image_size: int, domain: str) -> set[str]:
     for a in objects:
         out += [["has"] + _full(a), ["has", None, a["colour"], a["kind"]], ["half", _full(a), _side(a, image_size)]]
         for b in objects:
-            name = name_relation(a, b, image_size) if b is not a else None
-            if name is not None:
+            for name in sorted(relations(a, b, image_size)) if b is not a else ():
                 out.append(["relation", _full(a), name, [b["colour"], b["kind"]]])
     return {json.dumps(atom) for atom in out}
 

@@ -19,6 +19,7 @@ ARCHITECTURES = {  # name -> "module:class" (imported when a checkpoint names it
     "multimodal_encoder": "itr.models.encoder:MultimodalEncoder",
     "dual_transformer": "itr.models.dual:DualTransformer",
     "disentangled_encoder": "itr.models.disentangled:DisentangledEncoder",
+    "softlabel_dual_encoder": "itr.models.softlabel:SoftLabelDualEncoder",
 }
 
 

@@ -28,7 +28,7 @@ from itr.config import ConfigError
 from itr.errors import InputError
 from itr.protocols import protocol_problems
 
-PAPERS = ("rfrs", "tgdt", "aladin")  # the registry: one entry per package under itr.papers
+PAPERS = ("rfrs", "tgdt", "aladin", "cusa")  # the registry: one entry per package under itr.papers
 
 
 class UnknownPaperError(InputError, LookupError):

@@ -92,7 +92,8 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     depth = 1 if config["dataset"] == layout.MAIN_DATASET else 2
     top = lambda parts: "/".join(parts[:depth])  # noqa: E731
     variants = sorted({top(v.split("/")) for v in plan.variants})
-    outs = [{f"{kind}/{v}": KEEP} for kind in ("models", "indexes", "scores") for v in variants]
+    kinds = ("models", "indexes") + (("scores",) if plan.rerank_rows else ())  # scores: pairs a second stage scored
+    outs = [{f"{kind}/{v}": KEEP} for kind in kinds for v in variants]
     outs += [{f"results/metrics/{v}": UNCACHED} for v in variants]
     tables = [f for t in paper.targets if t.name in plan.tables for f in layout.table_files(name, t.name, config, t.png)]
     outs += [{f: UNCACHED} for f in tables if not f.endswith(".json")]

@@ -1,0 +1,22 @@
+"""Huang et al., *Cross-modal and Uni-modal Soft-label Alignment for Image-Text Retrieval* (CUSA, AAAI 2024; the
+appendix's tables): a dual-encoder student trained with ITC plus soft labels from uni-modal teachers.
+
+Mapping, deviations, results and claims: docs/cusa.md. This package holds what is particular to the paper: its
+reported numbers (``reported.yaml``), its plan (``plan``: the students trained with ITC alone and with CSA, USA or
+both; the table cells) and the table builders (``tables``). The student, the teachers, the losses and the training
+are shared layers: itr.models.softlabel, itr.teachers, itr.losses (multi_positive_itc, cross_softlabel_alignment,
+uni_softlabel_alignment), itr.objectives (SoftLabelObjective).
+"""
+from itr.papers import Paper, Target
+
+PAPER = Paper(
+    name="cusa",
+    title="CUSA (Huang et al., AAAI 2024)",
+    targets=(
+        Target("table7", "tables:build_table7"),
+        Target("table8", "tables:build_table8"),
+    ),
+    # every key its plan and rules read: its section (the students and the text teacher), the text tower the
+    # students start from, and how cells are indexed and evaluated.
+    params=("seed", "text_encoder", "softlabel", "index", "evaluation", "tracking"),
+)

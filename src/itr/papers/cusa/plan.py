@@ -1,0 +1,76 @@
+"""What CUSA asks of the workflow: its students, rows and table cells, from params.yaml.
+
+Student (a) of the issue: this project's region-feature dual encoder (Retrieve Fast, Rerank Smart's BE towers) with a
+cross-modal and a uni-modal head per side (itr.models.softlabel, ``itr train softlabel``), trained four ways, as the
+paper's Table 8 trains each of its students:
+
+    ITC (alpha = beta = 0) | + CSA (beta = 0) | + USA (alpha = 0) | + CUSA (the section's own alpha and beta)
+
+Every student that reads a teacher reads the one text-teacher file of the main variant (``itr teachers``; the image
+teacher is the detector's whole-image feature in the feature store). Row: ``cusa_dual``, the cross-modal heads'
+embeddings through the faiss index. Protocol analogues: COCO 5K -> ``full``, Flickr30K 1K -> ``subset`` (the first
+``evaluation.subset_size`` test images). Nothing here imports torch or pandas: Snakemake parses it on every call.
+
+Example:
+    >>> p = plan(yaml.safe_load(open("params.yaml")))
+    >>> p.tables["table8"].inputs[0]
+    'results/metrics/cusa_var/itc/cusa_dual/shapes/full.json'
+"""
+from __future__ import annotations
+
+from itr.layout import EVAL_METRICS, MODEL, TEXT_TEACHER, main_dataset, on_dataset
+from itr.papers import Plan, TableSpec
+
+METHOD = "softlabel"  # itr train softlabel (params section softlabel)
+ROW = "cusa_dual"
+EMBEDDING_ROWS = {ROW: METHOD}
+MAIN = "cusa"  # + CUSA: the section's own alpha and beta
+VARIANTS = "cusa_var"
+# name -> overrides of the cusa section
+STUDENTS = {"itc": {"alpha": 0.0, "beta": 0.0}, "csa": {"beta": 0.0}, "usa": {"alpha": 0.0}, MAIN: {}}
+LABELS = {"itc": "ITC", "csa": "+ CSA", "usa": "+ USA", MAIN: "+ CUSA"}
+PROTOCOLS = {"5K": "full", "1K": "subset"}  # the paper's COCO 5K and Flickr30K 1K test sets -> our protocols
+
+
+def variant_name(name: str) -> str:
+    return MAIN if name == MAIN else f"{VARIANTS}/{name}"
+
+
+def cell(name: str, protocol: str, config: dict) -> str:
+    """The metrics file of a student on the configured dataset."""
+    return EVAL_METRICS.format(variant=on_dataset(variant_name(name), config), method=ROW,
+                               collection=main_dataset(config), protocol=protocol)
+
+
+def plan(config: dict) -> Plan:
+    """Every student and table cell of the paper under ``config`` (a validated params mapping)."""
+    data, section = main_dataset(config), config["softlabel"]
+    teacher = TEXT_TEACHER.format(variant=on_dataset(MAIN, config))
+    variants = {}
+    for name, overrides in STUDENTS.items():
+        s = {**section, **overrides}
+        reads_file = (s["alpha"] > 0 or s["beta"] > 0) and s["teacher_features"] == "disk"
+        variants[on_dataset(variant_name(name), config)] = {
+            "dataset": data, "overrides": overrides, "models": [METHOD], **({"teacher": teacher} if reads_file else {})}
+    rows = {on_dataset(variant_name(n), config): LABELS[n] for n in STUDENTS}
+    table8 = [cell(n, p, config) for p in PROTOCOLS.values() for n in STUDENTS]
+    settings = {k: section[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "itc_tau", "soft_tau",
+                                        "teacher_tau", "alpha", "beta", "itc_reduction", "text_teacher",
+                                        "teacher_features")}
+    return Plan(
+        variants=variants, collections={data: {"dataset": data, "distractors": []}},
+        embedding_rows=EMBEDDING_ROWS, rerank_rows={},
+        searched=sorted((v, data) for v in variants),
+        tables={"table7": TableSpec([MODEL.format(variant=on_dataset(MAIN, config), model=METHOD)], None, None,
+                                    {"settings": settings}),
+                "table8": TableSpec(table8, None, _note(config), {"rows": rows})},
+        first_images={v: None for v in variants},
+    )
+
+
+def _note(config: dict) -> str:
+    c = config["softlabel"]
+    return (f"Every student: the bi-encoder's towers (the text tower {config['text_encoder']['path']!r}, image layers "
+            f"from scratch over the detector's regions) with two heads per side, {c['epochs']} epoch(s) at batch "
+            f"{c['batch_size']}; 5K = the "
+            f"whole test split, 1K = its first {config['evaluation']['subset_size']} images.")

@@ -1,0 +1,153 @@
+"""CUSA's student, teachers and objective (itr.models.softlabel, itr.teachers, SoftLabelObjective)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from itr.checkpoint import load_checkpoint
+from itr.config import SoftLabelConfig
+from itr.models import load_trained
+from itr.features.store import FeatureStore
+from itr.models.softlabel import TEMPERATURE_RANGES
+from itr.teachers import TeacherError, TextTeacher, encode_texts, pre_caption, write_text_teacher
+from itr.training import build_model, train_from_files
+
+CFG = SoftLabelConfig(epochs=1, batch_size=4, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tiny_pipeline, tmp_path_factory):
+    root, text = tiny_pipeline
+    out = tmp_path_factory.mktemp("teacher") / "text.npz"
+    write_text_teacher(root / "data", text.path, out)
+    return out
+
+
+def _cfg(text, **changes):
+    return dataclasses.replace(CFG, text_teacher=text.path, **changes)
+
+
+def test_the_text_teacher_reads_captions_only_cleaned_as_released(tiny_pipeline, teacher_file):
+    root, text = tiny_pipeline
+    assert pre_caption("From left to right: a Red circle, and a star.") == "from left to right a red circle and a star"
+    with np.load(teacher_file) as z:
+        ids, vectors = list(z["caption_ids"]), z["text"]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # the vectors are the captions' text encoded alone: the teacher is handed no image
+    from itr.data.dataset import read_dataset
+    _, caps = read_dataset(root / "data")
+    caps = caps[caps["lang"] == "en"].reset_index(drop=True)
+    assert ids == list(caps["caption_id"])
+    again = encode_texts(text.path, list(caps["text"][:3])).numpy()
+    assert np.allclose(again, vectors[:3], atol=1e-5)
+    with pytest.raises(TeacherError, match="other captions"):
+        TextTeacher.from_file(teacher_file, ["no-such-caption"], text.path)
+    with pytest.raises(TeacherError, match="text teacher"):
+        TextTeacher.from_file(teacher_file, ids[:2], "minilm")
+
+
+def test_the_student_has_two_heads_per_side_and_clamps_its_temperatures(tiny_pipeline):
+    root, text = tiny_pipeline
+    model, tok = build_model("softlabel", _cfg(text), text, FeatureStore(root / "feat"))
+    ids = tok(["a red circle", "two blue squares"], return_tensors="pt", padding=True)
+    cross, uni = model.embed_text(ids["input_ids"], ids["attention_mask"]), model.uni_text(ids["input_ids"], ids["attention_mask"])
+    assert cross.shape == uni.shape == (2, 16) and not torch.allclose(cross, uni)
+    assert abs(model.cross_text_head[1].weight.std().item() - 0.02) < 0.01  # N(0, 0.02) as released
+    with torch.no_grad():
+        model.itc_tau.fill_(5.0), model.csa_tau.fill_(0.0)
+    model.clamp_temperatures()
+    assert model.itc_tau.item() == pytest.approx(TEMPERATURE_RANGES["itc_tau"][1])
+    assert model.csa_tau.item() == pytest.approx(TEMPERATURE_RANGES["csa_tau"][0])
+
+
+def test_itc_alone_never_touches_the_uni_modal_heads_and_cusa_trains_them(tiny_pipeline, teacher_file, tmp_path):
+    root, text = tiny_pipeline
+    runs = {}
+    for name, cfg in {"itc": _cfg(text, alpha=0.0, beta=0.0), "cusa": _cfg(text)}.items():
+        result = train_from_files("softlabel", cfg, text, root / "data", root / "feat", tmp_path / name, tmp_path / f"{name}.pt",
+                                  tmp_path / f"{name}.csv", log=lambda m: None, teacher=teacher_file)
+        runs[name] = load_checkpoint(tmp_path / f"{name}.pt")["model"]
+        assert np.isfinite(result["best_val_rsum"])
+    init, _ = build_model("softlabel", _cfg(text), text, FeatureStore(root / "feat"))
+    start = init.state_dict()
+    for key in ("uni_text_head.1.weight", "uni_image_head.1.weight", "usa_image_tau"):
+        assert torch.equal(runs["itc"][key], start[key]), key  # ITC alone: no gradient reaches them
+        assert not torch.equal(runs["cusa"][key], start[key]), key
+    assert not torch.equal(runs["itc"]["cross_text_head.1.weight"], start["cross_text_head.1.weight"])
+    # the published checkpoint rebuilds as a retrieval model (the bi-encoder interface)
+    model, _, ckpt = load_trained(tmp_path / "cusa.pt", FeatureStore(root / "feat"), "cpu")
+    assert ckpt["architecture"]["name"] == "softlabel_dual_encoder" and hasattr(model, "embed_image")
+
+
+def test_disk_and_on_the_fly_teachers_train_the_same_model(tiny_pipeline, teacher_file, tmp_path):
+    root, text = tiny_pipeline
+    out = {}
+    for mode in ("disk", "on_the_fly"):
+        train_from_files("softlabel", _cfg(text, teacher_features=mode), text, root / "data", root / "feat", tmp_path / mode,
+                         tmp_path / f"{mode}.pt", tmp_path / f"{mode}.csv", log=lambda m: None,
+                         teacher=teacher_file if mode == "disk" else None)
+        out[mode] = load_checkpoint(tmp_path / f"{mode}.pt")["model"]
+    for key in out["disk"]:
+        assert torch.allclose(out["disk"][key], out["on_the_fly"][key], atol=1e-4), key
+    with pytest.raises(ValueError, match="no teacher file"):
+        train_from_files("softlabel", _cfg(text), text, root / "data", root / "feat", tmp_path / "x", tmp_path / "x.pt",
+                         tmp_path / "x.csv", log=lambda m: None)
+
+
+def test_the_objective_pulls_image_rows_to_the_image_teacher_and_caption_rows_to_the_text_teacher(tiny_pipeline,
+                                                                                                   teacher_file,
+                                                                                                   monkeypatch):
+    import torch.nn.functional as F
+
+    from itr.data.dataset import read_dataset
+    from itr.losses import cross_softlabel_alignment, multi_positive_itc, uni_softlabel_alignment
+    from itr.models.encode import CaptionSet, image_batch, image_inputs
+    from itr.objectives import SoftLabelObjective
+
+    root, text = tiny_pipeline
+    store, cfg = FeatureStore(root / "feat"), _cfg(text, alpha=0.7, beta=0.3)
+    model, tok = build_model("softlabel", cfg, text, store)
+    model.eval()  # no dropout: the two computations below must see the same numbers
+    _, caps = read_dataset(root / "data", "train")
+    train = CaptionSet.from_frame(caps, tok, text.max_text_len)
+    teacher = TextTeacher.from_file(teacher_file, train.caption_ids, text.path)
+    rows = np.array([0, 5, 11, 17, 23, 29])
+    got = SoftLabelObjective(cfg, model, train, store, torch.device("cpu"), teacher).loss(rows, 0)
+    with torch.no_grad():
+        got = got.detach()
+        ids, mask = train.batch(rows)
+        batch = image_batch(store, [train.image_ids[r] for r in rows], "cpu")
+        t, v = model.text_features(ids, mask), model.image_features(*image_inputs(batch))
+        unit = lambda x: F.normalize(x, dim=-1)  # noqa: E731
+        images_by_captions = unit(model.cross_image_head(v)) @ unit(model.cross_text_head(t)).T  # row = image
+        image_t, text_t = unit(batch["global"].float()), teacher(rows)
+        y = torch.tensor([sorted(set(train.image_ids)).index(train.image_ids[r]) for r in rows])
+        want = (multi_positive_itc(images_by_captions, y, model.itc_tau)
+                + 0.7 * cross_softlabel_alignment(images_by_captions, image_t @ image_t.T, text_t @ text_t.T, model.csa_tau)
+                + 0.3 * uni_softlabel_alignment(unit(model.uni_image_head(v)) @ unit(model.uni_image_head(v)).T,
+                                                unit(model.uni_text_head(t)) @ unit(model.uni_text_head(t)).T,
+                                                image_t @ image_t.T, text_t @ text_t.T, model.usa_image_tau,
+                                                model.usa_text_tau))
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    # ... and it hands CSA the images as rows and each teacher its own side (spied: want's sum could hide a swap)
+    seen = {}
+
+    def spy(sim, image_teacher, text_teacher, *args):
+        seen.update(sim=sim.detach(), image=image_teacher, text=text_teacher)
+        return cross_softlabel_alignment(sim, image_teacher, text_teacher, *args)
+
+    import itr.objectives
+    monkeypatch.setattr(itr.objectives, "cross_softlabel_alignment", spy)
+    SoftLabelObjective(cfg, model, train, store, torch.device("cpu"), teacher).loss(rows, 0)
+    assert torch.allclose(seen["sim"], images_by_captions, atol=1e-6)
+    assert not torch.allclose(seen["sim"], images_by_captions.T, atol=1e-6)
+    assert torch.allclose(seen["image"], image_t @ image_t.T) and torch.allclose(seen["text"], text_t @ text_t.T)
+    assert not torch.allclose(image_t @ image_t.T, text_t @ text_t.T)  # the batch tells the teachers apart
+
+
+def test_bf16_is_refused_naming_the_key():
+    from itr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="softlabel.precision"):
+        SoftLabelConfig.from_dict({**CFG.to_dict(), "precision": "bf16"})
