@@ -151,3 +151,42 @@ def test_bf16_is_refused_naming_the_key():
 
     with pytest.raises(ConfigError, match="softlabel.precision"):
         SoftLabelConfig.from_dict({**CFG.to_dict(), "precision": "bf16"})
+
+
+def test_every_cusa_table_builds_and_shows_every_cell(tmp_path):
+    """Tables 7-9 from synthetic cells of the tiny config's plan: every student's number is in its table."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from itr import layout, papers
+
+    root = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((root / ".test/params.yaml").read_text())
+    plan = papers.plan("cusa", params)
+    for n, rel in enumerate(f for spec in plan.tables.values() for f in spec.inputs):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".pt"):  # Table 7 counts the trained student's weights
+            torch.save({"model": {"w": torch.zeros(1000, 1500), "b": torch.zeros(500)}}, path)
+            continue
+        variant, protocol = rel.split("/")[2:-3], rel.rsplit("/", 1)[1][:-5]
+        names = [f"{d}/{m}" for d in ("t2i", "i2t") for m in (("R@1", "R@5", "R@10") if protocol != "extended"
+                                                                  else ("R@1", "mAP@R", "R-P"))]
+        metrics = {("ext/" if protocol == "extended" else "") + name: 10.0 + n + i for i, name in enumerate(names)}
+        metrics["rsum"] = sum(metrics.values())
+        path.write_text(json.dumps({"variant": "/".join(variant), "protocol": protocol, "protocol_label": "a label",
+                                    "dataset": "shapes", "metrics": metrics,
+                                    "positives": {"t2i": {"median": 3, "max": 9}, "i2t": {"median": 7, "max": 11}}}))
+    for target, spec in plan.tables.items():
+        stem = tmp_path / layout.table_stem("cusa", target, params)
+        papers.builder("cusa", target)([tmp_path / f for f in spec.inputs], stem, **spec.spec())
+        csv = stem.with_suffix(".csv").read_text()
+        for rel in spec.inputs:
+            if rel.endswith(".json"):
+                m = json.loads((tmp_path / rel).read_text())["metrics"]
+                number = m["rsum"] if "rsum" in m and "ext/t2i/R@1" not in m else m["ext/t2i/mAP@R"]
+                assert f"{number:.2f}" in csv, (target, rel)
+    assert "1.5M" in (tmp_path / layout.table_stem("cusa", "table7", params)).with_suffix(".md").read_text()
+    assert "median 7 (max 11) captions per image" in (tmp_path / layout.table_stem("cusa", "table9", params)).with_suffix(".md").read_text()

@@ -151,3 +151,36 @@ def test_precision_metrics_agree_with_eccv_caption():
     assert ours["mAP@R"] == pytest.approx(100 * theirs["eccv_map_at_r"])
     assert ours["R-P"] == pytest.approx(100 * theirs["eccv_rprecision"])
     assert ours["R@1"] == pytest.approx(100 * theirs["eccv_r1"])
+
+
+def test_the_extended_protocol_scores_whole_rankings_against_every_true_caption(tmp_path):
+    from itr.config import ConfigError, EvalConfig
+    from itr.evaluate import evaluate_collection
+    from itr.index import save_collection
+    from itr.models.encode import rank_exact
+
+    cfg = ShapesConfig(image_size=64, n_train=2, n_val=2, n_test=30, twin_fraction=0.5, seed=4)
+    shapes.build(cfg, tmp_path / "data")
+    scenes = shapes.generate_split(cfg, "test")
+    image_ids = [s["image_id"] for s in scenes]
+    caption_ids = [f"{i}-{j}" for i in image_ids for j in range(cfg.captions_per_image)]
+    caption_image_ids = [i for i in image_ids for _ in range(cfg.captions_per_image)]
+    rng = np.random.default_rng(0)
+    img = rng.standard_normal((30, 16)).astype("float32")
+    cap = np.repeat(img, cfg.captions_per_image, axis=0) + 0.8 * rng.standard_normal((150, 16)).astype("float32")
+    img, cap = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (img, cap))
+    save_collection(tmp_path / "index", img, cap, image_ids, caption_ids, "Flat", "",
+                    {"model_id": "m", "split": "test", "caption_image_ids": caption_image_ids})
+    result = evaluate_collection(tmp_path / "index", EvalConfig(), "extended", tmp_path / "data")
+    # the same, computed from the generator's own meanings and an exact search
+    positives = extended_positives([json.dumps(m) for s in scenes for m in s["meanings"]], [s["objects"] for s in scenes],
+                                   64, "plain")
+    want = {**{f"ext/t2i/{k}": v for k, v in precision_metrics(rank_exact(cap, img, 30), positives).items()},
+            **{f"ext/i2t/{k}": v for k, v in precision_metrics(rank_exact(img, cap, 150), positives.T).items()}}
+    assert result["metrics"] == pytest.approx(want)
+    assert result["positives"]["i2t"]["median"] > cfg.captions_per_image  # captions true of other images count
+    # a superset of the single positive: R@1 can only rise
+    full = evaluate_collection(tmp_path / "index", EvalConfig(), "full")["metrics"]
+    assert result["metrics"]["ext/t2i/R@1"] >= full["t2i/R@1"] and result["metrics"]["ext/i2t/R@1"] >= full["i2t/R@1"]
+    with pytest.raises(ConfigError, match="--data"):
+        evaluate_collection(tmp_path / "index", EvalConfig(), "extended")

@@ -20,16 +20,24 @@ from itr.atomic import write_json
 from itr.config import ConfigError, EvalConfig
 from itr.index import IndexedCollection, pin_search_threads
 from itr.layout import fusion_cell, k_cell
-from itr.metrics import average_metrics, evaluate_rankings
-from itr.protocols import distractor_label, protocol_groups
+from itr.metrics import average_metrics, evaluate_rankings, precision_metrics
+from itr.protocols import EXTENDED, distractor_label, protocol_groups
 from itr.shortlist import SCORE_FUSIONS, Shortlist, rerank_metrics
 
 
-def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str) -> dict:
+def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str, data: Path | None = None) -> dict:
     """Metrics of the collection indexed in ``index_dir`` (itr.index.save_collection), the same whatever the
-    thread count (itr.index.pin_search_threads)."""
+    thread count (itr.index.pin_search_threads). Protocol ``extended`` judges the whole collection against the
+    extended ground truth of its generated dataset ``data`` (extended_of_collection)."""
     pin_search_threads()
     c = IndexedCollection(index_dir)
+    if protocol == EXTENDED:
+        if data is None:
+            raise ConfigError(f"protocol {EXTENDED!r} reads the dataset's caption meanings: pass its directory (--data)")
+        return {"split": c.split, "protocol": protocol, "n_images": len(c.image_ids), "n_groups": 1,
+                "protocol_label": f"extended ground truth: every caption true of an image is its positive, full test "
+                                  f"set ({len(c.image_ids)} images)", "index": c.factory, "model_id": c.model_id,
+                "distractors": None, "lang": c.lang, **extended_of_collection(c, data), "per_group": None}
     groups, label = protocol_groups(c.n_targets, cfg, protocol, c.first_images)
     per_group = []
     for group in groups:
@@ -56,6 +64,35 @@ def eccv_of_collection(c: IndexedCollection) -> dict[str, float]:
     return eccv.eccv_metrics(
         t2i={int(c.caption_ids[q]): [int(c.image_ids[p]) for p in row if p >= 0] for q, row in zip(captions, t2i)},
         i2t={int(c.image_ids[i]): [int(c.caption_ids[captions[p]]) for p in row if p >= 0] for i, row in zip(group, i2t)})
+
+
+def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
+    """ECCV Caption's metrics (mAP@R, R-P, R@1; itr.metrics.precision_metrics) of a collection of a generated
+    dataset under its extended ground truth (itr.data.truth), from rankings of the whole collection:
+    ``{"metrics": {"ext/t2i/mAP@R": ..., "ext/i2t/...": ...} (percent), "positives": {direction: {"median",
+    "max"}}}`` (the positives per query, which set how hard mAP@R and R-P are)."""
+    from itr.data.dataset import dataset_manifest, read_dataset
+    from itr.data.truth import extended_positives
+
+    if c.n_targets != len(c.image_ids):
+        raise ConfigError(f"{c.index_dir} holds distractors; the extended ground truth judges a test split alone")
+    images, captions = read_dataset(data, c.split)
+    if "meaning" not in captions.columns:
+        raise ConfigError(f"{data} stores no caption meanings, so its extended ground truth is unknown: protocol "
+                          f"{EXTENDED!r} needs a generated dataset (rebuild it: snakemake --forcerun shapes_generate)")
+    config = dataset_manifest(data)["config"]
+    meaning = captions.set_index("caption_id")["meaning"]
+    scene = {r.image_id: json.loads(r.scene)["objects"] for r in images.itertuples()}
+    positives = extended_positives([meaning[q] for q in c.caption_ids], [scene[i] for i in c.image_ids],
+                                   config["image_size"], config["domain"])  # (captions, images)
+    group = np.arange(len(c.image_ids))
+    _, t2i, _, i2t = c.first_stage(group, len(c.caption_ids))  # whole rankings (-1 past the last image)
+    metrics, counts = {}, {}
+    for direction, ranked, pos in (("t2i", t2i, positives), ("i2t", i2t, positives.T)):
+        metrics |= {f"ext/{direction}/{k}": v for k, v in precision_metrics(ranked, pos).items()}
+        per_query = pos.sum(axis=1)
+        counts[direction] = {"median": float(np.median(per_query)), "max": int(per_query.max())}
+    return {"metrics": metrics, "positives": counts}
 
 
 def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out: str | None, names: dict,

@@ -9,6 +9,9 @@ Protocols (the label is written into every metrics file):
 * ``subset`` - the first ``subset_size`` test images and their captions only: the Oscar/VinVL
                "COCO 1k" convention (a single fixed subset, ``test_img_keys_1k.tsv``).
                ``subset<N>`` (say ``subset100``) takes the first N instead.
+* ``extended`` - every test image and caption, judged against the extended ground truth of a generated dataset
+               (every caption true of an image is its positive; itr.data.truth) with ECCV Caption's metrics
+               (itr.evaluate.extended_of_collection).
 
 Groups are formed over the test images alone; distractors (Table 5 of Geigle et al.) join every
 group's search space but are never queries.
@@ -23,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from itr.config import ConfigError, EvalConfig
+
+EXTENDED = "extended"
 
 
 def protocol_groups(n_images: int, cfg: EvalConfig, protocol: str, first_images: int | None = None

@@ -170,7 +170,16 @@ def index_inputs(wc):
 
 
 def evaluate_input(wc):
-    return INDEX_DONE.format(variant=wc.variant, model=EMBEDDING_MODEL[wc.method], collection=wc.collection)
+    """The cell's index; protocol ``extended`` also reads the dataset (its captions' meanings and scenes)."""
+    index = {"index": INDEX_DONE.format(variant=wc.variant, model=EMBEDDING_MODEL[wc.method], collection=wc.collection)}
+    if wc.protocol == "extended":
+        index["data"] = DATASET_MANIFEST.format(dataset=COLLECTIONS[wc.collection]["dataset"])
+    return index
+
+
+def data_arg(wc, input):
+    """--data of an evaluation that reads the dataset (protocol ``extended``); empty otherwise."""
+    return f"--data $(dirname {input.data})" if "data" in input.keys() else ""
 
 
 def table_inputs(wc):

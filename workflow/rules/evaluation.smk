@@ -3,7 +3,7 @@
 # Embedding rows (BE, JOINT+BE): search the model's faiss index.
 rule evaluate:
     input:
-        evaluate_input,
+        unpack(evaluate_input),
     output:
         EVAL_METRICS,
     wildcard_constraints:
@@ -13,6 +13,7 @@ rule evaluate:
         upstream=upstream(evaluate_input),
         cfg=section("evaluation"),
         trained_on=lambda wc: VARIANTS[wc.variant]["dataset"],
+        data=data_arg,
     conda:
         ITR_ENV
     log:
@@ -23,7 +24,7 @@ rule evaluate:
     resources:
         mem_mb=4000,
     shell:
-        "itr evaluate --index $(dirname {input}) --config {params.cfg} --protocol {wildcards.protocol}"
+        "itr evaluate --index $(dirname {input.index}) {params.data} --config {params.cfg} --protocol {wildcards.protocol}"
         " --method {wildcards.method} --dataset {wildcards.collection} --trained-on {params.trained_on}"
         " --variant {wildcards.variant} --out {output} > {log} 2>&1"
 

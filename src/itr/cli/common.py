@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 log = logging.getLogger("itr")
-PROTOCOL_HELP = "full, folds, subset or subset<N> (itr.protocols)"
+PROTOCOL_HELP = "full, folds, subset, subset<N> or extended (itr.protocols)"
 
 
 def add_compute(p: argparse.ArgumentParser) -> None:

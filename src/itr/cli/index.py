@@ -17,6 +17,7 @@ def register(sub) -> None:
     for a in ("--index", "--config", "--out", "--method"):
         p.add_argument(a, required=True)
     p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
+    p.add_argument("--data", help="the generated dataset whose extended ground truth protocol 'extended' reads")
     add_cell_names(p)
     p.set_defaults(func=evaluate)
 
@@ -40,7 +41,8 @@ def evaluate(args) -> int:
     from itr.evaluate import evaluate_collection
 
     cfg = parse_section(EvalConfig, args.config)
-    result = {**evaluate_collection(Path(args.index), cfg, args.protocol), **cell_names(args, args.method)}
+    data = Path(args.data) if args.data else None
+    result = {**evaluate_collection(Path(args.index), cfg, args.protocol, data), **cell_names(args, args.method)}
     write_json(args.out, result)
     log.info("%s %s: %s", args.method, args.protocol, {k: round(v, 2) for k, v in result["metrics"].items()})
     return 0
