@@ -29,12 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 import torch
 
@@ -44,21 +42,11 @@ from itr.config import ConfigError, EvalConfig, IndexConfig, RerankConfig, parse
 from itr.data.dataset import first_images as captions_of_first, read_dataset
 from itr.evaluate import evaluate_collection, evaluate_scores
 from itr.index import index_collection
+from itr.machine import fingerprint
 from itr.rerank import score_collection
 
 log = logging.getLogger("itr.benchmarks.inference_time")
 SPEC_KEYS = {"first_stage", "second_stage", "k", "fusion", "lam", "batch_size", "precision"}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def check_methods(methods: dict) -> None:
@@ -141,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": Path(args.data).name,
         "protocol": args.protocol, "protocol_label": next(iter(results.values()))["protocol_label"],
         "text_queries": text_queries,
-        "machine": {"cpu": cpu_model(), "platform": platform.platform(), "threads": args.threads,
-                    "faiss_threads": faiss.omp_get_max_threads(),
-                    "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-                    "torch": torch.__version__},
+        "machine": fingerprint(args.threads, str(device)),
         "methods": results})
     return 0
 

@@ -19,6 +19,7 @@ from itr import eccv
 from itr.atomic import write_json
 from itr.config import ConfigError, EvalConfig
 from itr.index import IndexedCollection, pin_search_threads
+from itr.machine import fingerprint
 from itr.layout import fusion_cell, k_cell
 from itr.metrics import average_metrics, evaluate_rankings, precision_metrics
 from itr.protocols import EXTENDED, distractor_label, protocol_groups
@@ -37,7 +38,8 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str, data: P
         return {"split": c.split, "protocol": protocol, "n_images": len(c.image_ids), "n_groups": 1,
                 "protocol_label": f"extended ground truth: every caption true of an image is its positive, full test "
                                   f"set ({len(c.image_ids)} images)", "index": c.factory, "model_id": c.model_id,
-                "distractors": None, "lang": c.lang, **extended_of_collection(c, data), "per_group": None}
+                "distractors": None, "lang": c.lang, **extended_of_collection(c, data), "per_group": None,
+                "machine": fingerprint()}
     groups, label = protocol_groups(c.n_targets, cfg, protocol, c.first_images)
     per_group = []
     for group in groups:
@@ -53,7 +55,7 @@ def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str, data: P
             "n_images": int(sum(len(g) for g in groups) // len(groups)),
             "n_groups": len(groups), "index": c.factory, "model_id": c.model_id,
             "distractors": c.distractor_sources or None, "lang": c.lang,
-            "metrics": metrics, "per_group": per_group if len(per_group) > 1 else None}
+            "metrics": metrics, "per_group": per_group if len(per_group) > 1 else None, "machine": fingerprint()}
 
 
 def eccv_of_collection(c: IndexedCollection) -> dict[str, float]:
@@ -121,11 +123,12 @@ def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out: str | None, 
         cells += [(fusion_cell(variants_dir, how, w), k, how, w) for how in variant_fusions for w in lambdas]
     recorded = ("split", "protocol", "protocol_label", "n_images", "n_groups", "first_stage", "reranker_model_id",
                 "pairs_scored")
-    written = []
+    written, machine = [], fingerprint()
     for path, depth, how, weight in cells:
         per_group = rerank_metrics(groups, depth, how, weight or 0.0, eval_ks)
         written.append({**{key: meta[key] for key in recorded}, "distractors": meta.get("distractors"),
                         "lang": meta.get("lang"), **names, "k": depth, "fusion": how, "lambda": weight,
-                        "metrics": average_metrics(per_group), "per_group": per_group if len(per_group) > 1 else None})
+                        "metrics": average_metrics(per_group), "per_group": per_group if len(per_group) > 1 else None,
+                        "machine": machine})
         write_json(path, written[-1])
     return written[0]
