@@ -184,3 +184,43 @@ def test_the_extended_protocol_scores_whole_rankings_against_every_true_caption(
     assert result["metrics"]["ext/t2i/R@1"] >= full["t2i/R@1"] and result["metrics"]["ext/i2t/R@1"] >= full["i2t/R@1"]
     with pytest.raises(ConfigError, match="--data"):
         evaluate_collection(tmp_path / "index", EvalConfig(), "extended")
+
+
+def test_spearman_and_ranks_by_hand():
+    from itr.metrics import average_ranks, spearman
+
+    assert list(average_ranks([3.0, 1.0, 1.0, 2.0])) == [4.0, 1.5, 1.5, 3.0]  # ties share their mean rank
+    assert spearman([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(80.0)  # 1 - 6 * 2 / (4 * 15)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-100.0)
+    with pytest.raises(ValueError, match="constant"):
+        spearman([1, 2, 3], [5, 5, 5])
+
+
+def test_same_class_retrieval_by_hand():
+    from itr.metrics import same_class_metrics
+
+    # items 0, 1 of class a, 2, 3 of class b, 4 alone (no positive: not a query)
+    v = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9], [-1.0, 0.0]])
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    got = same_class_metrics(v, ["a", "a", "b", "b", "c"])
+    # every query's nearest other item is of the other class (0 -> 2, 1 -> 3, 2 -> 0, 3 -> 1): R@1 = 0; R = 1
+    assert got == {"R@1": 0.0, "mAP@R": 0.0, "R-P": 0.0, "queries": 4}
+    assert same_class_metrics(v, ["a", "b", "a", "b", "c"])["R@1"] == 100.0
+
+
+def test_scene_classes_and_graded_caption_pairs():
+    from itr.data.truth import graded_caption_pairs, scene_class
+
+    red_small, blue = obj("circle", "red", "small", 30, 60), obj("square", "blue", "large", 90, 60)
+    moved = [obj("square", "blue", "small", 20, 20), obj("circle", "red", "large", 100, 100)]
+    assert scene_class([red_small, blue]) == scene_class(moved)  # sizes and places aside
+    assert scene_class([red_small, blue]) != scene_class([dict(red_small, colour="blue"), dict(blue, colour="red")])
+    scenes = shapes.generate_split(CFG, "test")
+    positives = extended_positives([json.dumps(m) for s in scenes for m in s["meanings"]], [s["objects"] for s in scenes],
+                                   CFG.image_size, CFG.domain)
+    pairs, grades = graded_caption_pairs(positives, 400, seed=0)
+    again, _ = graded_caption_pairs(positives, 400, seed=0)
+    assert np.array_equal(pairs, again) and (pairs[:, 0] != pairs[:, 1]).all()
+    a, b = positives[pairs[7, 0]], positives[pairs[7, 1]]
+    assert grades[7] == pytest.approx((a & b).sum() / (a | b).sum())
+    assert (grades[::2] > 0).all() and 0.2 < (grades > 0).mean() < 1  # half share an image; grades spread

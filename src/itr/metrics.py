@@ -129,3 +129,42 @@ def precision_metrics(positions: np.ndarray, positives: np.ndarray) -> dict[str,
     ap = (precision * (rel & within)).sum(axis=1) / r
     rp = hits[np.arange(len(r)), r - 1] / r
     return {"R@1": float(100 * rel[:, 0].mean()), "mAP@R": float(100 * ap.mean()), "R-P": float(100 * rp.mean())}
+
+
+def average_ranks(values) -> np.ndarray:
+    """1-based ranks of ``values``, ties sharing their mean rank (as Spearman's coefficient ranks)."""
+    values = np.asarray(values)
+    ranks = np.empty(len(values))
+    ranks[np.argsort(values, kind="stable")] = np.arange(1, len(values) + 1)
+    _, tie, count = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(tie, weights=ranks) / count)[tie]
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two score lists, x 100 (SentEval's STS convention).
+
+    >>> spearman([1, 2, 3, 4], [10, 20, 40, 30])
+    80.0
+    """
+    rx, ry = average_ranks(x), average_ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        raise ValueError("Spearman's coefficient is undefined when one list is constant")
+    return float(100 * np.corrcoef(rx, ry)[0, 1])
+
+
+def same_class_metrics(vectors: np.ndarray, classes) -> dict[str, float]:
+    """Uni-modal retrieval (image->image, Unicom's protocol): each item queries every other, its positives are the
+    others of its class; ``R@1``, ``mAP@R`` and ``R-P`` (precision_metrics) over the queries that have a positive,
+    and ``queries``, their number.
+
+    Args:
+        vectors: (N, D) unit embeddings; classes: (N,) one hashable class per item.
+    """
+    classes = np.asarray(classes)
+    positives = classes[:, None] == classes[None, :]  # (N, N)
+    np.fill_diagonal(positives, False)
+    sim = np.asarray(vectors, dtype=np.float64) @ np.asarray(vectors, dtype=np.float64).T  # (N, N)
+    np.fill_diagonal(sim, -np.inf)  # a query never retrieves itself
+    ranked = np.argsort(-sim, axis=1, kind="stable")[:, :-1]  # (N, N - 1), itself last and cut
+    asks = positives.any(axis=1)
+    return {**precision_metrics(ranked[asks], positives[asks]), "queries": int(asks.sum())}

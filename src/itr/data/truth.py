@@ -127,3 +127,34 @@ def extended_positives(meaning_column, scenes, image_size: int, domain: str) -> 
             cache[text] = sorted(found)
         out[q, cache[text]] = True
     return out
+
+
+def scene_class(objects: list[dict]) -> str:
+    """An image's class for uni-modal retrieval: the multiset of its (colour, kind) objects (sizes and places aside)."""
+    return json.dumps(_groups(objects))
+
+
+def graded_caption_pairs(positives: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Caption pairs graded by how alike their meanings are (the STS analogue): the Jaccard overlap of the sets of
+    images each caption is true of. Half the pairs share an image at least (a second caption true of a random image
+    the first is true of), half are two random captions, so the grades spread over [0, 1] as STS scores do.
+
+    Args:
+        positives: (captions, images) bool, ``extended_positives``.
+    Returns:
+        pairs (P, 2) caption rows, grades (P,) in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    n = len(positives)
+    true_of = [np.flatnonzero(row) for row in positives]
+    holders = [np.flatnonzero(col) for col in positives.T]  # captions true of each image
+    pairs = []
+    while len(pairs) < n_pairs:
+        a = int(rng.integers(n))
+        b = int(rng.choice(holders[int(rng.choice(true_of[a]))])) if len(pairs) % 2 == 0 else int(rng.integers(n))
+        if a != b:
+            pairs.append((a, b))
+    pairs = np.array(pairs)
+    both = (positives[pairs[:, 0]] & positives[pairs[:, 1]]).sum(axis=1)
+    either = (positives[pairs[:, 0]] | positives[pairs[:, 1]]).sum(axis=1)
+    return pairs, both / either
