@@ -171,6 +171,12 @@ def test_every_cusa_table_builds_and_shows_every_cell(tmp_path):
         if rel.endswith(".pt"):  # Table 7 counts the trained student's weights
             torch.save({"model": {"w": torch.zeros(1000, 1500), "b": torch.zeros(500)}}, path)
             continue
+        if "/unimodal/" in rel:
+            metrics = {f"{row}/{m}": 20.0 + n + i for i, (row, m) in enumerate(
+                (row, m) for row in ("uni", "cross", "teacher") for m in ("i2i/R@1", "i2i/mAP@R", "sts/spearman"))}
+            path.write_text(json.dumps({"variant": rel.split("/")[2] if rel.count("/") == 4 else "/".join(
+                rel.split("/")[2:4]), "dataset": "shapes", "metrics": metrics, "queries": 12, "pairs": 200}))
+            continue
         variant, protocol = rel.split("/")[2:-3], rel.rsplit("/", 1)[1][:-5]
         names = [f"{d}/{m}" for d in ("t2i", "i2t") for m in (("R@1", "R@5", "R@10") if protocol != "extended"
                                                                   else ("R@1", "mAP@R", "R-P"))]
@@ -186,7 +192,35 @@ def test_every_cusa_table_builds_and_shows_every_cell(tmp_path):
         for rel in spec.inputs:
             if rel.endswith(".json"):
                 m = json.loads((tmp_path / rel).read_text())["metrics"]
-                number = m["rsum"] if "rsum" in m and "ext/t2i/R@1" not in m else m["ext/t2i/mAP@R"]
+                number = (m["ext/t2i/mAP@R"] if "ext/t2i/mAP@R" in m else m["rsum"] if "rsum" in m
+                          else m["uni/i2i/R@1"] if target == "table10" else m["uni/sts/spearman"])
                 assert f"{number:.2f}" in csv, (target, rel)
     assert "1.5M" in (tmp_path / layout.table_stem("cusa", "table7", params)).with_suffix(".md").read_text()
+    assert "12 test images" in (tmp_path / layout.table_stem("cusa", "table10", params)).with_suffix(".md").read_text()
     assert "median 7 (max 11) captions per image" in (tmp_path / layout.table_stem("cusa", "table9", params)).with_suffix(".md").read_text()
+
+
+def test_unimodal_rows_are_the_heads_and_the_teachers(tiny_pipeline, teacher_file, tmp_path):
+    from itr.data.dataset import read_dataset
+    from itr.data.truth import scene_class
+    from itr.metrics import same_class_metrics
+    from itr.unimodal import unimodal_metrics
+
+    root, text = tiny_pipeline
+    train_from_files("softlabel", _cfg(text), text, root / "data", root / "feat", tmp_path / "s", tmp_path / "m.pt",
+                     tmp_path / "m.csv", log=lambda m: None, teacher=teacher_file)
+    got = unimodal_metrics(tmp_path / "m.pt", root / "data", root / "feat", teacher_file, text.path, 50, 0)
+    assert {k.split("/")[0] for k in got["metrics"]} == {"uni", "cross", "teacher"} and got["pairs"] == 50
+    # the teacher's image row is the store's whole-image features, by the scenes' classes
+    import json
+
+    images, _ = read_dataset(root / "data", "test")
+    ids = list(images["image_id"])
+    g = FeatureStore(root / "feat").get(ids)["global"].float()
+    want = same_class_metrics(torch.nn.functional.normalize(g, dim=-1).numpy(),
+                              [scene_class(json.loads(s)["objects"]) for s in images["scene"]])
+    for k in ("R@1", "mAP@R"):
+        assert got["metrics"][f"teacher/i2i/{k}"] == pytest.approx(want[k], nan_ok=True)
+    assert np.isfinite(got["metrics"]["uni/sts/spearman"])
+    with pytest.raises(ValueError, match="no uni-modal heads"):
+        unimodal_metrics(root / "be.pt", root / "data", root / "feat", teacher_file, text.path, 50, 0)

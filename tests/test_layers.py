@@ -21,7 +21,7 @@ LAYERS = [
     {"itr.losses", "itr.sampling", "itr.mining", "itr.objectives", "itr.training", "itr.teachers"},
     {"itr.index"},
     {"itr.rerank", "itr.shortlist", "itr.search"},
-    {"itr.evaluate"},
+    {"itr.evaluate", "itr.unimodal"},
     {"itr.tables"},
     {"itr.papers"},
     {"itr.cli"},

@@ -206,6 +206,7 @@ def test_same_class_retrieval_by_hand():
     # every query's nearest other item is of the other class (0 -> 2, 1 -> 3, 2 -> 0, 3 -> 1): R@1 = 0; R = 1
     assert got == {"R@1": 0.0, "mAP@R": 0.0, "R-P": 0.0, "queries": 4}
     assert same_class_metrics(v, ["a", "b", "a", "b", "c"])["R@1"] == 100.0
+    assert same_class_metrics(v, list("abcde"))["queries"] == 0  # no item shares a class: NaN, not an error
 
 
 def test_scene_classes_and_graded_caption_pairs():

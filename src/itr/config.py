@@ -49,7 +49,8 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     # Where the weights file came from is the fetch rule's business; extraction reads the file.
     "pretrained_features": {"pretrained_features": ("weights_urls",)},
     "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
-                       "ablation_epochs")},
+                       "ablation_epochs"),
+              "softlabel": ("sts_pairs",)},  # the STS analogue's pairs are the uni-modal evaluation's
 }
 
 
@@ -296,6 +297,7 @@ class SoftLabelConfig(_TrainSection):
     itc_reduction: str = "sum"
     text_teacher: str = "minilm"
     teacher_features: str = "disk"
+    sts_pairs: int = 2000
 
     @classmethod
     def cross_problems(cls, d: dict) -> list[str]:

@@ -49,6 +49,7 @@ TABLE_FORMATS = ("md", "csv", "tex", "json", "html")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"
 TRACKED_CELLS = "results/tracking/{paper}.json"  # the MLflow runs mirroring a paper's metrics files
 INFERENCE_BENCHMARK = "results/benchmarks/{paper}_inference.json"  # benchmarks/inference_time.py of a Plan.timing
+UNIMODAL_METRICS = "results/metrics/{variant}/unimodal/{collection}.json"  # itr unimodal (a soft-label student)
 TEXT_TEACHER = "models/{variant}/text_teacher.npz"  # itr teachers: the text teacher of a soft-label student (itr.teachers)
 
 

@@ -155,7 +155,7 @@ def spearman(x, y) -> float:
 def same_class_metrics(vectors: np.ndarray, classes) -> dict[str, float]:
     """Uni-modal retrieval (image->image, Unicom's protocol): each item queries every other, its positives are the
     others of its class; ``R@1``, ``mAP@R`` and ``R-P`` (precision_metrics) over the queries that have a positive,
-    and ``queries``, their number.
+    and ``queries``, their number (none: NaN metrics).
 
     Args:
         vectors: (N, D) unit embeddings; classes: (N,) one hashable class per item.
@@ -167,4 +167,6 @@ def same_class_metrics(vectors: np.ndarray, classes) -> dict[str, float]:
     np.fill_diagonal(sim, -np.inf)  # a query never retrieves itself
     ranked = np.argsort(-sim, axis=1, kind="stable")[:, :-1]  # (N, N - 1), itself last and cut
     asks = positives.any(axis=1)
+    if not asks.any():  # every item alone in its class: nothing to retrieve
+        return {"R@1": float("nan"), "mAP@R": float("nan"), "R-P": float("nan"), "queries": 0}
     return {**precision_metrics(ranked[asks], positives[asks]), "queries": int(asks.sum())}

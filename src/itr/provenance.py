@@ -36,6 +36,7 @@ RULE_ENTRIES = {
     "text_teacher": "itr.cli.train:teachers",
     "build_index": "itr.cli.index:build",
     "evaluate": "itr.cli.index:evaluate",
+    "unimodal_evaluate": "itr.cli.index:unimodal",
     "rerank_score": "itr.cli.rerank:score",
     "rerank_evaluate": "itr.cli.rerank:evaluate",
     "paper_table": "itr.cli.report:table",

@@ -12,7 +12,7 @@ from itr.data import sources
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
                         INDEX_DONE, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
-                        TEXT_TEACHER, TRACKED_CELLS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
@@ -175,6 +175,23 @@ def evaluate_input(wc):
     if wc.protocol == "extended":
         index["data"] = DATASET_MANIFEST.format(dataset=COLLECTIONS[wc.collection]["dataset"])
     return index
+
+
+def unimodal_inputs(wc):
+    """A soft-label student's checkpoint, its collection's data and features, and the text-teacher file its
+    uni-modal evaluation reads (the variant's ``eval_teacher``)."""
+    spec = VARIANTS[wc.variant]
+    if "eval_teacher" not in spec:
+        raise InputError(f"variant {wc.variant} declares no eval_teacher: only soft-label students get itr unimodal")
+    return {"model": MODEL.format(variant=wc.variant, model=spec["models"][0]), "teacher": spec["eval_teacher"],
+            **data_inputs(COLLECTIONS[wc.collection]["dataset"])}
+
+
+def unimodal_config(wc):
+    """The softlabel keys itr unimodal reads (the text teacher, the STS analogue's pairs) and the seed."""
+    s = config["softlabel"]
+    return shlex.quote(json.dumps({"text_teacher": s["text_teacher"], "sts_pairs": s["sts_pairs"],
+                                   "seed": config["seed"]}, sort_keys=True))
 
 
 def data_arg(wc, input):

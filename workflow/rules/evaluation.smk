@@ -29,6 +29,31 @@ rule evaluate:
         " --variant {wildcards.variant} --out {output} > {log} 2>&1"
 
 
+# A soft-label student's and its teachers' uni-modal quality on the test split (CUSA's appendix Tables 10-11).
+rule unimodal_evaluate:
+    input:
+        unpack(unimodal_inputs),
+    output:
+        UNIMODAL_METRICS,
+    params:
+        code=CODE["unimodal_evaluate"],
+        upstream=upstream(unimodal_inputs),
+        cfg=unimodal_config,
+    conda:
+        ITR_ENV
+    log:
+        "logs/unimodal/{variant}/{collection}.log",
+    benchmark:
+        "logs/benchmarks/unimodal/{variant}/{collection}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "itr unimodal --model {input.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
+        " --teacher {input.teacher} --config {params.cfg} --variant {wildcards.variant} --out {output}"
+        " --threads {threads} > {log} 2>&1"
+
+
 # Rerank rows: second-stage scores (a cross-encoder's, or a dual transformer's local similarity) of every
 # shortlisted pair (COOP, TGDT-GL) or of every pair (CE, JOINT+CE, TGDT-L). The expensive part; the cells
 # below are computed from its output in seconds.

@@ -1,4 +1,5 @@
-"""itr index build | itr evaluate: a model's faiss indexes over a test collection, and their metrics."""
+"""itr index build | itr evaluate: a model's faiss indexes over a test collection, and their metrics;
+itr unimodal: a soft-label student's and its teachers' image->image and caption-pair quality (itr.unimodal)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +21,11 @@ def register(sub) -> None:
     p.add_argument("--data", help="the generated dataset whose extended ground truth protocol 'extended' reads")
     add_cell_names(p)
     p.set_defaults(func=evaluate)
+    p = sub.add_parser("unimodal", help="image->image retrieval and caption-pair grading of a soft-label student")
+    for a in ("--model", "--data", "--features", "--teacher", "--config", "--out", "--variant"):
+        p.add_argument(a, required=True)
+    add_compute(p)
+    p.set_defaults(func=unimodal)
 
 
 def build(args) -> int:
@@ -32,6 +38,20 @@ def build(args) -> int:
     target, distractors = sources(args.data, args.features, args.split, args.distractors)
     index_collection(args.model, target, distractors, args.lang, args.first_images, cfg.factory, cfg.search_params,
                      args.out, device, log=log.info)
+    return 0
+
+
+def unimodal(args) -> int:
+    import json
+
+    from itr.atomic import write_json
+    from itr.unimodal import unimodal_metrics
+
+    cfg = json.loads(args.config)  # {"text_teacher", "sts_pairs", "seed"}: the softlabel keys it reads
+    result = unimodal_metrics(args.model, args.data, args.features, args.teacher, cfg["text_teacher"],
+                              cfg["sts_pairs"], cfg["seed"], compute(args))
+    write_json(args.out, {**result, "variant": args.variant, "dataset": Path(args.data).name})
+    log.info("%s: %s", args.variant, {k: round(v, 2) for k, v in result["metrics"].items()})
     return 0
 
 

@@ -16,6 +16,8 @@ PAPER = Paper(
         Target("table7", "tables:build_table7"),
         Target("table8", "tables:build_table8"),
         Target("table9", "tables:build_table9"),
+        Target("table10", "tables:build_table10"),
+        Target("table11", "tables:build_table11"),
     ),
     # every key its plan and rules read: its section (the students and the text teacher), the text tower the
     # students start from, and how cells are indexed and evaluated.

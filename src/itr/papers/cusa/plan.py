@@ -6,7 +6,9 @@ paper's Table 8 trains each of its students:
 
     ITC (alpha = beta = 0) | + CSA (beta = 0) | + USA (alpha = 0) | + CUSA (the section's own alpha and beta)
 
-Table 9 (ECCV Caption) is played by the extended ground truth of ShapeCaptions' test split (protocol ``extended``:
+Tables 10 and 11 (image retrieval on CUB, SOP, ...; STS) are played by image->image retrieval of ShapeCaptions' test
+images by class and by test caption pairs graded by meaning (``itr unimodal``, itr.unimodal). Table 9 (ECCV Caption)
+is played by the extended ground truth of ShapeCaptions' test split (protocol ``extended``:
 every caption true of an image is its positive; itr.data.truth). Every student that reads a teacher reads the one text-teacher file of the main variant (``itr teachers``; the image
 teacher is the detector's whole-image feature in the feature store). Row: ``cusa_dual``, the cross-modal heads'
 embeddings through the faiss index. Protocol analogues: COCO 5K -> ``full``, Flickr30K 1K -> ``subset`` (the first
@@ -19,7 +21,7 @@ Example:
 """
 from __future__ import annotations
 
-from itr.layout import EVAL_METRICS, MODEL, TEXT_TEACHER, main_dataset, on_dataset
+from itr.layout import EVAL_METRICS, MODEL, TEXT_TEACHER, UNIMODAL_METRICS, main_dataset, on_dataset
 from itr.papers import Plan, TableSpec
 from itr.protocols import EXTENDED
 
@@ -53,10 +55,12 @@ def plan(config: dict) -> Plan:
         s = {**section, **overrides}
         reads_file = (s["alpha"] > 0 or s["beta"] > 0) and s["teacher_features"] == "disk"
         variants[on_dataset(variant_name(name), config)] = {
-            "dataset": data, "overrides": overrides, "models": [METHOD], **({"teacher": teacher} if reads_file else {})}
+            "dataset": data, "overrides": overrides, "models": [METHOD], "eval_teacher": teacher,
+            **({"teacher": teacher} if reads_file else {})}
     rows = {on_dataset(variant_name(n), config): LABELS[n] for n in STUDENTS}
     table8 = [cell(n, p, config) for p in PROTOCOLS.values() for n in STUDENTS]
     table9 = [cell(n, EXTENDED, config) for n in STUDENTS]
+    unimodal = [UNIMODAL_METRICS.format(variant=on_dataset(variant_name(n), config), collection=data) for n in STUDENTS]
     settings = {k: section[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "itc_tau", "soft_tau",
                                         "teacher_tau", "alpha", "beta", "itc_reduction", "text_teacher",
                                         "teacher_features")}
@@ -67,7 +71,9 @@ def plan(config: dict) -> Plan:
         tables={"table7": TableSpec([MODEL.format(variant=on_dataset(MAIN, config), model=METHOD)], None, None,
                                     {"settings": settings}),
                 "table8": TableSpec(table8, None, f"{_note(config)} {_protocols(config)}", {"rows": rows}),
-                "table9": TableSpec(table9, None, _note(config), {"rows": rows})},
+                "table9": TableSpec(table9, None, _note(config), {"rows": rows}),
+                "table10": TableSpec(unimodal, None, _note(config), {"rows": rows}),
+                "table11": TableSpec(unimodal, None, _note(config), {"rows": rows})},
         first_images={v: None for v in variants},
     )
 

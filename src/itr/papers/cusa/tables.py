@@ -112,3 +112,50 @@ def build_table9(paths, out_stem: Path, note: str = "", labels: dict | None = No
                f"positives per query). {note}")
     write_table(shown, out_stem, caption, flat, csv=df.to_csv(index=False, float_format="%.2f"))
     return df
+
+
+def _unimodal_table(name: str, paths, out_stem: Path, note: str, labels: dict | None, ours: dict[str, str],
+                    what: str) -> pd.DataFrame:
+    """Tables 10 and 11: the paper's rows (their columns) beside ours (``ours``: column -> metric suffix), one row per
+    student and head (uni-modal, cross-modal) and one for the teacher (from the main student's file)."""
+    rows_of = (labels or {"rows": {}})["rows"]
+    reported = paper_numbers()[name]
+    rows = [{"Model": model, "Source": "paper", **dict(zip(reported["columns"], values))}
+            for model, values in reported["rows"].items()]
+    flat, cells = {}, [json.loads(Path(p).read_text()) for p in paths]
+    teacher = next((m for m in cells if rows_of[m["variant"]] == "+ CUSA"), cells[-1] if cells else None)
+    for m, head, row in [(teacher, "teacher", "teacher")] + [(m, h, f"{rows_of[m['variant']]}, {h}-modal head")
+                                                              for m in cells for h in ("uni", "cross")]:
+        if m is None:
+            continue
+        values = {column: m["metrics"][f"{head}/{suffix}"] for column, suffix in ours.items()}
+        rows.append({"Model": f"ours {row}", "Source": "ours", **values})
+        flat[row] = {c: round(v, 2) for c, v in values.items()}
+    columns = reported["columns"] + list(ours)
+    df = pd.DataFrame(rows, columns=["Model", "Source"] + columns)
+    shown = df.copy()
+    for c in columns:
+        shown[c] = shown[c].map(lambda v: "—" if pd.isna(v) else f"{v:.1f}")
+    caption = (f"Table {name[5:]} analogue of Huang et al. (CUSA): 'paper' rows as reported ({reported['source']}); "
+               f"'ours' on {test_set_name(cells[0] if cells else None)} test, {what} {note}")
+    write_table(shown, out_stem, caption, flat, csv=df.to_csv(index=False, float_format="%.2f"))
+    return df
+
+
+def build_table10(paths, out_stem: Path, note: str = "", labels: dict | None = None) -> pd.DataFrame:
+    """Table 10: image->image retrieval by class, each student's uni-modal and cross-modal image heads and the image
+    teacher (the store's whole-image features)."""
+    queries = json.loads(Path(paths[0]).read_text())["queries"] if paths else 0
+    return _unimodal_table("table10", paths, out_stem, note, labels, {"ours R@1": "i2i/R@1", "ours mAP@R": "i2i/mAP@R"},
+                           f"image to image: each of the {queries} test images with another of its class queries all "
+                           "others, its positives the images of its class (the same multiset of coloured kinds). The "
+                           "teacher row is the image teacher, the store's whole-image features.")
+
+
+def build_table11(paths, out_stem: Path, note: str = "", labels: dict | None = None) -> pd.DataFrame:
+    """Table 11: the STS analogue, each student's uni-modal and cross-modal text heads and the text teacher."""
+    pairs = json.loads(Path(paths[0]).read_text())["pairs"] if paths else 0
+    return _unimodal_table("table11", paths, out_stem, note, labels, {"ours Spearman": "sts/spearman"},
+                           f"{pairs} test caption pairs graded by the Jaccard overlap of the images each is true of "
+                           "(half share an image); Spearman x 100 between the grades and the cosine of each head's "
+                           "caption embeddings. The teacher row is the text teacher.")

@@ -1,0 +1,93 @@
+"""Uni-modal quality of a soft-label student and of its teachers (Huang et al. 2024, appendix Tables 10 and 11,
+ShapeCaptions analogues), on a generated dataset's test split.
+
+* **Image -> image** (Table 10, Unicom's protocol): each test image queries every other; its positives are the images
+  of its class, the same multiset of coloured kinds (itr.data.truth.scene_class). R@1, mAP@R, R-P.
+* **Caption pairs** (Table 11, the STS analogue): pairs of test captions graded by the Jaccard overlap of the images
+  each is true of (itr.data.truth.graded_caption_pairs); the score is Spearman x 100 between the grades and the
+  cosine of the two captions' embeddings.
+
+Rows: ``uni`` (the student's uni-modal heads), ``cross`` (its cross-modal heads, which retrieval uses) and
+``teacher`` (the image teacher's whole-image features; the text teacher's embeddings, itr.teachers).
+
+Example:
+    >>> unimodal_metrics("models/<variant>/softlabel.pt", "data/shapes", "features/shapes", "models/<variant>/text_teacher.npz",
+    ...                  "minilm", n_pairs=2000, seed=0)["metrics"]["uni/i2i/R@1"]
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from itr.machine import fingerprint
+from itr.metrics import same_class_metrics, spearman
+
+
+@torch.no_grad()
+def _embed_images(model, store, image_ids: list[str], head: str, device, batch_size: int = 256) -> np.ndarray:
+    from itr.models.encode import image_batch, image_inputs
+
+    out = []
+    for s in range(0, len(image_ids), batch_size):
+        batch = image_batch(store, image_ids[s:s + batch_size], device)
+        out.append(F.normalize(getattr(model, head)(*image_inputs(batch)), dim=-1).float().cpu())
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def _embed_captions(model, captions, head: str, device, batch_size: int = 256) -> np.ndarray:
+    out = []
+    for s in range(0, len(captions), batch_size):
+        ids, mask = captions.batch(slice(s, s + batch_size))
+        out.append(F.normalize(getattr(model, head)(ids.to(device), mask.to(device)), dim=-1).float().cpu())
+    return torch.cat(out).numpy()
+
+
+def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str, n_pairs: int, seed: int,
+                     device="cpu", lang: str = "en") -> dict:
+    """``{"metrics": {"<row>/i2i/R@1", "<row>/i2i/mAP@R", "<row>/i2i/R-P", "<row>/sts/spearman", ...}, "queries",
+    "pairs", "machine"}`` of a soft-label student (``model_path``) and its teachers on ``data``'s test split."""
+    from itr.data.dataset import dataset_manifest, read_dataset
+    from itr.data.truth import extended_positives, graded_caption_pairs, scene_class
+    from itr.features.store import FeatureStore
+    from itr.models import load_trained
+    from itr.models.encode import CaptionSet
+    from itr.teachers import TextTeacher, image_teacher
+
+    store = FeatureStore(features)
+    model, tokenizer, ckpt = load_trained(model_path, store, device)
+    if not hasattr(model, "uni_image"):
+        raise ValueError(f"{model_path} holds a {ckpt['architecture']['name']} model, which has no uni-modal heads; "
+                         "evaluate a soft-label student (itr train softlabel)")
+    images, captions = read_dataset(data, "test")
+    captions = captions[captions["lang"] == lang].reset_index(drop=True)
+    config = dataset_manifest(data)["config"]
+    scenes = [json.loads(s)["objects"] for s in images["scene"]]
+    image_ids = list(images["image_id"])
+    classes = [scene_class(objects) for objects in scenes]
+    scene_of = dict(zip(image_ids, scenes))
+    positives = extended_positives(list(captions["meaning"]), [scene_of[i] for i in image_ids], config["image_size"],
+                                   config["domain"])  # (captions, images)
+    pairs, grades = graded_caption_pairs(positives, n_pairs, seed)
+    caption_set = CaptionSet.from_frame(captions, tokenizer, ckpt["text_encoder"]["max_text_len"])
+    rows = {
+        "uni": (_embed_images(model, store, image_ids, "uni_image", device),
+                _embed_captions(model, caption_set, "uni_text", device)),
+        "cross": (_embed_images(model, store, image_ids, "embed_image", device),
+                  _embed_captions(model, caption_set, "embed_text", device)),
+        "teacher": (image_teacher(store.get(image_ids)["global"]).numpy(),
+                    TextTeacher.from_file(teacher_file, list(captions["caption_id"]), text_teacher).vectors.numpy()),
+    }
+    metrics, queries = {}, 0
+    for row, (image_vecs, caption_vecs) in rows.items():
+        i2i = same_class_metrics(image_vecs, classes)
+        queries = i2i.pop("queries")
+        metrics |= {f"{row}/i2i/{k}": v for k, v in i2i.items()}
+        cosines = (caption_vecs[pairs[:, 0]] * caption_vecs[pairs[:, 1]]).sum(axis=1)
+        metrics[f"{row}/sts/spearman"] = spearman(cosines, grades)
+    return {"split": "test", "metrics": metrics, "queries": queries, "pairs": int(len(pairs)),
+            "machine": fingerprint(device=str(device))}
+
