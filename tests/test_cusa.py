@@ -192,35 +192,68 @@ def test_every_cusa_table_builds_and_shows_every_cell(tmp_path):
         for rel in spec.inputs:
             if rel.endswith(".json"):
                 m = json.loads((tmp_path / rel).read_text())["metrics"]
-                number = (m["ext/t2i/mAP@R"] if "ext/t2i/mAP@R" in m else m["rsum"] if "rsum" in m
-                          else m["uni/i2i/R@1"] if target == "table10" else m["uni/sts/spearman"])
-                assert f"{number:.2f}" in csv, (target, rel)
+                numbers = ([m["ext/t2i/mAP@R"]] if "ext/t2i/mAP@R" in m else [m["rsum"]] if "rsum" in m
+                           else [m[f"{row}/i2i/R@1"] for row in ("uni", "cross")] if target == "table10"
+                           else [m[f"{row}/sts/spearman"] for row in ("uni", "cross")])
+                assert all(f"{number:.2f}" in csv for number in numbers), (target, rel)
     assert "1.5M" in (tmp_path / layout.table_stem("cusa", "table7", params)).with_suffix(".md").read_text()
+    main = json.loads((tmp_path / plan.tables["table10"].inputs[-1]).read_text())["metrics"]  # + CUSA: the teachers
+    for target, key in (("table10", "teacher/i2i/R@1"), ("table11", "teacher/sts/spearman")):
+        assert f"{main[key]:.2f}" in (tmp_path / layout.table_stem("cusa", target, params)).with_suffix(".csv").read_text()
     assert "12 test images" in (tmp_path / layout.table_stem("cusa", "table10", params)).with_suffix(".md").read_text()
     assert "median 7 (max 11) captions per image" in (tmp_path / layout.table_stem("cusa", "table9", params)).with_suffix(".md").read_text()
 
 
-def test_unimodal_rows_are_the_heads_and_the_teachers(tiny_pipeline, teacher_file, tmp_path):
+def test_unimodal_rows_are_the_heads_and_the_teachers(tiny_pipeline, teacher_file, tmp_path, monkeypatch):
+    import json
+
+    import itr.unimodal
     from itr.data.dataset import read_dataset
-    from itr.data.truth import scene_class
-    from itr.metrics import same_class_metrics
+    from itr.data.truth import extended_positives, graded_caption_pairs, scene_class
+    from itr.metrics import same_class_metrics, spearman
+    from itr.models.encode import CaptionSet, image_batch, image_inputs
     from itr.unimodal import unimodal_metrics
 
     root, text = tiny_pipeline
     train_from_files("softlabel", _cfg(text), text, root / "data", root / "feat", tmp_path / "s", tmp_path / "m.pt",
                      tmp_path / "m.csv", log=lambda m: None, teacher=teacher_file)
+    seen = []  # (vectors, classes) of each image row, in row order: uni, cross, teacher
+    monkeypatch.setattr(itr.unimodal, "same_class_metrics", lambda v, c: seen.append((v, c)) or same_class_metrics(v, c))
     got = unimodal_metrics(tmp_path / "m.pt", root / "data", root / "feat", teacher_file, text.path, 50, 0)
     assert {k.split("/")[0] for k in got["metrics"]} == {"uni", "cross", "teacher"} and got["pairs"] == 50
-    # the teacher's image row is the store's whole-image features, by the scenes' classes
-    import json
-
-    images, _ = read_dataset(root / "data", "test")
+    # each row reads its own vectors: the student's two image heads, the store's whole-image features
+    model, tok, _ = load_trained(tmp_path / "m.pt", FeatureStore(root / "feat"), "cpu")
+    images, caps = read_dataset(root / "data", "test")
     ids = list(images["image_id"])
-    g = FeatureStore(root / "feat").get(ids)["global"].float()
-    want = same_class_metrics(torch.nn.functional.normalize(g, dim=-1).numpy(),
-                              [scene_class(json.loads(s)["objects"]) for s in images["scene"]])
-    for k in ("R@1", "mAP@R"):
-        assert got["metrics"][f"teacher/i2i/{k}"] == pytest.approx(want[k], nan_ok=True)
-    assert np.isfinite(got["metrics"]["uni/sts/spearman"])
+    batch = image_batch(FeatureStore(root / "feat"), ids, "cpu")
+    unit = lambda x: torch.nn.functional.normalize(x, dim=-1).detach().numpy()  # noqa: E731
+    want = [unit(model.uni_image(*image_inputs(batch))), unit(model.embed_image(*image_inputs(batch))),
+            unit(batch["global"].float())]
+    classes = [scene_class(json.loads(sc)["objects"]) for sc in images["scene"]]
+    for (vectors, c), w in zip(seen, want):
+        assert np.allclose(vectors, w, atol=1e-5) and list(c) == classes
+    # and each text row grades the pairs by its own caption embeddings: the uni-modal head's, the text teacher's
+    caps = caps[caps["lang"] == "en"].reset_index(drop=True)
+    positives = extended_positives(list(caps["meaning"]), [json.loads(sc)["objects"] for sc in images["scene"]],
+                                   64, "plain")
+    pairs, grades = graded_caption_pairs(positives, 50, 0)
+    ids_, mask = CaptionSet.from_frame(caps, tok, text.max_text_len).batch(slice(0, len(caps)))
+    for row, vecs in (("uni", unit(model.uni_text(ids_, mask))),
+                      ("teacher", TextTeacher.from_file(teacher_file, list(caps["caption_id"]), text.path).vectors.numpy())):
+        cos = (vecs[pairs[:, 0]] * vecs[pairs[:, 1]]).sum(axis=1)
+        assert got["metrics"][f"{row}/sts/spearman"] == pytest.approx(spearman(cos, grades), abs=1e-6)
     with pytest.raises(ValueError, match="no uni-modal heads"):
         unimodal_metrics(root / "be.pt", root / "data", root / "feat", teacher_file, text.path, 50, 0)
+
+
+def test_tables_judged_by_meaning_are_not_planned_on_real_data():
+    from pathlib import Path
+
+    import yaml
+
+    from itr import papers
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text()) | {"dataset": "coco"}
+    plan = papers.plan("cusa", params)
+    assert sorted(plan.unavailable) == ["table10", "table11", "table9"] and sorted(plan.tables) == ["table7", "table8"]
+    assert "meanings" in plan.unavailable["table9"]

@@ -38,3 +38,11 @@ def test_every_metrics_file_records_the_machine(tmp_path):
                     {"model_id": "m", "split": "test", "caption_image_ids": [i for i in ids for _ in range(2)]})
     result = evaluate_collection(tmp_path, EvalConfig(), "full")
     assert result["machine"]["id"] == fingerprint(threads=result["machine"]["threads"])["id"]
+
+
+def test_a_checkpoint_records_where_it_trained(tiny_pipeline):
+    from itr.checkpoint import load_checkpoint
+
+    root, _ = tiny_pipeline
+    machine = load_checkpoint(root / "be.pt")["machine"]  # loads with weights_only: plain types only
+    assert machine["cpu"] == cpu_info()[0] and machine["id"]

@@ -76,19 +76,22 @@ def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
     from itr.data.dataset import dataset_manifest, read_dataset
     from itr.data.truth import extended_positives
 
-    if c.n_targets != len(c.image_ids):
-        raise ConfigError(f"{c.index_dir} holds distractors; the extended ground truth judges a test split alone")
+    if c.n_targets != len(c.image_ids) or c.first_images is not None:
+        raise ConfigError(f"{c.index_dir} holds distractors or only the split's first images; the extended ground truth "
+                          "judges a whole test split alone (build the index without --distractors and --first-images)")
     images, captions = read_dataset(data, c.split)
     if "meaning" not in captions.columns:
         raise ConfigError(f"{data} stores no caption meanings, so its extended ground truth is unknown: protocol "
-                          f"{EXTENDED!r} needs a generated dataset (rebuild it: snakemake --forcerun shapes_generate)")
+                          f"{EXTENDED!r} needs a generated ShapeCaptions dataset (one made before meanings were stored: "
+                          "snakemake --forcerun shapes_generate; on COCO, protocol full adds ECCV Caption's metrics)")
     config = dataset_manifest(data)["config"]
     meaning = captions.set_index("caption_id")["meaning"]
     scene = {r.image_id: json.loads(r.scene)["objects"] for r in images.itertuples()}
     positives = extended_positives([meaning[q] for q in c.caption_ids], [scene[i] for i in c.image_ids],
                                    config["image_size"], config["domain"])  # (captions, images)
-    group = np.arange(len(c.image_ids))
-    _, t2i, _, i2t = c.first_stage(group, len(c.caption_ids))  # whole rankings (-1 past the last image)
+    sims = c.caption_vecs.astype(np.float64) @ c.image_vecs.astype(np.float64).T  # (captions, images), exact
+    t2i = np.argsort(-sims, axis=1, kind="stable")  # whole rankings, whatever the index's factory
+    i2t = np.argsort(-sims.T, axis=1, kind="stable")
     metrics, counts = {}, {}
     for direction, ranked, pos in (("t2i", t2i, positives), ("i2t", i2t, positives.T)):
         metrics |= {f"ext/{direction}/{k}": v for k, v in precision_metrics(ranked, pos).items()}

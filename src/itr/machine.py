@@ -2,10 +2,10 @@
 versions, threads and device.
 
 CPU runs with the same pins are deterministic on one kind of CPU only: AVX2, AVX-512 and AMX kernels round
-differently, so training diverges across kinds. Every metrics file and benchmark records ``fingerprint()``; its
-``"id"`` hashes the fields that decide bit-exact results (CPU model, ISA features, versions, threads, device), so two
-files with one id were measured where exact agreement is expected, and two ids mean agreement only within the
-spread of the method.
+differently, so training diverges across kinds. Every checkpoint (``"machine"``: where it trained), metrics file and
+benchmark (where it was measured) records ``fingerprint()``; its ``"id"`` hashes the fields that decide bit-exact
+results (CPU model, ISA features, versions, threads, device). A result depends on every job upstream of it: exact
+agreement is expected only where the training and the evaluation fingerprints both agree.
 
 Example:
     >>> fp = fingerprint(threads=2, device="cpu")
@@ -52,8 +52,9 @@ def fingerprint(threads: int | None = None, device: str = "cpu") -> dict:
     model, isa = cpu_info()
     if str(device).startswith("cuda"):
         device = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    fp = {"cpu": model, "isa": isa, "platform": platform.platform(), "torch": torch.__version__,
-          "faiss": faiss.__version__, "numpy": numpy.__version__,
+    # plain strings: torch's version is a str subclass, which a weights_only checkpoint load refuses
+    fp = {"cpu": model, "isa": isa, "platform": platform.platform(), "torch": str(torch.__version__),
+          "faiss": str(faiss.__version__), "numpy": str(numpy.__version__),
           "threads": torch.get_num_threads() if threads is None else threads,
           "faiss_threads": faiss.omp_get_max_threads(), "device": str(device)}
     exact = {k: fp[k] for k in ("cpu", "isa", "torch", "faiss", "numpy", "threads", "faiss_threads", "device")}

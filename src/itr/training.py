@@ -36,6 +36,7 @@ from itr import distributed
 from itr.atomic import remove_stale_temporaries, replacing
 from itr.checkpoint import resume_state, save_checkpoint
 from itr.features.store import FeatureStore
+from itr.machine import fingerprint
 from itr.models.encode import CaptionSet
 from itr.objectives import mine, objectives_of
 
@@ -208,7 +209,7 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     train = CaptionSet.from_frame(first_images(train_caps, cfg.train_images), tokenizer, text_cfg.max_text_len)
     val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
     extra = {"method": method, "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
-             "features": store.manifest["source"]}
+             "features": store.manifest["source"], "machine": fingerprint(device=str(device))}  # where it trained
     inputs = {"text_encoder": text_cfg.to_dict(), "data": dataset_manifest(data)["digest"],
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
     if init is not None:  # the checkpoint fine-tuned: another one is another run

@@ -63,7 +63,12 @@ def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str
         raise ValueError(f"{model_path} holds a {ckpt['architecture']['name']} model, which has no uni-modal heads; "
                          "evaluate a soft-label student (itr train softlabel)")
     images, captions = read_dataset(data, "test")
+    if "meaning" not in captions.columns:
+        raise ValueError(f"{data} stores no caption meanings (itr.data.truth): the uni-modal tables need a generated "
+                         "ShapeCaptions dataset")
     captions = captions[captions["lang"] == lang].reset_index(drop=True)
+    if captions.empty:
+        raise ValueError(f"{data} has no {lang!r} test captions; pick a language it has")
     config = dataset_manifest(data)["config"]
     scenes = [json.loads(s)["objects"] for s in images["scene"]]
     image_ids = list(images["image_id"])

@@ -180,16 +180,19 @@ def evaluate_input(wc):
 def unimodal_inputs(wc):
     """A soft-label student's checkpoint, its collection's data and features, and the text-teacher file its
     uni-modal evaluation reads (the variant's ``eval_teacher``)."""
-    spec = VARIANTS[wc.variant]
+    spec, collection = VARIANTS[wc.variant], COLLECTIONS[wc.collection]
     if "eval_teacher" not in spec:
         raise InputError(f"variant {wc.variant} declares no eval_teacher: only soft-label students get itr unimodal")
+    if collection["distractors"] or collection.get("lang") or collection.get("first_images"):
+        raise InputError(f"collection {wc.collection} is grown, one language of several, or cut: itr unimodal reads "
+                         "a whole test split")
     return {"model": MODEL.format(variant=wc.variant, model=spec["models"][0]), "teacher": spec["eval_teacher"],
             **data_inputs(COLLECTIONS[wc.collection]["dataset"])}
 
 
 def unimodal_config(wc):
     """The softlabel keys itr unimodal reads (the text teacher, the STS analogue's pairs) and the seed."""
-    s = config["softlabel"]
+    s = {**config["softlabel"], **VARIANTS[wc.variant]["overrides"]}
     return shlex.quote(json.dumps({"text_teacher": s["text_teacher"], "sts_pairs": s["sts_pairs"],
                                    "seed": config["seed"]}, sort_keys=True))
 

@@ -146,6 +146,9 @@ def graded_caption_pairs(positives: np.ndarray, n_pairs: int, seed: int) -> tupl
     """
     rng = np.random.default_rng(seed)
     n = len(positives)
+    if n < 2 or not positives.any(axis=1).all():
+        raise ValueError(f"graded pairs need at least two captions, each true of some image; got {n} captions, "
+                         f"{int((~positives.any(axis=1)).sum())} true of none")
     true_of = [np.flatnonzero(row) for row in positives]
     holders = [np.flatnonzero(col) for col in positives.T]  # captions true of each image
     pairs = []
