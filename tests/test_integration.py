@@ -24,8 +24,10 @@ LABEL_COLUMNS = {"Model", "Source", "Benchmark", "Fusion", "λ", "k", "Collectio
 
 
 def _numbers(m: dict) -> list[str]:
-    """How a metrics file's headline number is written in a table's CSV (rsum, or mR for the language tables)."""
-    return [f"{m['metrics'][k]:.2f}" for k in ("rsum", "mR") if k in m["metrics"]]
+    """How a metrics file's headline number is written in a table's CSV (rsum, or mR for the language tables; mAP@R
+    under the extended ground truth; a uni-modal head's image retrieval R@1 or caption-pair Spearman)."""
+    keys = ("rsum", "mR", "ext/t2i/mAP@R", "uni/i2i/R@1", "uni/sts/spearman")
+    return [f"{m['metrics'][k]:.2f}" for k in keys if k in m["metrics"]]
 
 
 def test_dvc_repro_builds_every_registered_table_from_nothing(project):
