@@ -75,6 +75,7 @@ def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
     "max"}}}`` (the positives per query, which set how hard mAP@R and R-P are)."""
     from itr.data.dataset import dataset_manifest, read_dataset
     from itr.data.truth import extended_positives
+    from itr.models.encode import rank_exact
 
     if c.n_targets != len(c.image_ids) or c.first_images is not None:
         raise ConfigError(f"{c.index_dir} holds distractors or only the split's first images; the extended ground truth "
@@ -89,9 +90,9 @@ def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
     scene = {r.image_id: json.loads(r.scene)["objects"] for r in images.itertuples()}
     positives = extended_positives([meaning[q] for q in c.caption_ids], [scene[i] for i in c.image_ids],
                                    config["image_size"], config["domain"])  # (captions, images)
-    sims = c.caption_vecs.astype(np.float64) @ c.image_vecs.astype(np.float64).T  # (captions, images), exact
-    t2i = np.argsort(-sims, axis=1, kind="stable")  # whole rankings, whatever the index's factory
-    i2t = np.argsort(-sims.T, axis=1, kind="stable")
+    # whole rankings, exact whatever the index's factory
+    t2i = rank_exact(c.caption_vecs, c.image_vecs, len(c.image_ids))  # (captions, images)
+    i2t = rank_exact(c.image_vecs, c.caption_vecs, len(c.caption_ids))  # (images, captions)
     metrics, counts = {}, {}
     for direction, ranked, pos in (("t2i", t2i, positives), ("i2t", i2t, positives.T)):
         metrics |= {f"ext/{direction}/{k}": v for k, v in precision_metrics(ranked, pos).items()}

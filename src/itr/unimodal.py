@@ -18,32 +18,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 from itr.machine import fingerprint
 from itr.metrics import same_class_metrics, spearman
-
-
-@torch.no_grad()
-def _embed_images(model, store, image_ids: list[str], head: str, device, batch_size: int = 256) -> np.ndarray:
-    from itr.models.encode import image_batch, image_inputs
-
-    out = []
-    for s in range(0, len(image_ids), batch_size):
-        batch = image_batch(store, image_ids[s:s + batch_size], device)
-        out.append(F.normalize(getattr(model, head)(*image_inputs(batch)), dim=-1).float().cpu())
-    return torch.cat(out).numpy()
-
-
-@torch.no_grad()
-def _embed_captions(model, captions, head: str, device, batch_size: int = 256) -> np.ndarray:
-    out = []
-    for s in range(0, len(captions), batch_size):
-        ids, mask = captions.batch(slice(s, s + batch_size))
-        out.append(F.normalize(getattr(model, head)(ids.to(device), mask.to(device)), dim=-1).float().cpu())
-    return torch.cat(out).numpy()
 
 
 def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str, n_pairs: int, seed: int,
@@ -54,7 +30,7 @@ def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str
     from itr.data.truth import extended_positives, graded_caption_pairs, scene_class
     from itr.features.store import FeatureStore
     from itr.models import load_trained
-    from itr.models.encode import CaptionSet
+    from itr.models.encode import CaptionSet, embed_captions, embed_images
     from itr.teachers import TextTeacher, image_teacher
 
     store = FeatureStore(features)
@@ -79,10 +55,9 @@ def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str
     pairs, grades = graded_caption_pairs(positives, n_pairs, seed)
     caption_set = CaptionSet.from_frame(captions, tokenizer, ckpt["text_encoder"]["max_text_len"])
     rows = {
-        "uni": (_embed_images(model, store, image_ids, "uni_image", device),
-                _embed_captions(model, caption_set, "uni_text", device)),
-        "cross": (_embed_images(model, store, image_ids, "embed_image", device),
-                  _embed_captions(model, caption_set, "embed_text", device)),
+        "uni": (embed_images(model, store, image_ids, 256, device, head="uni_image"),
+                embed_captions(model, caption_set, 256, device, head="uni_text")),
+        "cross": (embed_images(model, store, image_ids, 256, device), embed_captions(model, caption_set, 256, device)),
         "teacher": (image_teacher(store.get(image_ids)["global"]).numpy(),
                     TextTeacher.from_file(teacher_file, list(captions["caption_id"]), text_teacher).vectors.numpy()),
     }

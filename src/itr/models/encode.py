@@ -84,22 +84,25 @@ def image_inputs(batch: dict) -> tuple:
 
 
 @torch.no_grad()
-def embed_captions(model, captions: CaptionSet, batch_size: int, device) -> np.ndarray:
+def embed_captions(model, captions: CaptionSet, batch_size: int, device, head: str = "embed_text") -> np.ndarray:
+    """(N, H) unit caption embeddings from the model's ``head`` (a soft-label student's ``uni_text`` too)."""
     model.eval()
     out = []
     for s in range(0, len(captions), batch_size):
         ids, mask = captions.batch(slice(s, s + batch_size))
-        out.append(F.normalize(model.embed_text(ids.to(device), mask.to(device)), dim=-1).float().cpu())
+        out.append(F.normalize(getattr(model, head)(ids.to(device), mask.to(device)), dim=-1).float().cpu())
     return torch.cat(out).numpy()
 
 
 @torch.no_grad()
-def embed_images(model, store: FeatureStore, image_ids: list[str], batch_size: int, device) -> np.ndarray:
+def embed_images(model, store: FeatureStore, image_ids: list[str], batch_size: int, device,
+                 head: str = "embed_image") -> np.ndarray:
+    """(N, H) unit image embeddings from the model's ``head`` (a soft-label student's ``uni_image`` too)."""
     model.eval()
     out = []
     for s in range(0, len(image_ids), batch_size):
         batch = image_batch(store, image_ids[s:s + batch_size], device, reads_tags(model))
-        out.append(F.normalize(model.embed_image(*image_inputs(batch)), dim=-1).float().cpu())
+        out.append(F.normalize(getattr(model, head)(*image_inputs(batch)), dim=-1).float().cpu())
     return torch.cat(out).numpy()
 
 
