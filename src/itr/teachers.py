@@ -44,7 +44,7 @@ def pre_caption(text: str, max_words: int = 64) -> str:
 @torch.no_grad()
 def encode_texts(path: str, texts: list[str], batch_size: int = 256, model=None, tokenizer=None) -> torch.Tensor:
     """(N, D) unit sentence embeddings: mean of the encoder's output tokens over the unpadded ones."""
-    from itr.models.encoder import load_text_tower, load_tokenizer
+    from itr.models.encoder import MultimodalEncoder, load_text_tower, load_tokenizer
 
     model = model if model is not None else load_text_tower(path).eval()
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(path)
@@ -53,8 +53,7 @@ def encode_texts(path: str, texts: list[str], batch_size: int = 256, model=None,
         tok = tokenizer([pre_caption(t) for t in texts[s:s + batch_size]], padding=True, truncation=True,
                         max_length=128, return_tensors="pt").to(model.device)
         hidden = model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state  # (b, T, D)
-        m = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (b, T, 1)
-        out.append(F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1.0), dim=-1).cpu())
+        out.append(F.normalize(MultimodalEncoder.mean_pool(hidden, tok["attention_mask"]), dim=-1).cpu())
     return torch.cat(out) if out else torch.zeros(0, model.config.hidden_size)
 
 
