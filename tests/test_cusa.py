@@ -255,5 +255,31 @@ def test_tables_judged_by_meaning_are_not_planned_on_real_data():
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text()) | {"dataset": "coco"}
     plan = papers.plan("cusa", params)
-    assert sorted(plan.unavailable) == ["table10", "table11", "table9"] and sorted(plan.tables) == ["table7", "table8"]
+    assert sorted(plan.unavailable) == ["table10", "table11", "table9"]
+    assert sorted(plan.tables) == ["ablations", "table7", "table8"]
     assert "meanings" in plan.unavailable["table9"]
+    assert all(f.endswith("/full.json") for f in plan.tables["ablations"].inputs)  # no extended columns on COCO
+
+
+def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
+    """alpha (beta fixed) and beta (alpha fixed) sweeps; a swept value equal to the main student's is that student,
+    not a second training; the released ITC row flips the reduction, whichever params.yaml chose."""
+    from pathlib import Path
+
+    import yaml
+
+    from itr import papers
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["softlabel"].update(alpha=0.3, beta=0.5, alpha_sweep=[0.1, 0.3], beta_sweep=[0.25, 0.5, 2.0],
+                               itc_reduction="mean")
+    plan = papers.plan("cusa", params)
+    assert {v: s["overrides"] for v, s in plan.variants.items() if "/" in v and v.split("/")[1] not in
+            ("itc", "csa", "usa")} == {
+        "cusa_var/alpha_0.1": {"alpha": 0.1}, "cusa_var/beta_0.25": {"beta": 0.25}, "cusa_var/beta_2": {"beta": 2.0},
+        "cusa_var/itc_sum": {"itc_reduction": "sum"}}
+    spec = plan.tables["ablations"]
+    assert spec.labels["settings"]["cusa_var/beta_2"] == {"alpha": 0.3, "beta": 2.0, "itc_reduction": "mean"}
+    assert spec.labels["settings"]["cusa"] == {"alpha": 0.3, "beta": 0.5, "itc_reduction": "mean"}
+    assert "paper's sum" in spec.labels["rows"]["cusa_var/itc_sum"]
+    assert len(spec.inputs) == 2 * len(plan.variants) == len(set(spec.inputs))

@@ -50,7 +50,8 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     "pretrained_features": {"pretrained_features": ("weights_urls",)},
     "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
                        "ablation_epochs"),
-              "softlabel": ("sts_pairs",)},  # the STS analogue's pairs are the uni-modal evaluation's
+              # the STS analogue's pairs are the uni-modal evaluation's; the sweeps, the paper plan's (its ablation students)
+              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep")},
 }
 
 
@@ -298,6 +299,8 @@ class SoftLabelConfig(_TrainSection):
     text_teacher: str = "minilm"
     teacher_features: str = "disk"
     sts_pairs: int = 2000
+    alpha_sweep: tuple = (0.1, 0.3, 1.0)
+    beta_sweep: tuple = (0.25, 0.5, 0.75)
 
     @classmethod
     def cross_problems(cls, d: dict) -> list[str]:
