@@ -10,7 +10,7 @@ from itr.config import SoftLabelConfig
 from itr.models import load_trained
 from itr.features.store import FeatureStore
 from itr.models.softlabel import TEMPERATURE_RANGES
-from itr.teachers import TeacherError, TextTeacher, encode_texts, pre_caption, write_text_teacher
+from itr.teachers import ImageTeacher, TeacherError, TextTeacher, encode_texts, pre_caption, write_text_teacher
 from itr.training import build_model, train_from_files
 
 CFG = SoftLabelConfig(epochs=1, batch_size=4, lr=1e-3)
@@ -113,7 +113,8 @@ def test_the_objective_pulls_image_rows_to_the_image_teacher_and_caption_rows_to
     train = CaptionSet.from_frame(caps, tok, text.max_text_len)
     teacher = TextTeacher.from_file(teacher_file, train.caption_ids, text.path)
     rows = np.array([0, 5, 11, 17, 23, 29])
-    got = SoftLabelObjective(cfg, model, train, store, torch.device("cpu"), teacher).loss(rows, 0)
+    teachers = (teacher, ImageTeacher(store))
+    got = SoftLabelObjective(cfg, model, train, store, torch.device("cpu"), *teachers).loss(rows, 0)
     with torch.no_grad():
         got = got.detach()
         ids, mask = train.batch(rows)
@@ -139,7 +140,7 @@ def test_the_objective_pulls_image_rows_to_the_image_teacher_and_caption_rows_to
 
     import itr.objectives
     monkeypatch.setattr(itr.objectives, "cross_softlabel_alignment", spy)
-    SoftLabelObjective(cfg, model, train, store, torch.device("cpu"), teacher).loss(rows, 0)
+    SoftLabelObjective(cfg, model, train, store, torch.device("cpu"), *teachers).loss(rows, 0)
     assert torch.allclose(seen["sim"], images_by_captions, atol=1e-6)
     assert not torch.allclose(seen["sim"], images_by_captions.T, atol=1e-6)
     assert torch.allclose(seen["image"], image_t @ image_t.T) and torch.allclose(seen["text"], text_t @ text_t.T)
@@ -197,7 +198,8 @@ def test_every_cusa_table_builds_and_shows_every_cell(tmp_path):
                            else [m[f"{row}/sts/spearman"] for row in ("uni", "cross")])
                 assert all(f"{number:.2f}" in csv for number in numbers), (target, rel)
     assert "1.5M" in (tmp_path / layout.table_stem("cusa", "table7", params)).with_suffix(".md").read_text()
-    main = json.loads((tmp_path / plan.tables["table10"].inputs[-1]).read_text())["metrics"]  # + CUSA: the teachers
+    main_cell = next(f for f in plan.tables["table10"].inputs if f.startswith("results/metrics/cusa/"))
+    main = json.loads((tmp_path / main_cell).read_text())["metrics"]  # + CUSA (student (a)): the teachers
     for target, key in (("table10", "teacher/i2i/R@1"), ("table11", "teacher/sts/spearman")):
         assert f"{main[key]:.2f}" in (tmp_path / layout.table_stem("cusa", target, params)).with_suffix(".csv").read_text()
     assert "12 test images" in (tmp_path / layout.table_stem("cusa", "table10", params)).with_suffix(".md").read_text()
@@ -259,6 +261,7 @@ def test_tables_judged_by_meaning_are_not_planned_on_real_data():
     assert sorted(plan.tables) == ["ablations", "table7", "table8"]
     assert "meanings" in plan.unavailable["table9"]
     assert all(f.endswith("/full.json") for f in plan.tables["ablations"].inputs)  # no extended columns on COCO
+    assert not any("pixels" in v for v in plan.variants)  # student (b) cuts one image size into patches: generated only
 
 
 def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
@@ -274,12 +277,17 @@ def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
     params["softlabel"].update(alpha=0.3, beta=0.5, alpha_sweep=[0.1, 0.3], beta_sweep=[0.25, 0.5, 2.0],
                                itc_reduction="mean")
     plan = papers.plan("cusa", params)
-    assert {v: s["overrides"] for v, s in plan.variants.items() if "/" in v and v.split("/")[1] not in
-            ("itc", "csa", "usa")} == {
+    assert {v: {k: x for k, x in s["overrides"].items() if k != "image_tower"} for v, s in plan.variants.items()
+            if "/" in v and v.split("/")[1] not in ("itc", "csa", "usa")} == {
         "cusa_var/alpha_0.1": {"alpha": 0.1}, "cusa_var/beta_0.25": {"beta": 0.25}, "cusa_var/beta_2": {"beta": 2.0},
-        "cusa_var/itc_sum": {"itc_reduction": "sum"}}
+        "cusa_var/itc_sum": {"itc_reduction": "sum"}, "cusa_var/pixels_itc": {"alpha": 0.0, "beta": 0.0},
+        "cusa_var/pixels_cusa": {}}
     spec = plan.tables["ablations"]
     assert spec.labels["settings"]["cusa_var/beta_2"] == {"alpha": 0.3, "beta": 2.0, "itc_reduction": "mean"}
     assert spec.labels["settings"]["cusa"] == {"alpha": 0.3, "beta": 0.5, "itc_reduction": "mean"}
     assert "paper's sum" in spec.labels["rows"]["cusa_var/itc_sum"]
-    assert len(spec.inputs) == 2 * len(plan.variants) == len(set(spec.inputs))
+    assert len(spec.inputs) == 2 * (len(plan.variants) - 2) == len(set(spec.inputs))  # student (a)'s only
+    towers = {v: s["overrides"]["image_tower"] for v, s in plan.variants.items()}
+    assert {v for v, t in towers.items() if t == "pixels"} == {"cusa_var/pixels_itc", "cusa_var/pixels_cusa"}
+    assert plan.variants["cusa_var/pixels_cusa"]["features"] == "patches"
+    assert plan.variants["cusa_var/pixels_cusa"]["image_teacher"] == "features/shapes/manifest.json"

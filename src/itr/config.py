@@ -287,7 +287,9 @@ class SoftLabelConfig(_TrainSection):
     """A soft-label student (itr.models.softlabel; Huang et al. 2024): ITC + alpha * CSA + beta * USA, teachers'
     similarities at ``teacher_tau``, the students' temperatures learned from ``itc_tau`` and ``soft_tau``;
     ``itc_reduction`` "sum" is the paper's InfoNCE, "mean" the release's (1/N of it); ``teacher_features``: the text
-    teacher "disk" (computed once, itr.teachers) or "on_the_fly" (every step)."""
+    teacher "disk" (computed once, itr.teachers) or "on_the_fly" (every step); ``image_tower``: "regions" (the
+    bi-encoder's towers over the detector's regions) or "pixels" (a transformer from scratch over raw-pixel patches,
+    ``pixel_tower``: patch size, layers, heads; itr.features.patches)."""
     SECTION = "softlabel"
     weight_decay: float = 0.0001
     alpha: float = 0.1
@@ -301,6 +303,8 @@ class SoftLabelConfig(_TrainSection):
     sts_pairs: int = 2000
     alpha_sweep: tuple = (0.1, 0.3, 1.0)
     beta_sweep: tuple = (0.25, 0.5, 0.75)
+    image_tower: str = "regions"
+    pixel_tower: dict = dataclasses.field(default_factory=lambda: {"patch": 16, "layers": 4, "heads": 6})
 
     @classmethod
     def cross_problems(cls, d: dict) -> list[str]:

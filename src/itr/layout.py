@@ -8,6 +8,7 @@ wildcards (and ``str.format`` fields).
     raw/{dataset}/{file}/                             an archive of those, extracted (itr.data.archives)
     data/{dataset}/                                   a dataset in the canonical format (itr.data.dataset)
     features/{dataset}/                               its region features (itr.features.store)
+    features/{dataset}-patches/                       its raw-pixel patches, same store (itr.features.patches)
     models/{variant}/{model}.pt                       a trained checkpoint; variant = one set of trained models
                                                       (on a real dataset a variant is {dataset}/{paper's name})
     indexes/{variant}/{model}/{collection}/           faiss indexes of a model over a test collection
@@ -33,6 +34,8 @@ DOWNLOAD_LOCK = "downloads/{dataset}/SHA256SUMS"  # sha256s pinned on first use,
 
 DATASET_MANIFEST = "data/{dataset}/manifest.json"
 FEATURES_MANIFEST = "features/{dataset}/manifest.json"
+PATCHES_MANIFEST = "features/{dataset}-patches/manifest.json"
+FEATURE_STORES = {"regions": FEATURES_MANIFEST, "patches": PATCHES_MANIFEST}  # a variant's "features" -> its store
 DETECTOR = "models/detector/{dataset}.pt"
 DETECTOR_METRICS = "results/metrics/detector/{dataset}.json"
 MODEL = "models/{variant}/{model}.pt"

@@ -47,7 +47,6 @@ from itr.models.encode import (
     score_pairs,
 )
 from itr.sampling import sample_match_pairs
-from itr.teachers import image_teacher
 
 VAL_KS = (1, 5, 10)
 
@@ -83,9 +82,11 @@ class _Objective:
     validates = True  # scored on val after every epoch (and part of checkpoint selection)
     needs_mining = False
 
-    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device, text_teacher=None):
+    def __init__(self, cfg, model, train: CaptionSet, store: FeatureStore, device, text_teacher=None,
+                 image_teacher=None):
         self.cfg, self.model, self.train, self.store, self.device = cfg, model, train, store, device
-        self.text_teacher = text_teacher  # soft-label students' (itr.teachers.TextTeacher): embeddings of training caption rows
+        # soft-label students' teachers (itr.teachers): TextTeacher by training caption row, ImageTeacher by image id
+        self.text_teacher, self.image_teacher = text_teacher, image_teacher
         self.images = train.unique_images
         self.labels = {iid: n for n, iid in enumerate(self.images)}
         self.caption_labels = np.array([self.labels[i] for i in train.image_ids])  # (N,)
@@ -296,7 +297,7 @@ class SoftLabelObjective(_Objective):
         loss = multi_positive_itc(cross, y, model.itc_tau, released_mean=cfg.itc_reduction == "mean")  # (B, B) in
         if cfg.alpha == 0 and cfg.beta == 0:
             return loss
-        image_t = image_teacher(batch["global"])  # (B, D): the store's whole-image features
+        image_t = self.image_teacher(image_ids).to(dev)  # (B, D): a detector store's whole-image features
         text_t = self.text_teacher(rows).to(dev)  # (B, D'): the text teacher's, captions only
         image_sim, text_sim = image_t @ image_t.T, text_t @ text_t.T  # (B, B) each
         if cfg.alpha > 0:

@@ -28,6 +28,7 @@ RULE_ENTRIES = {
     "shapes_generate": "itr.cli.data:shapes",
     "train_detector": "itr.cli.detector:train",
     "extract_features": "itr.cli.detector:extract",
+    "patch_features": "itr.cli.detector:patches",
     "unpack_file": "itr.cli.data:extract",
     "import_dataset": "itr.cli.data:import_dataset",
     "pretrained_features": "itr.cli.detector:extract_pretrained",

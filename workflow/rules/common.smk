@@ -1,5 +1,6 @@
 # Helpers shared by all rule files (config validation, paths, config sections as CLI JSON).
 import json
+import os
 import re
 import shlex
 
@@ -10,8 +11,8 @@ from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
 from itr.errors import InputError
-from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURES_MANIFEST,
-                        INDEX_DONE, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURE_STORES, FEATURES_MANIFEST,
+                        INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
@@ -93,22 +94,31 @@ def fusion_args(wc):
     return f"--fusion {f['fusion']} --lam {f['lam']}" if f else ""
 
 
-def data_inputs(dataset):
-    return {"data": DATASET_MANIFEST.format(dataset=dataset), "features": FEATURES_MANIFEST.format(dataset=dataset)}
+def store_kind(variant):
+    """Which feature store a variant's models read: "regions" (the detector's, the default) or "patches" (raw pixels,
+    itr.features.patches); itr.layout.FEATURE_STORES."""
+    return VARIANTS[variant].get("features", "regions")
 
 
-def collection_inputs(collection):
-    """Manifests of a collection's test data and of every distractor dataset."""
+def data_inputs(dataset, kind="regions"):
+    return {"data": DATASET_MANIFEST.format(dataset=dataset), "features": FEATURE_STORES[kind].format(dataset=dataset)}
+
+
+def collection_inputs(collection, kind="regions"):
+    """Manifests of a collection's test data and of every distractor dataset, in stores of ``kind``."""
     c = COLLECTIONS[collection]
     sources = sorted({c["dataset"], *(d["dataset"] for d in c["distractors"])})
-    return {f"{kind}_{name}": path for name in sources for kind, path in data_inputs(name).items()}
+    return {f"{key}_{name}": path for name in sources for key, path in data_inputs(name, kind).items()}
 
 
-def distractor_args(collection):
+def distractor_args(collection, kind="regions"):
     """--distractors DATA:FEATURES:SPLIT ... for the CLI."""
     sources = COLLECTIONS[collection]["distractors"]
     if not sources:
         return ""
+    if kind != "regions":
+        raise InputError(f"collection {collection} draws distractors, which have detector features only; a {kind} "
+                         "variant searches collections without distractors")
     parts = [f"data/{s['dataset']}:features/{s['dataset']}:{s['split']}" for s in sources]
     return "--distractors " + " ".join(parts)
 
@@ -143,7 +153,13 @@ def train_inputs(wc):
     """The variant's dataset and features, the checkpoint it fine-tunes if it starts from one (``init``), and the
     text-teacher file it reads if it has one (``teacher``)."""
     spec = VARIANTS[wc.variant]
-    return {**data_inputs(spec["dataset"]), **{key: spec[key] for key in ("init", "teacher") if spec.get(key)}}
+    return {**data_inputs(spec["dataset"], store_kind(wc.variant)),
+            **{key: spec[key] for key in ("init", "teacher", "image_teacher") if spec.get(key)}}
+
+
+def image_teacher_arg(wc, input):
+    """--image-teacher of a student taught by another store's whole-image features than the one it reads."""
+    return f"--image-teacher $(dirname {input.image_teacher})" if "image_teacher" in input.keys() else ""
 
 
 def reported_table_files(png=False):
@@ -166,7 +182,8 @@ def teacher_dataset(wc):
 
 
 def index_inputs(wc):
-    return {"model": MODEL.format(variant=wc.variant, model=wc.model), **collection_inputs(wc.collection)}
+    return {"model": MODEL.format(variant=wc.variant, model=wc.model),
+            **collection_inputs(wc.collection, store_kind(wc.variant))}
 
 
 def evaluate_input(wc):
@@ -187,7 +204,8 @@ def unimodal_inputs(wc):
         raise InputError(f"collection {wc.collection} is grown, one language of several, or cut: itr unimodal reads "
                          "a whole test split")
     return {"model": MODEL.format(variant=wc.variant, model=spec["models"][0]), "teacher": spec["eval_teacher"],
-            **data_inputs(COLLECTIONS[wc.collection]["dataset"])}
+            **data_inputs(collection["dataset"], store_kind(wc.variant)),
+            **({"image_teacher": spec["image_teacher"]} if spec.get("image_teacher") else {})}
 
 
 def unimodal_config(wc):
@@ -276,7 +294,8 @@ def test_dirs(wc):
     """--data/--features of a collection's test split (the directories of its manifests), its language,
     and for variants measured on a subset only (FIRST_IMAGES) the images that subset reads."""
     c = COLLECTIONS[wc.collection]
-    args = "--data data/{0} --features features/{0}".format(c["dataset"]) + (f" --lang {c['lang']}" if "lang" in c else "")
+    features = os.path.dirname(FEATURE_STORES[store_kind(wc.variant)].format(dataset=c["dataset"]))
+    args = f"--data data/{c['dataset']} --features {features}" + (f" --lang {c['lang']}" if "lang" in c else "")
     first = FIRST_IMAGES[wc.variant]
     return args + (f" --first-images {first}" if first else "")
 

@@ -39,6 +39,7 @@ rule unimodal_evaluate:
         code=CODE["unimodal_evaluate"],
         upstream=upstream(unimodal_inputs),
         cfg=unimodal_config,
+        image_teacher=image_teacher_arg,
     conda:
         ITR_ENV
     log:
@@ -50,7 +51,7 @@ rule unimodal_evaluate:
         mem_mb=4000,
     shell:
         "itr unimodal --model {input.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
-        " --teacher {input.teacher} --config {params.cfg} --variant {wildcards.variant} --out {output}"
+        " --teacher {input.teacher} {params.image_teacher} --config {params.cfg} --variant {wildcards.variant} --out {output}"
         " --threads {threads} > {log} 2>&1"
 
 

@@ -56,3 +56,30 @@ rule extract_features:
     shell:
         "itr features extract --data $(dirname {input.data}) --detector {input.detector}"
         " --config {params.cfg} --out $(dirname {output}) --threads {threads} > {log} 2>&1"
+
+
+# Raw-pixel patches of every image of a generated dataset, for a student whose image tower has no detector (CUSA's
+# student (b), softlabel.image_tower: pixels). Nothing is learnt: only the patch size is read.
+rule patch_features:
+    input:
+        data=DATASET_MANIFEST,
+    output:
+        PATCHES_MANIFEST,
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
+    params:
+        code=CODE["patch_features"],
+        upstream=upstream(DATASET_MANIFEST),
+        patch=lambda wc: config["softlabel"]["pixel_tower"]["patch"],
+    conda:
+        ITR_ENV
+    log:
+        "logs/patch_features/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/patch_features/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    shell:
+        "itr features patches --data $(dirname {input.data}) --patch {params.patch} --out $(dirname {output})"
+        " > {log} 2>&1"

@@ -12,6 +12,7 @@ rule train:
         cfg=lambda wc: section(TRAIN_METHODS[wc.model].SECTION, stage="train", **VARIANTS[wc.variant]["overrides"]),
         text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
         init=init_arg,
+        image_teacher=image_teacher_arg,
         tracking=section("tracking"),
         # Resumable state outside the declared outputs: Snakemake does not delete it when a job is killed.
         state=TRAIN_STATE,
@@ -27,13 +28,15 @@ rule train:
         gpu=1,
     shell:
         "itr train {wildcards.model} --data $(dirname {input.data}) --features $(dirname {input.features})"
-        " --config {params.cfg} --text-encoder {params.text} {params.init} --out {output.model} --history {output.history}"
+        " --config {params.cfg} --text-encoder {params.text} {params.init} {params.image_teacher} --out {output.model}"
+        " --history {output.history}"
         " --state-dir {params.state} --threads {threads} --processes {resources.gpu}"  # >1 GPU: torchrun ranks
         " --tracking {params.tracking} --run-name train/{wildcards.variant}/{wildcards.model} > {log} 2>&1"
 
 
 # A soft-label student's text teacher (CUSA): every caption of a student's dataset embedded once (itr.teachers); the students read it
-# (train_inputs' "teacher"). The image teacher is the feature store's whole-image features, already on disk.
+# (train_inputs' "teacher"). The image teacher is a detector store's whole-image features, already on disk (train_inputs'
+# "image_teacher" when the student reads another store).
 rule text_teacher:
     input:
         data=teacher_dataset,

@@ -1,5 +1,5 @@
-"""itr detector train | itr features {extract,import,info}: the Faster R-CNN, the region features it extracts,
-and released features imported into the same store."""
+"""itr detector train | itr features {extract,pretrained,patches,import,info}: the Faster R-CNN, the region features
+it extracts, raw-pixel patches for a detector-free tower, and released features imported into the same store."""
 from __future__ import annotations
 
 from itr.cli.common import add_compute, compute, log
@@ -24,6 +24,11 @@ def register(sub) -> None:
         p.add_argument(a, required=True)
     add_compute(p)
     p.set_defaults(func=extract_pretrained)
+    p = features.add_parser("patches", help="raw-pixel patches of every image, for a tower with no detector")
+    for a in ("--data", "--out"):
+        p.add_argument(a, required=True)
+    p.add_argument("--patch", type=int, required=True, help="patch side in pixels (softlabel.pixel_tower.patch)")
+    p.set_defaults(func=patches)
     p = features.add_parser("import", help="released region features into the feature store")
     p.add_argument("--format", required=True, choices=["butd-tsv", "vinvl-tsv", "scan-npy", "teran"])
     p.add_argument("--source", required=True, help="the TSV file, or the folder (scan-npy, teran)")
@@ -70,6 +75,13 @@ def extract_pretrained(args) -> int:
     read = {k: v for k, v in cfg.to_dict().items() if k not in unread_keys("pretrained_features", cfg.SECTION)}
     source = {"detector": file_digest(cfg.weights), "features": read}
     pretrained.extract_pretrained(args.data, model, cfg, args.out, source, compute(args), log=log.info)
+    return 0
+
+
+def patches(args) -> int:
+    from itr.features.patches import write_patch_store
+
+    write_patch_store(args.data, args.out, args.patch, log=log.info)
     return 0
 
 

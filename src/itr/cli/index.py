@@ -24,6 +24,8 @@ def register(sub) -> None:
     p = sub.add_parser("unimodal", help="image->image retrieval and caption-pair grading of a soft-label student")
     for a in ("--model", "--data", "--features", "--teacher", "--config", "--out", "--variant"):
         p.add_argument(a, required=True)
+    p.add_argument("--image-teacher", help="the feature store whose whole-image features are the image teacher "
+                                           "(default: --features; a raw-pixel student's is its detector store)")
     add_compute(p)
     p.set_defaults(func=unimodal)
 
@@ -49,7 +51,7 @@ def unimodal(args) -> int:
 
     cfg = json.loads(args.config)  # {"text_teacher", "sts_pairs", "seed"}: the softlabel keys it reads
     result = unimodal_metrics(args.model, args.data, args.features, args.teacher, cfg["text_teacher"],
-                              cfg["sts_pairs"], cfg["seed"], compute(args))
+                              cfg["sts_pairs"], cfg["seed"], compute(args), image_teacher_features=args.image_teacher)
     write_json(args.out, {**result, "variant": args.variant, "dataset": Path(args.data).name})
     log.info("%s: %s", args.variant, {k: round(v, 2) for k, v in result["metrics"].items()})
     return 0

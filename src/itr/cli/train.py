@@ -18,6 +18,8 @@ def register(sub) -> None:
         p.add_argument(a, required=True)
     p.add_argument("--init", help="the trained checkpoint a disentangled model fine-tunes (its backbone)")
     p.add_argument("--teacher", help="a softlabel model's text-teacher file (itr teachers), when its teacher_features is disk")
+    p.add_argument("--image-teacher", help="a softlabel model's image teacher: the feature store whose whole-image "
+                                           "features it is (default: --features; a raw-pixel student's: its detector store)")
     add_compute(p)
     p.add_argument("--processes", type=int, default=1,
                    help="data-parallel processes (one per GPU): more than 1 restarts the command under torchrun")
@@ -46,7 +48,7 @@ def train(args) -> int:
     with tracker(args, params, {"rule": f"train_{args.method}", "method": args.method}) as run:
         result = train_from_files(args.method, cfg, text_cfg, args.data, args.features, args.state_dir, args.out,
                                   args.history, device, log=log.info, track=run.log if run else None,
-                                  init=args.init, teacher=args.teacher)
+                                  init=args.init, teacher=args.teacher, image_teacher=args.image_teacher)
         if run:
             run.set_tags({"best_epoch": result["best_epoch"]})
     return 0

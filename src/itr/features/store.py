@@ -39,6 +39,7 @@ from itr.atomic import write_json as _atomic_json
 from itr.manifest import ManifestError, file_digest, read_sealed, rebuild_hint, verify_files, write_sealed
 
 ARRAYS = ("regions", "geometry", "mask", "global")
+PIXEL_PATCHES = "pixel_patches"  # the source "kind" of a store of raw-pixel patches (itr.features.patches)
 
 
 class FeatureStoreError(InputError, RuntimeError):
@@ -152,6 +153,11 @@ class FeatureStore:
     @property
     def ids(self) -> list[str]:
         return list(self._where)
+
+    @property
+    def holds_pixels(self) -> bool:
+        """Whether the store holds raw-pixel patches (itr.features.patches) rather than a detector's regions."""
+        return self.manifest["source"].get("kind") == PIXEL_PATCHES
 
     @property
     def has_tags(self) -> bool:

@@ -36,12 +36,24 @@ def dvc_stages(config: dict) -> dict:
     generated = [d for d in layout.datasets(config) if d in used]
     real = [d for d in config["datasets"] if d in used]  # params `dataset` names one (rules/sources.smk)
     datasets = generated + real
-    stages = {"data": _data_stage(generated, real), "features": _features_stage(generated, real, config)}
+    patched = {name: _patch_stores(plan) for name, plan in plans.items()}
+    stages = {"data": _data_stage(generated, real),
+              "features": _features_stage(generated, real, config, sorted(set().union(*patched.values())))}
     for name, plan in plans.items():
         timed = papers.timed_methods(plan.timing, plans, config["rerank"]) if plan.timing else {}
-        stages[name] = paper_stage(name, plan, [f"{kind}/{d}" for kind in ("data", "features") for d in datasets
-                                                if d in plan.datasets()], papers.timed_models(timed), config)
+        upstream = [f"{kind}/{d}" for kind in ("data", "features") for d in datasets if d in plan.datasets()]
+        stages[name] = paper_stage(name, plan, upstream + sorted(patched[name]), papers.timed_models(timed), config)
     return stages
+
+
+def _patch_stores(plan: papers.Plan) -> set[str]:
+    """The raw-pixel patch stores (itr.features.patches) of the plan's variants that read one."""
+    return {_store_dir(layout.PATCHES_MANIFEST, v["dataset"]) for v in plan.variants.values()
+            if v.get("features") == "patches"}
+
+
+def _store_dir(manifest: str, dataset: str) -> str:
+    return manifest.format(dataset=dataset).rsplit("/", 1)[0]
 
 
 def _data_stage(generated: list[str], real: list[str]) -> dict:
@@ -59,9 +71,9 @@ def _data_stage(generated: list[str], real: list[str]) -> dict:
             + [{layout.DOWNLOAD_LOCK.format(dataset=d): UNCACHED} for d in real]}
 
 
-def _features_stage(generated: list[str], real: list[str], config: dict) -> dict:
+def _features_stage(generated: list[str], real: list[str], config: dict, patch_stores: list[str]) -> dict:
     """Region features: ShapeCaptions' detector, trained here, for the generated datasets; torchvision's COCO
-    Faster R-CNN or released feature files for real ones."""
+    Faster R-CNN or released feature files for real ones; and the raw-pixel patch stores some students read."""
     deps, params, outs, metrics = [f"data/{d}" for d in generated + real], ["dataset"], [], []
     if generated:
         detector = layout.DETECTOR.format(dataset=layout.MAIN_DATASET)
@@ -74,8 +86,11 @@ def _features_stage(generated: list[str], real: list[str], config: dict) -> dict
                  else "import_features" for d in real}
         deps += [*_code(*sorted(kinds)), "workflow/rules/sources.smk"]
         params += ["pretrained_features"] * ("pretrained_features" in kinds)
+    if patch_stores:
+        deps += _code("patch_features")
+        params += ["softlabel.pixel_tower.patch"]
     stage = {"cmd": "snakemake --cores all features", "deps": list(dict.fromkeys(deps)), "params": params,
-             "outs": outs + [{f"features/{d}": KEEP} for d in generated + real]}
+             "outs": outs + [{f"features/{d}": KEEP} for d in generated + real] + [{p: KEEP} for p in patch_stores]}
     return stage | ({"metrics": metrics} if metrics else {})
 
 

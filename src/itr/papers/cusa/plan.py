@@ -6,6 +6,12 @@ paper's Table 8 trains each of its students:
 
     ITC (alpha = beta = 0) | + CSA (beta = 0) | + USA (alpha = 0) | + CUSA (the section's own alpha and beta)
 
+Student (b), the CLIP analogue, has no detector: a transformer from scratch over the raw 128-px images cut into patches
+(``softlabel.image_tower: pixels``, the store ``features/<dataset>-patches``), beside the same text tower, trained with
+ITC alone and + CUSA, taught by the same teachers (its image teacher is the detector store's whole-image feature). The
+ablation (``ablations``) trains student (a) + CUSA at the other alphas and betas of the sweeps and with ITC reduced the
+other way.
+
 Tables 10 and 11 (image retrieval on CUB, SOP, ...; STS) are played by image->image retrieval of ShapeCaptions' test
 images by class and by test caption pairs graded by meaning (``itr unimodal``, itr.unimodal). Table 9 (ECCV Caption)
 is played by the extended ground truth of ShapeCaptions' test split (protocol ``extended``:
@@ -21,7 +27,8 @@ Example:
 """
 from __future__ import annotations
 
-from itr.layout import EVAL_METRICS, MAIN_DATASET, MODEL, TEXT_TEACHER, UNIMODAL_METRICS, main_dataset, on_dataset
+from itr.layout import (EVAL_METRICS, FEATURES_MANIFEST, MAIN_DATASET, MODEL, TEXT_TEACHER, UNIMODAL_METRICS, main_dataset,
+                        on_dataset)
 from itr.papers import Plan, TableSpec
 from itr.protocols import EXTENDED
 
@@ -30,9 +37,13 @@ ROW = "cusa_dual"
 EMBEDDING_ROWS = {ROW: METHOD}
 MAIN = "cusa"  # + CUSA: the section's own alpha and beta
 VARIANTS = "cusa_var"
-# name -> overrides of the softlabel section: Table 8's students
+# name -> overrides of the softlabel section: Table 8's students. Student (a) reads the detector's regions; student
+# (b), the CLIP analogue, raw-pixel patches through a transformer from scratch (itr.features.patches), on generated
+# data only (its images are one size), taught by the same teachers.
 STUDENTS = {"itc": {"alpha": 0.0, "beta": 0.0}, "csa": {"beta": 0.0}, "usa": {"alpha": 0.0}, MAIN: {}}
-LABELS = {"itc": "ITC", "csa": "+ CSA", "usa": "+ USA", MAIN: "+ CUSA"}
+PIXEL_STUDENTS = {"pixels_itc": {"alpha": 0.0, "beta": 0.0}, "pixels_cusa": {}}
+LABELS = {"itc": "ITC", "csa": "+ CSA", "usa": "+ USA", MAIN: "+ CUSA",
+          "pixels_itc": "pixel ViT, ITC", "pixels_cusa": "pixel ViT, + CUSA"}
 OTHER_REDUCTION = {"sum": "mean", "mean": "sum"}
 REDUCTION_LABELS = {"sum": "the paper's sum over j", "mean": "as released: mean over j"}
 PROTOCOLS = {"5K": "full", "1K": "subset"}  # the paper's COCO 5K and Flickr30K 1K test sets -> our protocols
@@ -68,28 +79,36 @@ def plan(config: dict) -> Plan:
     data, section = main_dataset(config), config["softlabel"]
     teacher = TEXT_TEACHER.format(variant=on_dataset(MAIN, config))
     ablation = ablation_students(section)
-    students = {**STUDENTS, **{n: o for n, (o, _) in ablation.items()}}
+    regions = {"image_tower": "regions"}
+    main_students = {n: {**o, **regions} for n, o in STUDENTS.items()}
+    if data == MAIN_DATASET:
+        main_students |= {n: {**o, "image_tower": "pixels"} for n, o in PIXEL_STUDENTS.items()}
+    students = {**main_students, **{n: {**o, **regions} for n, (o, _) in ablation.items()}}
     variants = {}
     for name, overrides in students.items():
         s = {**section, **overrides}
         reads_file = (s["alpha"] > 0 or s["beta"] > 0) and s["teacher_features"] == "disk"
+        pixels = {"features": "patches", "image_teacher": FEATURES_MANIFEST.format(dataset=data)}
         variants[on_dataset(variant_name(name), config)] = {
             "dataset": data, "overrides": overrides, "models": [METHOD], "eval_teacher": teacher,
-            **({"teacher": teacher} if reads_file else {})}
-    rows = {on_dataset(variant_name(n), config): LABELS[n] for n in STUDENTS}
-    ablation_rows = {**rows, **{on_dataset(variant_name(n), config): label for n, (_, label) in ablation.items()}}
-    settings_of = {on_dataset(variant_name(n), config): {k: {**section, **o}[k] for k in ("alpha", "beta", "itc_reduction")}
-                   for n, o in students.items()}
+            **({"teacher": teacher} if reads_file else {}), **(pixels if s["image_tower"] == "pixels" else {})}
+    rows = {on_dataset(variant_name(n), config): LABELS[n] for n in main_students}
+    ablated = [n for n in students if n not in PIXEL_STUDENTS]  # student (a)'s
+    ablation_rows = {on_dataset(variant_name(n), config): LABELS[n] if n in LABELS else ablation[n][1] for n in ablated}
+    settings_of = {on_dataset(variant_name(n), config): {k: {**section, **students[n]}[k]
+                                                         for k in ("alpha", "beta", "itc_reduction")} for n in ablated}
     ablation_cells = [cell(n, p, config) for p in ("full", EXTENDED) if p == "full" or data == MAIN_DATASET
-                      for n in students]
-    table8 = [cell(n, p, config) for p in PROTOCOLS.values() for n in STUDENTS]
-    table9 = [cell(n, EXTENDED, config) for n in STUDENTS]
-    unimodal = [UNIMODAL_METRICS.format(variant=on_dataset(variant_name(n), config), collection=data) for n in STUDENTS]
+                      for n in ablated]
+    table8 = [cell(n, p, config) for p in PROTOCOLS.values() for n in main_students]
+    table9 = [cell(n, EXTENDED, config) for n in main_students]
+    unimodal = [UNIMODAL_METRICS.format(variant=on_dataset(variant_name(n), config), collection=data)
+                for n in main_students]
     settings = {k: section[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "itc_tau", "soft_tau",
                                         "teacher_tau", "alpha", "beta", "itc_reduction", "text_teacher",
                                         "teacher_features")}
-    tables = {"table7": TableSpec([MODEL.format(variant=on_dataset(MAIN, config), model=METHOD)], None, None,
-                                  {"settings": settings}),
+    models = [MODEL.format(variant=on_dataset(variant_name(n), config), model=METHOD)
+              for n in (MAIN, "pixels_cusa") if n in main_students]
+    tables = {"table7": TableSpec(models, None, None, {"settings": settings, "pixel_tower": section["pixel_tower"]}),
               "table8": TableSpec(table8, None, f"{_note(config)} {_protocols(config)}", {"rows": rows}),
               "table9": TableSpec(table9, None, _note(config), {"rows": rows}),
               "table10": TableSpec(unimodal, None, _note(config), {"rows": rows}),
@@ -109,10 +128,13 @@ def plan(config: dict) -> Plan:
 
 
 def _note(config: dict) -> str:
-    c = config["softlabel"]
-    return (f"Every student: the bi-encoder's towers (the text tower {config['text_encoder']['path']!r}, image layers "
-            f"from scratch over the detector's regions) with two heads per side, {c['epochs']} epoch(s) at batch "
-            f"{c['batch_size']}.")
+    c, t = config["softlabel"], config["softlabel"]["pixel_tower"]
+    pixels = (f"; student (b), 'pixel ViT' (generated data only): the same text tower beside a {t['layers']}-layer "
+              f"transformer from scratch over {t['patch']}-px patches of the raw images, no detector"
+              if main_dataset(config) == MAIN_DATASET else "")
+    return (f"Student (a): the bi-encoder's towers (the text tower {config['text_encoder']['path']!r}, image layers "
+            f"from scratch over the detector's regions){pixels}; each with two heads per side, {c['epochs']} epoch(s) "
+            f"at batch {c['batch_size']}, taught by the detector's whole-image features and the text teacher.")
 
 
 def _protocols(config: dict) -> str:

@@ -37,22 +37,26 @@ def parameter_count(model_path) -> int:
 
 def build_table7(paths, out_stem: Path, labels: dict) -> pd.DataFrame:
     """Table 7: the settings of each student, the paper's beside ours (params.yaml's ``softlabel`` section; the weights
-    counted in the trained main student, ``paths[0]``)."""
+    counted in each trained + CUSA student: ``paths[0]`` student (a), ``paths[1]`` student (b) where planned)."""
     reported = paper_numbers()["table7"]
     rows = [{"Model": model, "Source": "paper", **dict(zip(reported["columns"], values))}
             for model, values in reported["rows"].items()]
-    s = labels["settings"]
-    rows.append({"Model": "region-feature dual encoder (BE towers, two heads per side)", "Source": "ours",
-                 "#Params": f"{parameter_count(paths[0]) / 1e6:.3g}M", "epochs (COCO)": s["epochs"],
-                 "epochs (Flickr30K)": s["epochs"], "GPU": "—",
-                 "tau init": s["soft_tau"], "alpha": s["alpha"], "beta": s["beta"]})
+    s, t = labels["settings"], labels["pixel_tower"]
+    names = ["(a) region-feature dual encoder (BE towers, two heads per side)",
+             f"(b) pixel ViT from scratch ({t['layers']} layers, {t['heads']} heads, {t['patch']}-px patches) + text "
+             "tower, two heads per side"]
+    for name, path in zip(names, paths):
+        rows.append({"Model": name, "Source": "ours", "#Params": f"{parameter_count(path) / 1e6:.3g}M",
+                     "epochs (COCO)": s["epochs"], "epochs (Flickr30K)": s["epochs"], "GPU": "—",
+                     "tau init": s["soft_tau"], "alpha": s["alpha"], "beta": s["beta"]})
     df = pd.DataFrame(rows, columns=["Model", "Source"] + reported["columns"])
     caption = (f"Table 7 analogue of Huang et al. (CUSA): the students' settings; 'paper' rows as reported "
                f"({reported['source']}), 'ours' from params.yaml (one student, one epoch count for both test sets: "
                f"both are protocols of one ShapeCaptions training). Ours also: batch {s['batch_size']}, lr {s['lr']}, "
                f"weight decay {s['weight_decay']}, ITC tau init {s['itc_tau']} (learned), teacher tau "
                f"{s['teacher_tau']} (fixed), ITC reduction '{s['itc_reduction']}', text teacher "
-               f"'{s['text_teacher']}' ({s['teacher_features']}); image teacher: the feature store's whole-image feature.")
+               f"'{s['text_teacher']}' ({s['teacher_features']}); image teacher: the detector store's whole-image feature "
+               "(for both students).")
     write_plain_table(df, out_stem, caption, {"ours": {k: s[k] for k in ("epochs", "soft_tau", "alpha", "beta")}})
     return df
 
@@ -193,6 +197,6 @@ def build_ablations(paths, out_stem: Path, note: str = "", labels: dict | None =
     caption = (f"Ablation of CUSA's loss (the paper prints none; every row is ours): each student on "
                f"{test_set_name(first)} test, protocol full (R@K, rsum) and the extended ground truth (ext mAP@R; "
                f"— where the dataset stores no caption meanings). ITC 'sum' is the paper's InfoNCE, 'mean' the "
-               f"release's (its ITC weighs 1/N as much). {note}")
+               f"release's (its ITC weighs 1/N as much). Student (a) only. {note}")
     write_table(shown, out_stem, caption, flat, csv=df.to_csv(index=False, float_format="%.2f"))
     return df
