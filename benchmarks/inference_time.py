@@ -26,7 +26,6 @@ method, one untimed pass of the first method warms the page cache and the librar
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 from itr.atomic import write_json
+from itr.cli.common import benchmark_parser
 from itr.collection import sources
 from itr.config import ConfigError, EvalConfig, IndexConfig, RerankConfig, parse_section
 from itr.data.dataset import first_images as captions_of_first, read_dataset
@@ -98,12 +98,7 @@ def run_method(spec: dict, target, protocol: str, first_images: int | None, cfgs
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for a in ("--data", "--features", "--protocol", "--methods", "--eval-config", "--index-config", "--out"):
-        ap.add_argument(a, required=True)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU node (the faiss index stays on the CPU)")
+    ap = benchmark_parser(__doc__, ("--data", "--features", "--protocol", "--methods", "--eval-config", "--index-config", "--out"))
     args = ap.parse_args(argv)
     methods = json.loads(args.methods)
     check_methods(methods)

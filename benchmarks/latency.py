@@ -31,7 +31,6 @@ as estimates from measured throughputs.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import platform
@@ -45,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from itr.atomic import write_json
+from itr.cli.common import benchmark_parser
 from itr.data.grow import RecombinedFeatures, mix_embeddings
 from itr.data.dataset import read_dataset
 from itr.features.store import FeatureStore
@@ -178,12 +178,7 @@ def tower_quality(towers: dict, captions: CaptionSet, image_ids: list[str], imag
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for a in ("--be", "--ce", "--data", "--features", "--config", "--out"):
-        ap.add_argument(a, required=True)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU node (the faiss index stays on the CPU)")
+    ap = benchmark_parser(__doc__, ("--be", "--ce", "--data", "--features", "--config", "--out"))
     args = ap.parse_args(argv)
     cfg = json.loads(args.config)
     torch.set_num_threads(args.threads)

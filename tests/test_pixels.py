@@ -9,6 +9,7 @@ import torch
 from itr.checkpoint import load_checkpoint
 from itr.config import SoftLabelConfig
 from itr.data.images import ImageError
+from itr.features.extract import whole_image_encoder
 from itr.features.patches import patchify, write_patch_store
 from itr.features.store import FeatureStore
 from itr.models import load_trained
@@ -122,3 +123,57 @@ def test_a_pixel_students_image_teacher_is_the_detector_stores_whole_image_featu
     detector = FeatureStore(root / "feat")
     want = torch.nn.functional.normalize(detector.get(calls[0])["global"].float(), dim=-1)
     assert torch.allclose(seen[0], want @ want.T, atol=1e-5)
+
+
+def test_the_image_teacher_on_the_fly_is_the_stores_whole_image_feature(tiny_pipeline):
+    """Computed every step from the images, the teacher equals the one the extraction stored (float16 apart)."""
+    root, _ = tiny_pipeline
+    store = FeatureStore(root / "feat")
+    ids = store.ids[:5]
+    live = ImageTeacher(encode=whole_image_encoder(root / "det.pt", root / "data"))(ids)
+    disk = ImageTeacher(store)(ids)
+    error = (live - disk).abs().max()
+    assert live.shape == disk.shape and error < 2e-3
+    assert (disk[:, None] - disk[None]).abs().amax(-1).max() > 2 * error  # another image's features would not pass
+
+
+def test_the_cost_benchmark_times_every_module_and_teacher_mode(tiny_pipeline, tmp_path):
+    """benchmarks/softlabel_cost.py on the tiny pipeline: every row of Tables 12-13, each round kept, the epoch
+    projected from the step time; then the tables show them beside the paper's."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from itr.papers.cusa.tables import build_table12, build_table13
+
+    root, text = tiny_pipeline
+    teacher = tmp_path / "text.npz"
+    write_text_teacher(root / "data", text.path, teacher)
+    spec = importlib.util.spec_from_file_location("softlabel_cost", Path(__file__).parents[1] / "benchmarks" / "softlabel_cost.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = {**dataclasses.asdict(SoftLabelConfig(batch_size=4)), "text_teacher": text.path,
+           "cost": {"rounds": 2, "steps": 1, "iterations": 2}}
+    out = tmp_path / "cost.json"
+    assert bench.main(["--data", str(root / "data"), "--features", str(root / "feat"), "--detector", str(root / "det.pt"),
+                       "--teacher", str(teacher), "--config", json.dumps(cfg), "--text-encoder",
+                       json.dumps(text.to_dict()), "--out", str(out), "--threads", "1"]) == 0
+    cost = json.loads(out.read_text())
+    assert set(cost["modules"]) >= {"image teacher on the fly", "text teacher from disk", "CSA loss", "USA loss"}
+    assert len(cost["epochs"]) == 1 + 4 * 3 and all(len(m["per_round_ms"]) == 2 for m in cost["modules"].values())
+    for mode in cost["epochs"].values():
+        assert mode["epoch_minutes"] == pytest.approx(mode["step_seconds"] * cost["steps_per_epoch"] / 60, abs=1e-3)
+    assert cost["steps_per_epoch"] == -(-cost["train_captions"] // 4) and cost["modules"]["text teacher from disk"]["disk_mb"] > 0
+    history = tmp_path / "results/train/cusa/softlabel.csv"
+    history.parent.mkdir(parents=True)
+    history.write_text("epoch,epoch_seconds\n0,90\n1,150\n")
+    build_table12([out], tmp_path / "t12")
+    table13 = build_table13([out, history], tmp_path / "t13",
+                            labels={"history_modes": {"results/train/cusa/softlabel.csv": "cusa image=disk text=disk"}})
+    md12 = (tmp_path / "t12.md").read_text()
+    assert "Img-Fea extraction" in md12 and f"{cost['modules']['CSA loss']['ms']:.2f} ±" in md12
+    row = table13.set_index("Method").loc["cusa image=disk text=disk"]
+    assert row["ours epoch (trained)"] == "2.00 min" and row["paper overhead"] == "+4.5%"  # 12.68 / 12.13
+    base = cost["epochs"]["contrastive"]["epoch_minutes"]
+    want = 100 * (cost["epochs"]["usa image=on_the_fly text=disk"]["epoch_minutes"] / base - 1)
+    assert table13.set_index("Method").loc["usa image=on_the_fly text=disk", "ours overhead"] == f"{want:+.1f}%"

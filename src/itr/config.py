@@ -50,8 +50,9 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     "pretrained_features": {"pretrained_features": ("weights_urls",)},
     "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
                        "ablation_epochs"),
-              # the STS analogue's pairs are the uni-modal evaluation's; the sweeps, the paper plan's (its ablation students)
-              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep")},
+              # the STS analogue's pairs are the uni-modal evaluation's; the sweeps, the paper plan's (its ablation
+              # students); the cost, the training-cost benchmark's (benchmarks/softlabel_cost.py)
+              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep", "cost")},
 }
 
 
@@ -305,6 +306,7 @@ class SoftLabelConfig(_TrainSection):
     beta_sweep: tuple = (0.25, 0.5, 0.75)
     image_tower: str = "regions"
     pixel_tower: dict = dataclasses.field(default_factory=lambda: {"patch": 16, "layers": 4, "heads": 6})
+    cost: dict = dataclasses.field(default_factory=lambda: {"rounds": 3, "steps": 5, "iterations": 20})
 
     @classmethod
     def cross_problems(cls, d: dict) -> list[str]:

@@ -18,6 +18,7 @@ wildcards (and ``str.format`` fields).
     results/tables/{paper}_{target}.{md,csv,tex,json,html[,png]}          a paper's table or figure (ShapeCaptions)
     results/tables/{dataset}/{paper}_{target}.*                       the same on a real dataset (params `dataset`)
     results/tracking/{paper}.json                                     MLflow runs mirroring its metrics files
+    results/benchmarks/...                                            benchmark JSONs (latency, inference time, soft-label cost)
 
 Example:
     >>> cell_variants("results/metrics/v/sep_coop/shapes/subset", ks=[10, 20], fusions=["add"], lambdas=[0.5])
@@ -54,6 +55,8 @@ TRACKED_CELLS = "results/tracking/{paper}.json"  # the MLflow runs mirroring a p
 INFERENCE_BENCHMARK = "results/benchmarks/{paper}_inference.json"  # benchmarks/inference_time.py of a Plan.timing
 UNIMODAL_METRICS = "results/metrics/{variant}/unimodal/{collection}.json"  # itr unimodal (a soft-label student)
 TEXT_TEACHER = "models/{variant}/text_teacher.npz"  # itr teachers: the text teacher of a soft-label student (itr.teachers)
+# benchmarks/softlabel_cost.py: what a soft-label variant's teachers and losses cost in training (its config, teacher file)
+SOFTLABEL_COST = "results/benchmarks/softlabel_cost/{variant}.json"
 
 
 def main_dataset(config: dict) -> str:

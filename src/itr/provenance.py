@@ -45,6 +45,7 @@ RULE_ENTRIES = {
     "track_cells": "itr.cli.report:runs_mirror",
     "benchmark_latency": "benchmarks/latency.py",
     "benchmark_inference_time": "benchmarks/inference_time.py",
+    "benchmark_softlabel_cost": "benchmarks/softlabel_cost.py",
 }
 
 

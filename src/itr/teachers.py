@@ -97,16 +97,20 @@ class TextTeacher:
 
 class ImageTeacher:
     """The image teacher's unit features by image id, ``teacher(image_ids) -> (B, D)``: a detector store's
-    whole-image features. The student may read another store (raw-pixel patches, itr.features.patches); the
-    teacher never does, since a patch store's whole-image token is a thumbnail, not a model's feature."""
+    whole-image features, or (``encode``: image ids -> (B, D)) the same computed in every step, as appendix
+    Tables 12-13's "real-time" teacher (itr.features.extract.whole_image_encoder). The student may read another store
+    (raw-pixel patches, itr.features.patches); the teacher never does, since a patch store's whole-image token is a
+    thumbnail, not a model's feature."""
 
-    def __init__(self, store):
-        if store.holds_pixels:
+    def __init__(self, store=None, encode=None):
+        self.store, self.encode = store, encode  # the features on disk, or a function computing them (on_the_fly)
+        if store is not None and store.holds_pixels:
             raise TeacherError(f"{store.root}: a raw-pixel patch store has no image teacher (its whole-image token is "
                                "a thumbnail); give the detector's feature store of the same images as the teacher")
-        self.store = store
 
     def __call__(self, image_ids: list[str]) -> torch.Tensor:
+        if self.store is None:
+            return F.normalize(self.encode(image_ids).float(), dim=-1)
         missing = [i for i in image_ids if i not in self.store]
         if missing:
             raise TeacherError(f"{self.store.root} has no features for images {missing[:3]}: the image teacher's store "

@@ -103,13 +103,8 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
                       disable=not distributed.is_main()):
             step = epoch * steps_per_epoch + s
             for objective, order in zip(objectives, orders):
-                with autocast:
-                    loss = objective.loss(order[s * objective.batch_size:(s + 1) * objective.batch_size], step)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                distributed.average_gradients(model.parameters())  # torchrun: the ranks' mean (DDP's); else nothing
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+                rows = order[s * objective.batch_size:(s + 1) * objective.batch_size]
+                loss = train_step(model, objective, rows, step, opt, cfg.grad_clip, autocast)
                 losses[objective.name].append(distributed.mean(loss))  # the batch's loss under torchrun too
             sched.step()
             if track and (s % 10 == 0 or s == steps_per_epoch - 1):
@@ -143,6 +138,20 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
             track({k: v for k, v in row.items() if k.startswith(("val", "train_loss"))}, row["step"])
         distributed.barrier()
     return {"best_epoch": best_epoch, "best_val_rsum": best_score, "history": history, "best_path": best}
+
+
+def train_step(model: nn.Module, objective, rows: np.ndarray, step: int, opt, grad_clip: float,
+               autocast) -> torch.Tensor:
+    """One update of ``model`` by ``objective`` on the training rows ``rows``: the loss, its gradient (under torchrun
+    the ranks' mean, DDP's), clipped to ``grad_clip``, and the optimiser's step. Returns the loss."""
+    with autocast:
+        loss = objective.loss(rows, step)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    distributed.average_gradients(model.parameters())  # torchrun: the ranks' mean (DDP's); else nothing
+    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss
 
 
 def _mean(losses: list[float]) -> float:

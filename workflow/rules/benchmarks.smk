@@ -64,3 +64,31 @@ rule benchmark_inference_time:
         "python {input.script} --data $(dirname {input.data}) --features $(dirname {input.features})"
         " --protocol {params.protocol} --methods {params.methods} --eval-config {params.eval_cfg}"
         " --index-config {params.index_cfg} --out {output} --threads {threads} > {log} 2>&1"
+
+
+# What a soft-label variant's teachers and losses cost in training (CUSA's appendix Tables 12-13): modules and
+# optimiser steps timed in one run by benchmarks/softlabel_cost.py, with every core (nothing runs beside it).
+rule benchmark_softlabel_cost:
+    input:
+        unpack(softlabel_cost_inputs),
+        script="benchmarks/softlabel_cost.py",
+    output:
+        SOFTLABEL_COST,
+    params:
+        code=CODE["benchmark_softlabel_cost"],
+        upstream=upstream(softlabel_cost_inputs),
+        cfg=lambda wc: section("softlabel", **VARIANTS[wc.variant]["overrides"]),
+        text=lambda wc: section("text_encoder", **VARIANTS[wc.variant].get("text", {})),
+    conda:
+        ITR_ENV
+    log:
+        "logs/benchmark_softlabel_cost/{variant}.log",
+    benchmark:
+        "logs/benchmarks/benchmark_softlabel_cost/{variant}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=16000,
+    shell:
+        "python {input.script} --data $(dirname {input.data}) --features $(dirname {input.features})"
+        " --detector {input.detector} --teacher {input.teacher} --config {params.cfg} --text-encoder {params.text}"
+        " --out {output} --threads {threads} > {log} 2>&1"

@@ -13,7 +13,7 @@ from itr.data import sources
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
-                        TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        SOFTLABEL_COST, TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
@@ -206,6 +206,16 @@ def unimodal_inputs(wc):
     return {"model": MODEL.format(variant=wc.variant, model=spec["models"][0]), "teacher": spec["eval_teacher"],
             **data_inputs(collection["dataset"], store_kind(wc.variant)),
             **({"image_teacher": spec["image_teacher"]} if spec.get("image_teacher") else {})}
+
+
+def softlabel_cost_inputs(wc):
+    """A soft-label variant's dataset and detector store, the detector (its on-the-fly image teacher) and the
+    text-teacher file its students read."""
+    spec = VARIANTS[wc.variant]
+    if "eval_teacher" not in spec or spec["dataset"] not in DATASETS:
+        raise InputError(f"variant {wc.variant}: the soft-label cost benchmark times a soft-label variant on generated "
+                         "data (its on-the-fly image teacher is ShapeCaptions' detector)")
+    return {**data_inputs(spec["dataset"]), "detector": DETECTOR, "teacher": spec["eval_teacher"]}
 
 
 def unimodal_config(wc):

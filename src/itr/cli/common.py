@@ -15,6 +15,19 @@ def add_compute(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2)
 
 
+def benchmark_parser(doc: str, required: tuple[str, ...], device: bool = True) -> argparse.ArgumentParser:
+    """The parser of a benchmark script (benchmarks/*.py): its docstring as help, ``required`` options, --threads
+    and (``device``) --device; INFO logging with timestamps, since a benchmark's log is its progress."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for a in required:
+        ap.add_argument(a, required=True)
+    ap.add_argument("--threads", type=int, default=2)
+    if device:
+        ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU node (the faiss index stays on the CPU)")
+    return ap
+
+
 def add_collection(p: argparse.ArgumentParser) -> None:
     """--data/--features/--split of the test split, and the options that grow or cut the collection."""
     for a in ("--data", "--features"):

@@ -31,15 +31,8 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, mi
     the image, so it is the same in either frame. Returns numpy arrays: regions (B, R, D), geometry (B, R, 6),
     mask (B, R), global (B, D), and labels (B, R): the detector's class index of each kept box (object tags).
     """
-    model.eval()
-    sizes = [tuple(im.shape[-2:]) for im in images]
-    batch, _ = model.transform(images)
-    if not resize and any(tuple(s) != o for s, o in zip(batch.image_sizes, sizes)):
-        raise RuntimeError("the detector resized its input; build it with min_size = max_size = image size")
+    batch, feats = _backbone(model, images, resize)
     sizes = [tuple(s) for s in batch.image_sizes]
-    feats = model.backbone(batch.tensors)
-    if isinstance(feats, torch.Tensor):  # one feature map (ours); an FPN backbone returns its levels by name
-        feats = OrderedDict([("0", feats)])
     proposals, _ = model.rpn(batch, feats)
     dets, _ = model.roi_heads(feats, proposals, batch.image_sizes)
     r = cfg.max_regions
@@ -53,7 +46,7 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, mi
             keep = nms(boxes, det["scores"], 0.5)[:min(min_regions, r)]
         chosen.append(boxes[keep])
         labels.append(classes[keep])
-    whole = [torch.tensor([[0.0, 0.0, w, h]], device=batch.tensors.device) for (h, w) in sizes]
+    whole = _whole_boxes(batch)
     pooled = model.roi_heads.box_roi_pool(feats, [torch.cat([w, b]) for w, b in zip(whole, chosen)],
                                           batch.image_sizes)
     pooled = model.roi_heads.box_head(pooled)  # (sum_i (1 + n_i), D)
@@ -74,6 +67,43 @@ def regions_for_batch(model, images: list[torch.Tensor], cfg: FeaturesConfig, mi
         out["labels"][i, :n] = labels[i].cpu().numpy()
         start += 1 + n
     return out
+
+
+@torch.no_grad()
+def whole_image_features(model, images: list[torch.Tensor]) -> torch.Tensor:
+    """(B, D) the box head's feature of each (3, H, W) image's whole-image box, as ``regions_for_batch`` gives it as
+    ``global``, without detecting anything (an image teacher computed on the fly, itr.teachers)."""
+    batch, feats = _backbone(model, images, resize=False)
+    return model.roi_heads.box_head(model.roi_heads.box_roi_pool(feats, _whole_boxes(batch), batch.image_sizes))
+
+
+def whole_image_encoder(detector_path, data, device="cpu"):
+    """A function image ids -> (B, D) whole-image features of a dataset's images, read, decoded and run through the
+    detector checkpoint at ``detector_path`` on every call: the store's ``global`` computed on the fly."""
+    from itr.data.dataset import read_dataset
+
+    detector, _ = load_detector(detector_path, device)
+    images, _ = read_dataset(data)
+    files = {i: Path(data) / f for i, f in zip(images["image_id"], images["file"])}
+    return lambda ids: whole_image_features(detector, [load_image(files[i]).to(device) for i in ids])
+
+
+def _backbone(model, images: list[torch.Tensor], resize: bool):
+    """The detector's input batch and backbone feature maps of (3, H, W) images (by level name)."""
+    model.eval()
+    sizes = [tuple(im.shape[-2:]) for im in images]
+    batch, _ = model.transform(images)
+    if not resize and any(tuple(s) != o for s, o in zip(batch.image_sizes, sizes)):
+        raise RuntimeError("the detector resized its input; build it with min_size = max_size = image size")
+    feats = model.backbone(batch.tensors)
+    if isinstance(feats, torch.Tensor):  # one feature map (ours); an FPN backbone returns its levels by name
+        feats = OrderedDict([("0", feats)])
+    return batch, feats
+
+
+def _whole_boxes(batch) -> list[torch.Tensor]:
+    """Each image's full-image box, (1, 4) in the detector's input frame."""
+    return [torch.tensor([[0.0, 0.0, w, h]], device=batch.tensors.device) for (h, w) in batch.image_sizes]
 
 
 def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: FeaturesConfig,
@@ -105,25 +135,31 @@ def extract_to_store(model, image_ids: list[str], paths: list[Path], cfg: Featur
             "mean_regions_new_shards": mean_regions}
 
 
+def load_detector(path, device="cpu"):
+    """A trained detector checkpoint -> (the model in eval mode on ``device``, its class names)."""
+    from itr.checkpoint import load_checkpoint
+    from itr.config import DetectorConfig
+    from itr.features.detector import build_detector
+
+    ckpt = load_checkpoint(path)
+    det = build_detector(DetectorConfig.from_dict(ckpt["config"]), len(ckpt["labels"]), ckpt["image_size"])
+    det.load_state_dict(ckpt["model"])
+    return det.to(device).eval(), ckpt["labels"]
+
+
 def extract_dataset(data, detector_path, cfg: FeaturesConfig, out, device="cpu", log=print) -> dict:
     """Region features of every image of a dataset directory, by the detector checkpoint at ``detector_path``,
     into a feature store at ``out`` (resumable: finished shards are kept). Returns extract_to_store's summary."""
-    from itr.checkpoint import load_checkpoint
-    from itr.config import DetectorConfig
     from itr.data.dataset import dataset_manifest, read_dataset
     from itr.manifest import file_digest
-    from itr.features.detector import build_detector
 
-    ckpt = load_checkpoint(detector_path)
-    det = build_detector(DetectorConfig.from_dict(ckpt["config"]), len(ckpt["labels"]), ckpt["image_size"])
-    det.load_state_dict(ckpt["model"])
-    det.to(device).eval()
+    det, labels = load_detector(detector_path, device)
     images, _ = read_dataset(data)
     source = {"detector": file_digest(detector_path), "features": cfg.to_dict()}  # the extractor
     writer = FeatureStoreWriter(out, cfg.max_regions, det.roi_heads.box_head.fc7.out_features, source,
                                 data=dataset_manifest(data)["digest"], with_tags=True)
     summary = extract_to_store(det, list(images["image_id"]), [Path(data) / f for f in images["file"]],
-                               cfg, writer, device, ckpt["labels"], log=log)
+                               cfg, writer, device, labels, log=log)
     # Only deterministic facts go into the manifest (not how many shards were resumed), so a resumed
     # extraction leaves byte-identical files and DVC sees no change.
     writer.finalize(summary["n_shards"], {"n_images": summary["n_images"]})

@@ -18,6 +18,8 @@ PAPER = Paper(
         Target("table9", "tables:build_table9"),
         Target("table10", "tables:build_table10"),
         Target("table11", "tables:build_table11"),
+        Target("table12", "tables:build_table12"),
+        Target("table13", "tables:build_table13"),
         Target("ablations", "tables:build_ablations"),
     ),
     # every key its plan and rules read: its section (the students and the text teacher), the text tower the
