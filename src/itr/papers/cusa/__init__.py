@@ -3,7 +3,7 @@ appendix's tables): a dual-encoder student trained with ITC plus soft labels fro
 
 Mapping, deviations, results and claims: docs/cusa.md. This package holds what is particular to the paper: its
 reported numbers (``reported.yaml``), its plan (``plan``: the students trained with ITC alone and with CSA, USA or
-both; the table cells) and the table builders (``tables``). The student, the teachers, the losses and the training
+both; the table cells), the table builders (``tables``) and its claims (``claims``). The student, the teachers, the losses and the training
 are shared layers: itr.models.softlabel, itr.teachers, itr.losses (multi_positive_itc, cross_softlabel_alignment,
 uni_softlabel_alignment), itr.objectives (SoftLabelObjective).
 """
@@ -21,6 +21,7 @@ PAPER = Paper(
         Target("table12", "tables:build_table12"),
         Target("table13", "tables:build_table13"),
         Target("ablations", "tables:build_ablations"),
+        Target("claims", "claims:build_claims"),
     ),
     # every key its plan and rules read: its section (the students and the text teacher), the text tower the
     # students start from, and how cells are indexed and evaluated.

@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 from itr.layout import (EVAL_METRICS, FEATURES_MANIFEST, MAIN_DATASET, MODEL, SOFTLABEL_COST, TEXT_TEACHER,
-                        TRAIN_HISTORY, UNIMODAL_METRICS, main_dataset, on_dataset)
+                        TRAIN_HISTORY, UNIMODAL_METRICS, main_dataset, on_dataset, table_stem)
 from itr.papers import Plan, TableSpec
 from itr.protocols import EXTENDED
 
@@ -124,6 +124,9 @@ def plan(config: dict) -> Plan:
                                                                                                 "cusa"))]))}),
               "ablations": TableSpec(ablation_cells, None, _note(config),
                                      {"rows": ablation_rows, "settings": settings_of})}
+    claimed = [t for t in ("table8", "table9", "table10", "table11", "table13") if data == MAIN_DATASET or
+               t not in GENERATED_ONLY]
+    tables["claims"] = TableSpec([f"{table_stem('cusa', t, config)}.json" for t in claimed])
     unavailable = {} if data == MAIN_DATASET else {
         t: (f"{why}, not {data}; set dataset: shapes"
             + (" (on COCO, itr evaluate adds ECCV Caption's own metrics to protocol full)" if why == MEANINGS else ""))
