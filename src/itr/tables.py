@@ -144,3 +144,19 @@ def plot_recalls(rows: pd.DataFrame, x: str, out: Path, title: str, kind: str, l
     save_png(fig, out)
     plt.close(fig)
 
+
+def read_claimed_tables(paths, paper: str) -> dict[str, dict]:
+    """The flat JSON of a paper's tables (``results/tables/[<dataset>/]<paper>_<target>.json``) by target name."""
+    import re
+
+    return {re.search(rf"{paper}_(\w+)\.json$", str(p)).group(1): json.loads(Path(p).read_text()) for p in paths}
+
+
+def write_claims(checked, out_stem: Path, caption: str) -> pd.DataFrame:
+    """A claims table from ``checked``: (claim, holds or None when not checked, evidence), one row each, marked holds,
+    does not hold or not checked; its flat JSON maps each claim to its verdict."""
+    rows = [{"claim": claim, "verdict": "not checked" if holds is None else "holds" if holds else "does not hold",
+             "evidence": evidence} for claim, holds, evidence in checked]
+    df = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+    write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in rows})
+    return df

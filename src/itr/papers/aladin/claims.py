@@ -11,8 +11,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 from itr.papers.aladin.plan import LABELS, MAIN
@@ -82,17 +80,11 @@ def check_claims(tables: dict[str, dict]) -> list[tuple[str, bool | None, str]]:
 
 def build_claims(paths: list[Path], out_stem: Path) -> "pd.DataFrame":
     """The claims table from the flat JSON of the tables."""
-    import pandas as pd
-
     from itr.layout import table_dataset
-    from itr.tables import test_set_name, write_plain_table
+    from itr.tables import read_claimed_tables, test_set_name, write_claims
 
-    tables = {re.search(r"aladin_(\w+)\.json$", str(p)).group(1): json.loads(Path(p).read_text()) for p in paths}
-    rows = [{"claim": claim, "verdict": "not checked" if holds is None else "holds" if holds else "does not hold",
-             "evidence": evidence} for claim, holds, evidence in check_claims(tables)]
-    df = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+    tables = read_claimed_tables(paths, "aladin")
     checked_on = test_set_name({"dataset": table_dataset(out_stem)})
     caption = (f"Claims of Messina et al. (ALADIN) checked on {checked_on}. R@1 = mean of the two directions. Computed "
                "by itr.papers.aladin.claims from the tables' JSON.")
-    write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in rows})
-    return df
+    return write_claims(check_claims(tables), out_stem, caption)

@@ -10,8 +10,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 RSUM_TOLERANCE = 3.0  # rsum points
@@ -91,17 +89,11 @@ def check_claims(tables: dict[str, dict]) -> list[tuple[str, bool | None, str]]:
 
 def build_claims(paths: list[Path], out_stem: Path) -> "pd.DataFrame":
     """The claims table from the flat JSON of the tables."""
-    import pandas as pd
-
     from itr.layout import table_dataset
-    from itr.tables import test_set_name, write_plain_table
+    from itr.tables import read_claimed_tables, test_set_name, write_claims
 
-    tables = {re.search(r"cusa_(\w+)\.json$", str(p)).group(1): json.loads(Path(p).read_text()) for p in paths}
-    rows = [{"claim": claim, "verdict": "not checked" if holds is None else "holds" if holds else "does not hold",
-             "evidence": evidence} for claim, holds, evidence in check_claims(tables)]
-    df = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+    tables = read_claimed_tables(paths, "cusa")
     checked_on = test_set_name({"dataset": table_dataset(out_stem)})
     caption = (f"Claims of Huang et al. (CUSA) checked on {checked_on}. Student (a): region features; (b): pixel ViT. "
                "Computed by itr.papers.cusa.claims from the tables' JSON.")
-    write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in rows})
-    return df
+    return write_claims(check_claims(tables), out_stem, caption)

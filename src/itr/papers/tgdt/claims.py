@@ -11,8 +11,6 @@ Example:
 """
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 TOLERANCE = 1.0  # recall points
@@ -100,17 +98,11 @@ def check_claims(tables: dict[str, dict], labels: dict) -> list[tuple[str, bool 
 
 def build_claims(paths: list[Path], out_stem: Path, labels: dict | None = None) -> "pd.DataFrame":
     """The claims table from the flat JSON of the tables (``labels``: the params' k, theta and slack)."""
-    import pandas as pd
-
     from itr.layout import table_dataset
-    from itr.tables import test_set_name, write_plain_table
+    from itr.tables import read_claimed_tables, test_set_name, write_claims
 
-    tables = {re.search(r"tgdt_(\w+)\.json$", str(p)).group(1): json.loads(Path(p).read_text()) for p in paths}
-    rows = [{"claim": claim, "verdict": "not checked" if holds is None else "holds" if holds else "does not hold",
-             "evidence": evidence} for claim, holds, evidence in check_claims(tables, labels or {})]
-    df = pd.DataFrame(rows, columns=["claim", "verdict", "evidence"])
+    tables = read_claimed_tables(paths, "tgdt")
     checked_on = test_set_name({"dataset": table_dataset(out_stem)})
     caption = (f"Claims of Liu et al. (TGDT) checked on {checked_on}. R@1 = mean of the two directions; 'near the "
                f"best' = at most {TOLERANCE:g} point below it. Computed by itr.papers.tgdt.claims from the tables' JSON.")
-    write_plain_table(df, out_stem, caption, {r["claim"]: r["verdict"] for r in rows})
-    return df
+    return write_claims(check_claims(tables, labels or {}), out_stem, caption)
