@@ -296,18 +296,23 @@ def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["softlabel"].update(alpha=0.3, beta=0.5, alpha_sweep=[0.1, 0.3], beta_sweep=[0.25, 0.5, 2.0],
-                               itc_reduction="mean")
+                               itc_reduction="mean", epochs=2, ablation_epochs=1)
     plan = papers.plan("cusa", params)
     assert {v: {k: x for k, x in s["overrides"].items() if k != "image_tower"} for v, s in plan.variants.items()
             if "/" in v and v.split("/")[1] not in ("itc", "csa", "usa")} == {
-        "cusa_var/alpha_0.1": {"alpha": 0.1}, "cusa_var/beta_0.25": {"beta": 0.25}, "cusa_var/beta_2": {"beta": 2.0},
-        "cusa_var/itc_sum": {"itc_reduction": "sum"}, "cusa_var/pixels_itc": {"alpha": 0.0, "beta": 0.0},
+        "cusa_var/cusa_ref": {"epochs": 1}, "cusa_var/alpha_0.1": {"alpha": 0.1, "epochs": 1},
+        "cusa_var/beta_0.25": {"beta": 0.25, "epochs": 1}, "cusa_var/beta_2": {"beta": 2.0, "epochs": 1},
+        "cusa_var/itc_sum": {"itc_reduction": "sum", "epochs": 1}, "cusa_var/pixels_itc": {"alpha": 0.0, "beta": 0.0},
         "cusa_var/pixels_cusa": {}}
     spec = plan.tables["ablations"]
-    assert spec.labels["settings"]["cusa_var/beta_2"] == {"alpha": 0.3, "beta": 2.0, "itc_reduction": "mean"}
-    assert spec.labels["settings"]["cusa"] == {"alpha": 0.3, "beta": 0.5, "itc_reduction": "mean"}
+    assert spec.labels["settings"]["cusa_var/beta_2"] == {"alpha": 0.3, "beta": 2.0, "itc_reduction": "mean", "epochs": 1}
+    assert spec.labels["settings"]["cusa_var/cusa_ref"] == {"alpha": 0.3, "beta": 0.5, "itc_reduction": "mean", "epochs": 1}
     assert "paper's sum" in spec.labels["rows"]["cusa_var/itc_sum"]
-    assert len(spec.inputs) == 2 * (len(plan.variants) - 2) == len(set(spec.inputs))  # student (a)'s only
+    assert len(spec.inputs) == 2 * 5 == len(set(spec.inputs))  # the reference and four others, student (a)
+    # at the main budget the reference is the main student, not a second training
+    params["softlabel"]["ablation_epochs"] = 2
+    plan = papers.plan("cusa", params)
+    assert "cusa_var/cusa_ref" not in plan.variants and "cusa" in plan.tables["ablations"].labels["rows"]
     towers = {v: s["overrides"]["image_tower"] for v, s in plan.variants.items()}
     assert {v for v, t in towers.items() if t == "pixels"} == {"cusa_var/pixels_itc", "cusa_var/pixels_cusa"}
     assert plan.variants["cusa_var/pixels_cusa"]["features"] == "patches"

@@ -244,3 +244,27 @@ def test_the_evaluator_table_shows_the_released_rule_inflating_the_recalls(tmp_p
     inflation = df[df["Evaluator"] == "inflation"].iloc[0]
     assert ours["t2i/R@1"] == pytest.approx(200 / 3) and inflation["t2i/R@1"] == pytest.approx(100 / 3)
     assert inflation["i2t/R@1"] == 0.0 and inflation["rsum"] == pytest.approx(3 * 100 / 3)
+
+
+def test_the_extended_report_sets_each_models_single_positive_r1_beside_the_extended_one(tmp_path):
+    import json
+
+    from itr.tables import EXTENDED_REPORT_COLUMNS, build_extended_report
+
+    paths = {}
+    for n, (paper, variant, method) in enumerate([("rfrs", "rfrs", "be"), ("cusa", "cusa", "cusa_dual")]):
+        metrics = {key: 10.0 * n + i for i, key in enumerate(EXTENDED_REPORT_COLUMNS.values())}
+        path = tmp_path / f"{n}.json"
+        path.write_text(json.dumps({"protocol": "extended", "variant": variant, "method": method, "metrics": metrics,
+                                    "positives": {"t2i": {"median": 3, "max": 9}, "i2t": {"median": 185, "max": 244}}}))
+        paths[str(path)] = paper
+    df = build_extended_report(list(paths), tmp_path / "eccv_all", paths)
+    row = df.set_index("Method").loc["cusa_dual"]
+    assert row["Paper"] == "cusa" and row["t2i R@1 single"] == 10.0 and row["t2i R@1 ext"] == 11.0  # not swapped
+    assert row["i2t mAP@R"] == 15.0
+    assert json.loads((tmp_path / "eccv_all.json").read_text())["rfrs/be"]["i2t R@1 ext"] == 3.0
+    assert "median 185 captions per image" in (tmp_path / "eccv_all.md").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"protocol": "full", "variant": "v", "method": "m", "metrics": {}}))
+    with pytest.raises(ValueError, match="protocol 'full'"):
+        build_extended_report([str(bad)], tmp_path / "x", {str(bad): "rfrs"})

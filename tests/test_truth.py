@@ -177,10 +177,12 @@ def test_the_extended_protocol_scores_whole_rankings_against_every_true_caption(
                                    64, "plain")
     want = {**{f"ext/t2i/{k}": v for k, v in precision_metrics(rank_exact(cap, img, 30), positives).items()},
             **{f"ext/i2t/{k}": v for k, v in precision_metrics(rank_exact(img, cap, 150), positives.T).items()}}
+    single = {k: result["metrics"].pop(k) for k in ("single/t2i/R@1", "single/i2t/R@1")}
     assert result["metrics"] == pytest.approx(want)
     assert result["positives"]["i2t"]["median"] > cfg.captions_per_image  # captions true of other images count
-    # a superset of the single positive: R@1 can only rise
+    # a superset of the single positive: R@1 can only rise; single/* is protocol full's R@1 of the same rankings
     full = evaluate_collection(tmp_path / "index", EvalConfig(), "full")["metrics"]
+    assert single == pytest.approx({"single/t2i/R@1": full["t2i/R@1"], "single/i2t/R@1": full["i2t/R@1"]})
     assert result["metrics"]["ext/t2i/R@1"] >= full["t2i/R@1"] and result["metrics"]["ext/i2t/R@1"] >= full["i2t/R@1"]
     with pytest.raises(ConfigError, match="--data"):
         evaluate_collection(tmp_path / "index", EvalConfig(), "extended")

@@ -52,7 +52,7 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
                        "ablation_epochs"),
               # the STS analogue's pairs are the uni-modal evaluation's; the sweeps, the paper plan's (its ablation
               # students); the cost, the training-cost benchmark's (benchmarks/softlabel_cost.py)
-              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep", "cost")},
+              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep", "cost", "ablation_epochs")},
 }
 
 
@@ -307,6 +307,7 @@ class SoftLabelConfig(_TrainSection):
     image_tower: str = "regions"
     pixel_tower: dict = dataclasses.field(default_factory=lambda: {"patch": 16, "layers": 4, "heads": 6})
     cost: dict = dataclasses.field(default_factory=lambda: {"rounds": 3, "steps": 5, "iterations": 20})
+    ablation_epochs: int = 1
 
     @classmethod
     def cross_problems(cls, d: dict) -> list[str]:

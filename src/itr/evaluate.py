@@ -71,8 +71,9 @@ def eccv_of_collection(c: IndexedCollection) -> dict[str, float]:
 def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
     """ECCV Caption's metrics (mAP@R, R-P, R@1; itr.metrics.precision_metrics) of a collection of a generated
     dataset under its extended ground truth (itr.data.truth), from rankings of the whole collection:
-    ``{"metrics": {"ext/t2i/mAP@R": ..., "ext/i2t/...": ...} (percent), "positives": {direction: {"median",
-    "max"}}}`` (the positives per query, which set how hard mAP@R and R-P are)."""
+    ``{"metrics": {"ext/t2i/mAP@R": ..., "ext/i2t/...": ..., "single/t2i/R@1", "single/i2t/R@1"} (percent),
+    "positives": {direction: {"median", "max"}}}`` (the positives per query, which set how hard mAP@R and R-P are;
+    single/*: R@1 of the same rankings under the original ground truth, each caption and its own image)."""
     from itr.data.dataset import dataset_manifest, read_dataset
     from itr.data.truth import extended_positives
     from itr.models.encode import rank_exact
@@ -93,9 +94,13 @@ def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
     # whole rankings, exact whatever the index's factory
     t2i = rank_exact(c.caption_vecs, c.image_vecs, len(c.image_ids))  # (captions, images)
     i2t = rank_exact(c.image_vecs, c.caption_vecs, len(c.caption_ids))  # (images, captions)
+    # the original ground truth on the same rankings: each caption's own image (single/*: how much it undercounts)
+    own = np.zeros_like(positives)
+    own[np.arange(len(c.caption_ids)), c.caption_image_pos] = True
     metrics, counts = {}, {}
-    for direction, ranked, pos in (("t2i", t2i, positives), ("i2t", i2t, positives.T)):
+    for direction, ranked, pos, original in (("t2i", t2i, positives, own), ("i2t", i2t, positives.T, own.T)):
         metrics |= {f"ext/{direction}/{k}": v for k, v in precision_metrics(ranked, pos).items()}
+        metrics[f"single/{direction}/R@1"] = precision_metrics(ranked, original)["R@1"]
         per_query = pos.sum(axis=1)
         counts[direction] = {"median": float(np.median(per_query)), "max": int(per_query.max())}
     return {"metrics": metrics, "positives": counts}

@@ -49,6 +49,7 @@ VARIANTS_DIR = "results/metrics/{variant}/{method}/{collection}/{protocol}"  # a
 K_METRICS = VARIANTS_DIR + "/k={k}.json"
 FUSION_METRICS = VARIANTS_DIR + "/{fusion}_{lam}.json"
 TABLE_STEM = "results/tables/{paper}_{target}"
+EXTENDED_REPORT = "results/tables/eccv_all"  # every paper's models under the extended ground truth (stem)
 TABLE_FORMATS = ("md", "csv", "tex", "json", "html")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"
 TRACKED_CELLS = "results/tracking/{paper}.json"  # the MLflow runs mirroring a paper's metrics files

@@ -41,6 +41,7 @@ RULE_ENTRIES = {
     "rerank_score": "itr.cli.rerank:score",
     "rerank_evaluate": "itr.cli.rerank:evaluate",
     "paper_table": "itr.cli.report:table",
+    "extended_report": "itr.cli.report:extended_report",
     "check_scores": "itr.cli.report:check_scores",
     "track_cells": "itr.cli.report:runs_mirror",
     "benchmark_latency": "benchmarks/latency.py",

@@ -11,10 +11,10 @@ from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
 from itr.errors import InputError
-from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTRACTED, FEATURE_STORES, FEATURES_MANIFEST,
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         SOFTLABEL_COST, TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
-                        main_dataset, on_data, table_files, table_stem)
+                        TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
 from itr.provenance import RULE_ENTRIES, code_digest, package_modules
@@ -272,6 +272,19 @@ def paper_cells(wc):
 def metrics_files(plan):
     return sorted({f for spec in plan.tables.values() for f in [*spec.inputs, *plan.extra_outputs]
                    if f.startswith("results/metrics/")})
+
+
+# Every paper's models under the extended ground truth (itr.papers.extended_cells), by cell -> its paper: eccv_all.
+EXTENDED_CELLS = {cell: name for name, plan in PAPER_PLANS.items() for cell in papers.extended_cells(plan, config)}
+EXTENDED_REPORT_FILES = [f"{EXTENDED_REPORT}.{ext}" for ext in TABLE_FORMATS] if EXTENDED_CELLS else []
+
+
+def extended_report_outputs(wc):
+    """eccv_all's files; on a real dataset, an error saying why there are none."""
+    if not EXTENDED_CELLS:
+        raise InputError(f"eccv_all is not built on dataset {MAIN}: the extended ground truth judges captions by their "
+                         "meanings, which only generated ShapeCaptions stores; set dataset: shapes")
+    return EXTENDED_REPORT_FILES
 
 
 def table_outputs(paper, target):

@@ -41,6 +41,33 @@ use rule paper_table as paper_figure with:
         target="|".join(FIGURE_TARGETS),
 
 
+# Every paper's models under the extended ground truth, side by side (snakemake eccv_all): R@1 of the single
+# positive beside the extended one's on the same rankings, and ECCV Caption's mAP@R and R-P.
+rule extended_report:
+    input:
+        sorted(EXTENDED_CELLS),
+    output:
+        [report(f, caption="../report/extended.rst", category="extended ground truth", subcategory="eccv_all")
+         if f.endswith(".html") else f for f in EXTENDED_REPORT_FILES],
+    params:
+        code=CODE["extended_report"],
+        upstream=upstream(lambda wc: sorted(EXTENDED_CELLS)),
+        papers=shlex.quote(json.dumps(EXTENDED_CELLS, sort_keys=True)),
+        out=lambda wc, output: os.path.splitext(output[0])[0],
+    localrule: True
+    conda:
+        ITR_ENV
+    log:
+        "logs/table/eccv_all.log",
+    benchmark:
+        "logs/benchmarks/table/eccv_all.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr extended-report --inputs {input} --papers {params.papers} --out {params.out} > {log} 2>&1"
+
+
 rule check_scores:
     input:
         expected=list(EXPECTED.values()),

@@ -1,4 +1,4 @@
-"""itr table | itr check-scores | itr runs compare | itr runs mirror: paper tables, expected scores, MLflow runs
+"""itr table | itr extended-report | itr check-scores | itr runs compare | itr runs mirror: paper tables, expected scores, MLflow runs
 side by side, and metrics files mirrored into MLflow."""
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def register(sub) -> None:
     p.add_argument("--spec", default="{}", help="JSON: protocol, note, labels (the paper plan's TableSpec)")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json .html")
     p.set_defaults(func=table)
+    p = sub.add_parser("extended-report", help="every paper's models under the extended ground truth, side by side")
+    p.add_argument("--inputs", nargs="+", required=True, help="protocol-extended metrics files")
+    p.add_argument("--papers", required=True, help="JSON: each input -> the paper whose plan has it")
+    p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json .html")
+    p.set_defaults(func=extended_report)
     p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
     p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
     p.add_argument("--root", default=".")
@@ -34,6 +39,13 @@ def register(sub) -> None:
     p.add_argument("--cells", nargs="+", required=True, help="metrics files (results/metrics/...json)")
     p.add_argument("--out", required=True, help="JSON written when done: {run name: run id}")
     p.set_defaults(func=runs_mirror)
+
+
+def extended_report(args) -> int:
+    from itr.tables import build_extended_report
+
+    build_extended_report(args.inputs, Path(args.out), json.loads(args.papers))
+    return 0
 
 
 def table(args) -> int:

@@ -26,7 +26,7 @@ from typing import Callable
 from itr import layout
 from itr.config import ConfigError
 from itr.errors import InputError
-from itr.protocols import protocol_problems
+from itr.protocols import EXTENDED, protocol_problems
 
 PAPERS = ("rfrs", "tgdt", "aladin", "cusa")  # the registry: one entry per package under itr.papers
 
@@ -152,12 +152,33 @@ def plan(name: str, config: dict) -> Plan:
     if declared != planned or set(result.tables) & set(result.unavailable):
         raise UnknownPaperError(f"itr.papers.{name}: targets {sorted(declared ^ planned)} are in only one of PAPER.targets "
                                 "and the plan's tables (or unavailable); declare each target in both")
+    extra = [f for f in extended_cells(result, config) if f not in result.extra_outputs
+             and all(f not in spec.inputs for spec in result.tables.values())]
+    result = dataclasses.replace(result, extra_outputs=result.extra_outputs + extra)
     # the test split's size is a param on ShapeCaptions; on a real dataset the evaluation checks it when it runs
     problems = [] if config["dataset"] != layout.MAIN_DATASET else protocol_problems(
         config, [spec.protocol for spec in result.tables.values() if spec.protocol])
     if problems:
         raise ConfigError(f"params do not fit the tables of {name}:\n  - " + "\n  - ".join(problems))
     return result
+
+
+def extended_cells(result: Plan, config: dict) -> list[str]:
+    """The metrics file, under the extended ground truth (protocol ``extended``; itr.data.truth), of every embedding
+    row of every model the plan trains and searches on the whole generated test split: each paper reports its models
+    under it beside its own tables, and ``snakemake eccv_all`` sets them side by side (how much the single positive of
+    R@K undercounts each). None on a real dataset (its captions carry no meanings)."""
+    if config["dataset"] != layout.MAIN_DATASET:
+        return []
+    cells = []
+    for variant, collection in result.searched:
+        c = result.collections.get(collection)
+        if (variant not in result.variants or c is None or c["dataset"] != layout.MAIN_DATASET or c["distractors"]
+                or c.get("lang") or result.first_images.get(variant)):
+            continue  # another paper's variant, or a grown, cut or one-language collection: not a whole test split
+        cells += [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=EXTENDED)
+                  for method, model in result.embedding_rows.items() if model in result.variants[variant]["models"]]
+    return cells
 
 
 def builder(paper: str, target: str) -> Callable:

@@ -1,4 +1,5 @@
-"""dvc.yaml, generated from the registry: the shared data and features stages, then one stage per paper.
+"""dvc.yaml, generated from the registry: the shared data and features stages, one stage per paper, and the report
+of every paper's models under the extended ground truth (``eccv``, on generated data).
 
 Each stage runs Snakemake for its target (Snakemake decides which jobs inside it are stale) and lists
 exactly the params.yaml keys it reads, its inputs, the library code it runs (so an edit to it makes the
@@ -8,7 +9,7 @@ writes the file; a test checks that the committed one is current.
 Example:
     >>> stages = dvc_stages(yaml.safe_load(open("params.yaml")))
     >>> list(stages)
-    ['data', 'features', 'rfrs']
+    ['data', 'features', 'rfrs', 'tgdt', 'aladin', 'cusa', 'eccv']
 """
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def dvc_stages(config: dict) -> dict:
         timed = papers.timed_methods(plan.timing, plans, config["rerank"]) if plan.timing else {}
         upstream = [f"{kind}/{d}" for kind in ("data", "features") for d in datasets if d in plan.datasets()]
         stages[name] = paper_stage(name, plan, upstream + sorted(patched[name]), papers.timed_models(timed), config)
+    cells = sorted(c for plan in plans.values() for c in papers.extended_cells(plan, config))
+    if cells:  # every paper's models under the extended ground truth: the cells are the paper stages' outputs
+        files = [f"{layout.EXTENDED_REPORT}.{ext}" for ext in layout.TABLE_FORMATS]
+        stages["eccv"] = {"cmd": "snakemake --cores all eccv_all", "deps": [*cells, "src/itr", "workflow"],
+                          "params": ["dataset"], "outs": [{f: UNCACHED} for f in files if not f.endswith(".json")],
+                          "metrics": [{f: UNCACHED} for f in files if f.endswith(".json")]}
     return stages
 
 

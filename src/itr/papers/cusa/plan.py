@@ -9,8 +9,9 @@ paper's Table 8 trains each of its students:
 Student (b), the CLIP analogue, has no detector: a transformer from scratch over the raw 128-px images cut into patches
 (``softlabel.image_tower: pixels``, the store ``features/<dataset>-patches``), beside the same text tower, trained with
 ITC alone and + CUSA, taught by the same teachers (its image teacher is the detector store's whole-image feature). The
-ablation (``ablations``) trains student (a) + CUSA at the other alphas and betas of the sweeps and with ITC reduced the
-other way.
+ablation (``ablations``) trains student (a) + CUSA at the budget ``ablation_epochs``: a reference at the section's own
+alpha and beta, the other alphas and betas of the sweeps, and ITC reduced the other way. (Table 8's + CSA and + USA
+rows are the paper's own ablation of the two terms.)
 
 Tables 10 and 11 (image retrieval on CUB, SOP, ...; STS) are played by image->image retrieval of ShapeCaptions' test
 images by class and by test caption pairs graded by meaning (``itr unimodal``, itr.unimodal). Table 9 (ECCV Caption)
@@ -36,6 +37,7 @@ METHOD = "softlabel"  # itr train softlabel (params section softlabel)
 ROW = "cusa_dual"
 EMBEDDING_ROWS = {ROW: METHOD}
 MAIN = "cusa"  # + CUSA: the section's own alpha and beta
+REFERENCE = "cusa_ref"  # the same at the ablation's budget (softlabel.ablation_epochs), when it is not the main one's
 VARIANTS = "cusa_var"
 # name -> overrides of the softlabel section: Table 8's students. Student (a) reads the detector's regions; student
 # (b), the CLIP analogue, raw-pixel patches through a transformer from scratch (itr.features.patches), on generated
@@ -65,15 +67,19 @@ def cell(name: str, protocol: str, config: dict) -> str:
 
 
 def ablation_students(section: dict) -> dict[str, tuple[dict, str]]:
-    """The ablation's students beyond Table 8's: + CUSA at each other alpha of ``alpha_sweep`` and beta of
-    ``beta_sweep``, and with ITC reduced the other way (the release's mean over j, or the paper's sum).
+    """The ablation's students, all + CUSA at ``ablation_epochs``: the reference (the section's own alpha and beta;
+    the main student itself when the budgets are equal), each other alpha of ``alpha_sweep`` and beta of
+    ``beta_sweep``, and ITC reduced the other way (the release's mean over j, or the paper's sum).
     Returns name -> (overrides, label)."""
-    out = {f"alpha_{a:g}": ({"alpha": a}, f"+ CUSA, alpha {a:g}") for a in section["alpha_sweep"]
-           if a != section["alpha"]}
-    out.update({f"beta_{b:g}": ({"beta": b}, f"+ CUSA, beta {b:g}") for b in section["beta_sweep"]
+    n = section["ablation_epochs"]
+    budget = {} if n == section["epochs"] else {"epochs": n}
+    out = {REFERENCE if budget else MAIN: (budget, "+ CUSA")}
+    out.update({f"alpha_{a:g}": ({"alpha": a, **budget}, f"+ CUSA, alpha {a:g}") for a in section["alpha_sweep"]
+                if a != section["alpha"]})
+    out.update({f"beta_{b:g}": ({"beta": b, **budget}, f"+ CUSA, beta {b:g}") for b in section["beta_sweep"]
                 if b != section["beta"]})
     other = OTHER_REDUCTION[section["itc_reduction"]]
-    out[f"itc_{other}"] = ({"itc_reduction": other}, f"+ CUSA, ITC {REDUCTION_LABELS[other]}")
+    out[f"itc_{other}"] = ({"itc_reduction": other, **budget}, f"+ CUSA, ITC {REDUCTION_LABELS[other]}")
     return out
 
 
@@ -86,7 +92,7 @@ def plan(config: dict) -> Plan:
     main_students = {n: {**o, **regions} for n, o in STUDENTS.items()}
     if data == MAIN_DATASET:
         main_students |= {n: {**o, "image_tower": "pixels"} for n, o in PIXEL_STUDENTS.items()}
-    students = {**main_students, **{n: {**o, **regions} for n, (o, _) in ablation.items()}}
+    students = {**main_students, **{n: {**o, **regions} for n, (o, _) in ablation.items() if n != MAIN}}
     variants = {}
     for name, overrides in students.items():
         s = {**section, **overrides}
@@ -96,10 +102,11 @@ def plan(config: dict) -> Plan:
             "dataset": data, "overrides": overrides, "models": [METHOD], "eval_teacher": teacher,
             **({"teacher": teacher} if reads_file else {}), **(pixels if s["image_tower"] == "pixels" else {})}
     rows = {on_dataset(variant_name(n), config): LABELS[n] for n in main_students}
-    ablated = [n for n in students if n not in PIXEL_STUDENTS]  # student (a)'s
-    ablation_rows = {on_dataset(variant_name(n), config): LABELS[n] if n in LABELS else ablation[n][1] for n in ablated}
-    settings_of = {on_dataset(variant_name(n), config): {k: {**section, **students[n]}[k]
-                                                         for k in ("alpha", "beta", "itc_reduction")} for n in ablated}
+    ablation_rows = {on_dataset(variant_name(n), config): label for n, (_, label) in ablation.items()}
+    settings_of = {on_dataset(variant_name(n), config): {k: {**section, **o}[k] for k in ("alpha", "beta",
+                                                                                         "itc_reduction", "epochs")}
+                   for n, (o, _) in ablation.items()}
+    ablated = list(ablation)
     ablation_cells = [cell(n, p, config) for p in ("full", EXTENDED) if p == "full" or data == MAIN_DATASET
                       for n in ablated]
     table8 = [cell(n, p, config) for p in PROTOCOLS.values() for n in main_students]
