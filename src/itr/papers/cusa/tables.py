@@ -227,13 +227,13 @@ def build_table12(paths, out_stem: Path, note: str = "") -> pd.DataFrame:
     for name, m in cost["modules"].items():
         rows.append({"Module": f"ours: {name}" + (f" ({MODULES[name]})" if name in MODULES else ""), "Source": "ours",
                      "Time": f"{m['ms']:.2f} ± {m['ms_std']:.2f} ms", "Memory": "—",
-                     "Disk": "—" if m["disk_mb"] is None else f"{m['disk_mb']:g} MB"})
+                     "Disk": "none" if m["disk_mb"] is None else f"{m['disk_mb']:g} MB"})
         flat[name] = {"ms": m["ms"], "ms_std": m["ms_std"]}
     df = pd.DataFrame(rows, columns=["Module", "Source", "Time", "Memory", "Disk"])
     caption = (f"Table 12 analogue of Huang et al. (CUSA): 'paper' rows as reported ({reported['source']}); 'ours' "
                f"measured in one run on {_machine(cost)}: mean ± std over {cost['rounds']} rounds of "
                f"{cost['iterations']} calls at batch {cost['batch_size']} (the rounds interleave the modules). Memory "
-               "is not measured (CPU). The text-teacher file is loaded once "
+               "is not measured (CPU); 'none': a module that reads nothing from disk. The text-teacher file is loaded once "
                f"({cost['load_once_ms']['text teacher file']:.0f} ms) and then indexed in memory. {note}")
     write_plain_table(df, out_stem, caption, flat)
     return df
@@ -261,7 +261,7 @@ def build_table13(paths, out_stem: Path, note: str = "", labels: dict | None = N
                      "ours s/step": f"{ours['step_seconds']:.3f} ± {ours['step_std']:.3f}",
                      "ours epoch (projected)": f"{ours['epoch_minutes']:.2f} min",
                      "ours overhead": f"{100 * (ours['epoch_minutes'] / ours_base - 1):+.1f}%",
-                     "ours epoch (trained)": "—" if trained_min is None else f"{trained_min / 60:.2f} min"})
+                     "ours epoch (trained)": "not trained" if trained_min is None else f"{trained_min / 60:.2f} min"})
         flat[mode] = {"epoch_minutes": ours["epoch_minutes"], "overhead_pct": round(100 * (ours["epoch_minutes"] /
                                                                                         ours_base - 1), 2),
                       **({"trained_epoch_minutes": round(trained_min / 60, 3)} if trained_min is not None else {})}
