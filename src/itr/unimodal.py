@@ -50,6 +50,10 @@ def unimodal_metrics(model_path, data, features, teacher_file, text_teacher: str
     scenes = [json.loads(s)["objects"] for s in images["scene"]]
     image_ids = list(images["image_id"])
     classes = [scene_class(objects) for objects in scenes]
+    if len(set(classes)) == len(classes):  # image->image retrieval would have no query with a positive: NaN metrics
+        raise ValueError(f"no two of the {len(classes)} test images of {data} share a class (the same multiset of "
+                         "coloured kinds), so image->image retrieval has nothing to find; generate a larger test split "
+                         "(shapes.n_test)")
     scene_of = dict(zip(image_ids, scenes))
     positives = extended_positives(list(captions["meaning"]), [scene_of[i] for i in image_ids], config["image_size"],
                                    config["domain"])  # (captions, images)
