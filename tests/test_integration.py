@@ -57,6 +57,13 @@ def test_dvc_repro_builds_every_registered_table_from_nothing(project):
             assert (proj / "logs" / "table" / f"{name}_{target.name}.log").exists()
             if target.png:
                 assert stem.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    # eccv_all (DVC stage eccv): every paper's models under the extended ground truth, each cell's numbers in it
+    report = (proj / f"{layout.EXTENDED_REPORT}.csv").read_text()
+    cells = [c for name in papers.PAPERS for c in papers.extended_cells(papers.plan(name, params), params)]
+    assert {c.split("/")[2] for c in cells} >= {"rfrs", "tgdt", "aladin", "cusa"}
+    for cell in cells:
+        m = json.loads((proj / cell).read_text())["metrics"]
+        assert f"{m['ext/t2i/mAP@R']:.2f}" in report and f"{m['single/t2i/R@1']:.2f}" in report, cell
     # the inference-time benchmark scores each method as its workflow cell does (the same calls, in one process)
     bench = json.loads((proj / layout.INFERENCE_BENCHMARK.format(paper="tgdt")).read_text())
     timing = papers.plan("tgdt", params).timing
