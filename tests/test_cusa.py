@@ -303,7 +303,8 @@ def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
     params["softlabel"].update(alpha=0.3, beta=0.5, alpha_sweep=[0.1, 0.3], beta_sweep=[0.25, 0.5, 2.0],
                                itc_reduction="mean", epochs=2, ablation_epochs=1)
     plan = papers.plan("cusa", params)
-    assert {v: {k: x for k, x in s["overrides"].items() if k != "image_tower"} for v, s in plan.variants.items()
+    assert {v: {k: x for k, x in s["overrides"].items() if k not in ("image_tower", "pixel_tower")}
+            for v, s in plan.variants.items()
             if "/" in v and v.split("/")[1] not in ("itc", "csa", "usa")} == {
         "cusa_var/cusa_ref": {"epochs": 1}, "cusa_var/alpha_0.1": {"alpha": 0.1, "epochs": 1},
         "cusa_var/beta_0.25": {"beta": 0.25, "epochs": 1}, "cusa_var/beta_2": {"beta": 2.0, "epochs": 1},
@@ -322,6 +323,10 @@ def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
     assert {v for v, t in towers.items() if t == "pixels"} == {"cusa_var/pixels_itc", "cusa_var/pixels_cusa"}
     assert plan.variants["cusa_var/pixels_cusa"]["features"] == "patches"
     assert plan.variants["cusa_var/pixels_cusa"]["image_teacher"] == "features/shapes/manifest.json"
+    assert "image_teacher" not in plan.variants["cusa_var/pixels_itc"]  # ITC alone reads no teacher
+    # only the pixel students read the pixel tower's settings: editing them retrains no region student
+    assert {v for v, s in plan.variants.items() if "pixel_tower" in s["overrides"]} == {v for v, t in towers.items()
+                                                                                        if t == "pixels"}
 
 
 def test_claims_compare_the_right_rows_and_flip_with_them():

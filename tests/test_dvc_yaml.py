@@ -44,6 +44,9 @@ def test_every_stage_reads_real_keys_and_writes_disjoint_outputs(dataset):
     # TGDT's tables show RFRS's BE and SEP+COOP cells and its benchmark times RFRS's models: RFRS's stage writes them
     borrowed = [d for d in stages["tgdt"]["deps"] if d.startswith(("results/metrics/", "models/"))]
     assert len(borrowed) == 6 and all("/rfrs/" in d for d in borrowed), borrowed
+    if dataset == "shapes":  # CUSA's Tables 12-13: its stage runs and writes the soft-label cost benchmark
+        assert "benchmarks/softlabel_cost.py" in stages["cusa"]["deps"]
+        assert layout.SOFTLABEL_COST.format(variant="cusa") in _paths(stages["cusa"]["outs"])
     if dataset == "shapes":  # each cell eccv reads is inside the output of the paper stage whose plan has it
         cells = [d for d in stages["eccv"]["deps"] if d.endswith("/extended.json")]
         assert len(cells) >= 4 and {c.split("/")[2] for c in cells} >= {"rfrs", "tgdt", "aladin", "cusa"}

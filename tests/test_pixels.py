@@ -28,6 +28,17 @@ def patch_store(tiny_pipeline, tmp_path_factory):
     return out
 
 
+def other_store(tmp_path):
+    """A detector-like store of two images of another dataset (another data digest)."""
+    from itr.features.store import FeatureStoreWriter
+
+    writer = FeatureStoreWriter(tmp_path / "other", 2, 16, {"detector": "x"}, data="another dataset")
+    writer.write(0, ["a", "b"], {"regions": np.zeros((2, 2, 16)), "geometry": np.zeros((2, 2, 6)),
+                                 "mask": np.ones((2, 2), bool), "global": np.ones((2, 16))})
+    writer.finalize(1, {"n_images": 2})
+    return tmp_path / "other"
+
+
 def _cfg(text, **changes):
     return dataclasses.replace(SoftLabelConfig(epochs=1, batch_size=4, lr=1e-3), text_teacher=text.path,
                                image_tower="pixels", pixel_tower=PIXELS, **changes)
@@ -73,6 +84,9 @@ def test_a_pixel_student_trains_from_pixels_and_is_taught_by_the_detector_store(
         build_model("softlabel", dataclasses.replace(cfg, image_tower="regions"), text, FeatureStore(patch_store))
     with pytest.raises(TeacherError, match="patch store has no image teacher"):
         ImageTeacher(FeatureStore(patch_store))
+    with pytest.raises(ValueError, match="other images"):  # a teacher store of another dataset
+        train_from_files("softlabel", cfg, text, root / "data", patch_store, tmp_path / "x", tmp_path / "x.pt",
+                         tmp_path / "x.csv", log=lambda m: None, teacher=teacher, image_teacher=other_store(tmp_path))
     result = train_from_files("softlabel", cfg, text, root / "data", patch_store, tmp_path / "state", tmp_path / "b.pt",
                               tmp_path / "b.csv", log=lambda m: None, teacher=teacher, image_teacher=root / "feat")
     assert np.isfinite(result["best_val_rsum"])

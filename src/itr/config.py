@@ -51,8 +51,9 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
                        "ablation_epochs"),
               # the STS analogue's pairs are the uni-modal evaluation's; the sweeps, the paper plan's (its ablation
-              # students); the cost, the training-cost benchmark's (benchmarks/softlabel_cost.py)
-              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep", "cost", "ablation_epochs")},
+              # students); the cost, the training-cost benchmark's (benchmarks/softlabel_cost.py); the pixel tower, only
+              # the pixel students' (their plan passes it as an override)
+              "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep", "cost", "ablation_epochs", "pixel_tower")},
 }
 
 

@@ -202,7 +202,8 @@ def _softlabel_student(cfg, text_cfg, store: FeatureStore) -> tuple[nn.Module, o
                          f"{'raw-pixel patches' if patches else 'detector regions'}; give --features the "
                          f"{'patch store (itr features patches)' if cfg.image_tower == 'pixels' else 'detector store'} "
                          "of the dataset")
-    towers, tokenizer = load_encoder(text_cfg.path, store.dim, layers=text_cfg.layers)
+    # beside a tower of its own, the text tower reads no regions: a 1-d region projection, never used
+    towers, tokenizer = load_encoder(text_cfg.path, 1 if patches else store.dim, layers=text_cfg.layers)
     image = None
     if patches:
         t = cfg.pixel_tower
@@ -249,8 +250,12 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
 
         teachers["text_teacher"], inputs["teacher"] = _text_teacher(cfg, teacher, train, train_caps, device)
         teachers["image_teacher"] = ImageTeacher(FeatureStore(image_teacher) if image_teacher else store)
-        if image_teacher:  # another store than the student's: another input
-            inputs["image_teacher"] = teachers["image_teacher"].store.manifest["digest"]
+        if image_teacher:  # another store than the student's: another input, of the same images
+            teacher_store = teachers["image_teacher"].store
+            if teacher_store.manifest["data"] != store.manifest["data"]:
+                raise ValueError(f"the image teacher's store {image_teacher} holds features of other images than "
+                                 f"{features} (another dataset digest); give the detector store of {data}")
+            inputs["image_teacher"] = teacher_store.manifest["digest"]
     if not distributed.is_main():  # the other torchrun ranks compute and write nothing
         return train_model(method, cfg, model, train, val, store, Path(state_dir), device, extra, log=lambda m: None,
                            inputs=inputs, **teachers)

@@ -123,6 +123,9 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
         outs.append({layout.on_data(layout.LATENCY_BENCHMARK, config): UNCACHED})
     if plan.timing:
         outs.append({layout.on_data(layout.INFERENCE_BENCHMARK, config).format(paper=name): UNCACHED})
+    costs = sorted({f for spec in plan.tables.values() for f in spec.inputs  # benchmarks/softlabel_cost.py's
+                    if f.startswith(layout.SOFTLABEL_COST.split("{")[0])})
+    outs += [{f: UNCACHED} for f in costs]
     outs.append({layout.on_data(layout.TRACKED_CELLS, config).format(paper=name): UNCACHED})
     # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
     # stages write them
@@ -130,7 +133,7 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
                        if f.startswith("results/metrics/") and top(f.split("/")[2:]) not in variants}
                       | {f for f in timed_models if top(f.split("/")[1:]) not in variants})
     scripts = (["benchmarks/latency.py"] if plan.latency_models else []) + (
-        ["benchmarks/inference_time.py"] if plan.timing else [])
+        ["benchmarks/inference_time.py"] if plan.timing else []) + (["benchmarks/softlabel_cost.py"] if costs else [])
     return {
         "cmd": f"snakemake --cores all {name}_all",
         "deps": [*upstream, *borrowed, "src/itr", "workflow", *scripts],

@@ -91,13 +91,16 @@ def plan(config: dict) -> Plan:
     regions = {"image_tower": "regions"}
     main_students = {n: {**o, **regions} for n, o in STUDENTS.items()}
     if data == MAIN_DATASET:
-        main_students |= {n: {**o, "image_tower": "pixels"} for n, o in PIXEL_STUDENTS.items()}
+        # the pixel tower's settings go to these students only (train does not read them otherwise)
+        main_students |= {n: {**o, "image_tower": "pixels", "pixel_tower": section["pixel_tower"]}
+                          for n, o in PIXEL_STUDENTS.items()}
     students = {**main_students, **{n: {**o, **regions} for n, (o, _) in ablation.items() if n != MAIN}}
     variants = {}
     for name, overrides in students.items():
         s = {**section, **overrides}
         reads_file = (s["alpha"] > 0 or s["beta"] > 0) and s["teacher_features"] == "disk"
-        pixels = {"features": "patches", "image_teacher": FEATURES_MANIFEST.format(dataset=data)}
+        teaches = s["alpha"] > 0 or s["beta"] > 0
+        pixels = {"features": "patches", **({"image_teacher": FEATURES_MANIFEST.format(dataset=data)} if teaches else {})}
         variants[on_dataset(variant_name(name), config)] = {
             "dataset": data, "overrides": overrides, "models": [METHOD], "eval_teacher": teacher,
             **({"teacher": teacher} if reads_file else {}), **(pixels if s["image_tower"] == "pixels" else {})}
@@ -129,7 +132,7 @@ def plan(config: dict) -> Plan:
               "table13": TableSpec([cost, *histories], None, _note(config), {"history_modes": dict(zip(histories, [
                   "contrastive", *(f"{n} image=disk text={section['teacher_features']}" for n in ("csa", "usa",
                                                                                                 "cusa"))]))}),
-              "ablations": TableSpec(ablation_cells, None, _note(config),
+              "ablations": TableSpec(ablation_cells, None, _note(config, section["ablation_epochs"]),
                                      {"rows": ablation_rows, "settings": settings_of})}
     claimed = [t for t in ("table8", "table9", "table10", "table11", "table13") if data == MAIN_DATASET or
                t not in GENERATED_ONLY]
@@ -146,14 +149,16 @@ def plan(config: dict) -> Plan:
     )
 
 
-def _note(config: dict) -> str:
+def _note(config: dict, epochs: int | None = None) -> str:
+    """What every table says of the students (``epochs``: their budget, when not the section's)."""
     c, t = config["softlabel"], config["softlabel"]["pixel_tower"]
     pixels = (f"; student (b), 'pixel ViT' (generated data only): the same text tower beside a {t['layers']}-layer "
               f"transformer from scratch over {t['patch']}-px patches of the raw images, no detector"
               if main_dataset(config) == MAIN_DATASET else "")
     return (f"Student (a): the bi-encoder's towers (the text tower {config['text_encoder']['path']!r}, image layers "
-            f"from scratch over the detector's regions){pixels}; each with two heads per side, {c['epochs']} epoch(s) "
-            f"at batch {c['batch_size']}, taught by the detector's whole-image features and the text teacher.")
+            f"from scratch over the detector's regions){pixels}; each with two heads per side, "
+            f"{c['epochs'] if epochs is None else epochs} epoch(s) at batch {c['batch_size']}; with CSA or USA, taught "
+            "by the detector's whole-image features and the text teacher.")
 
 
 def _protocols(config: dict) -> str:

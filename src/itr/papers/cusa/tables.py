@@ -51,7 +51,7 @@ def build_table7(paths, out_stem: Path, labels: dict) -> pd.DataFrame:
                      "tau init": s["soft_tau"], "alpha": s["alpha"], "beta": s["beta"]})
     df = pd.DataFrame(rows, columns=["Model", "Source"] + reported["columns"])
     caption = (f"Table 7 analogue of Huang et al. (CUSA): the students' settings; 'paper' rows as reported "
-               f"({reported['source']}), 'ours' from params.yaml (one student, one epoch count for both test sets: "
+               f"({reported['source']}), 'ours' from params.yaml (one epoch count per student for both test sets: "
                f"both are protocols of one ShapeCaptions training). Ours also: batch {s['batch_size']}, lr {s['lr']}, "
                f"weight decay {s['weight_decay']}, ITC tau init {s['itc_tau']} (learned), teacher tau "
                f"{s['teacher_tau']} (fixed), ITC reduction '{s['itc_reduction']}', text teacher "
