@@ -203,9 +203,11 @@ def unimodal_inputs(wc):
     if collection["distractors"] or collection.get("lang") or collection.get("first_images"):
         raise InputError(f"collection {wc.collection} is grown, one language of several, or cut: itr unimodal reads "
                          "a whole test split")
+    # the teacher row's image features are the collection's detector store's, whatever store the student reads
+    teacher_store = {} if store_kind(wc.variant) == "regions" else {
+        "image_teacher": FEATURES_MANIFEST.format(dataset=collection["dataset"])}
     return {"model": MODEL.format(variant=wc.variant, model=spec["models"][0]), "teacher": spec["eval_teacher"],
-            **data_inputs(collection["dataset"], store_kind(wc.variant)),
-            **({"image_teacher": spec["image_teacher"]} if spec.get("image_teacher") else {})}
+            **data_inputs(collection["dataset"], store_kind(wc.variant)), **teacher_store}
 
 
 def softlabel_cost_inputs(wc):
