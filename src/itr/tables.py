@@ -190,7 +190,9 @@ def build_extended_report(paths, out_stem: Path, papers: dict[str, str]) -> pd.D
                "judged twice: 'single' by the original ground truth (a caption's own image; an image's own captions), "
                "'ext' by the extended one (every caption true of an image is its positive: itr.data.truth, the ECCV "
                "Caption analogue), with ECCV Caption's mAP@R and R-P over the whole rankings. ext R@1 - single R@1 is "
-               "what the single positive undercounts."
+               "what the single positive undercounts. Captions with the same text tie exactly; the exact ranking here "
+               "orders them by position, so 'single' can differ from protocol full's R@1 (faiss's order) by a few "
+               "tenths."
                + (f" Positives per query: median {counts['t2i']['median']:g} images per caption, median "
                   f"{counts['i2t']['median']:g} captions per image." if counts else ""))
     write_table(shown, out_stem, caption, flat, csv=df.to_csv(index=False, float_format="%.2f"))
