@@ -306,7 +306,7 @@ class SoftLabelConfig(_TrainSection):
     alpha_sweep: tuple = (0.1, 0.3, 1.0)
     beta_sweep: tuple = (0.25, 0.5, 0.75)
     image_tower: str = "regions"
-    pixel_tower: dict = dataclasses.field(default_factory=lambda: {"patch": 16, "layers": 4, "heads": 6})
+    pixel_tower: dict = dataclasses.field(default_factory=lambda: {"patch": 32, "layers": 4, "heads": 6})
     cost: dict = dataclasses.field(default_factory=lambda: {"rounds": 3, "steps": 5, "iterations": 20})
     ablation_epochs: int = 1
 
