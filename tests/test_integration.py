@@ -342,4 +342,5 @@ def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project
     expected = {name: {t.name: [f"results/tables/{name}_{t.name}.html"] + ([f"results/tables/{name}_{t.name}.png"]
                                                                            if t.png else [])
                        for t in papers.load(name).targets} for name in papers.PAPERS}
+    expected["extended ground truth"] = {"eccv_all": [f"{layout.EXTENDED_REPORT}.html"]}  # every paper's models
     assert {p: {t: sorted(files) for t, files in targets.items()} for p, targets in shown.items()} == expected
