@@ -48,6 +48,21 @@ def tiny_pipeline(tmp_path_factory):
 
 
 
+@pytest.fixture(scope="session")
+def indexed(tiny_pipeline):
+    """The tiny pipeline's BE, its index of the test split, and a CE trained for one epoch (ce.pt)."""
+    from itr.collection import sources
+    from itr.config import CEConfig
+    from itr.index import index_collection
+
+    root, text = tiny_pipeline
+    target, _ = sources(str(root / "data"), str(root / "feat"), "test")
+    index_collection(root / "be.pt", target, [], None, None, "Flat", "", root / "index")
+    if not (root / "ce.pt").exists():
+        train_from_files("ce", CEConfig(epochs=1, batch_size=4, val_images=2), text, root / "data", root / "feat",
+                         root / "ce_state", root / "ce.pt", root / "ce.csv")
+    return root
+
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

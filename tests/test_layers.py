@@ -20,7 +20,7 @@ LAYERS = [
     {"itr.models"},
     {"itr.losses", "itr.sampling", "itr.mining", "itr.objectives", "itr.training", "itr.teachers"},
     {"itr.index"},
-    {"itr.rerank", "itr.shortlist", "itr.search"},
+    {"itr.rerank", "itr.shortlist", "itr.search", "itr.serve"},
     {"itr.evaluate", "itr.unimodal"},
     {"itr.tables"},
     {"itr.papers"},

@@ -6,27 +6,12 @@ import yaml
 from conftest import ROOT
 from itr import papers
 from itr.features.store import FeatureStore
-from itr.index import index_collection, save_collection
-from itr.collection import sources
+from itr.index import save_collection
 from itr.models import load_trained
-from itr.config import CEConfig
 from itr.models.encode import CaptionSet, embed_captions, embed_images, score_pairs
-from itr.training import train_from_files
 from itr.search import SearchError, save_grid, search_text
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def indexed(tiny_pipeline):
-    """The tiny pipeline's BE, its index of the test split, and a CE trained for one epoch (ce.pt)."""
-    root, text = tiny_pipeline
-    target, _ = sources(str(root / "data"), str(root / "feat"), "test")
-    index_collection(root / "be.pt", target, [], None, None, "Flat", "", root / "index")
-    if not (root / "ce.pt").exists():
-        train_from_files("ce", CEConfig(epochs=1, batch_size=4, val_images=2), text, root / "data", root / "feat",
-                         root / "ce_state", root / "ce.pt", root / "ce.csv")
-    return root
 
 
 def test_the_hits_are_the_exact_top_k_by_cosine_and_an_unknown_word_still_works(indexed):

@@ -49,54 +49,82 @@ def search_text(text: str, first_stage, index_dir, data, features, k: int = 5, s
                 batch_size: int = 256) -> SearchResult:
     """Rank the collection's images for ``text``: through ``first_stage``'s index in ``index_dir`` (or, with
     ``first_stage`` None, every image), re-ranked by ``second_stage`` over the top ``shortlist`` when given
-    (``batch_size`` pairs at a time, in fp32: a row that scores in bf16 may differ in the last digits)."""
-    import pandas as pd
+    (``batch_size`` pairs at a time, in fp32: a row that scores in bf16 may differ in the last digits).
+    One query: the models load, then search (``timings["load"]`` says how long loading took)."""
+    searcher = Searcher(first_stage, index_dir, data, features, second_stage, shortlist, fusion, lam, device,
+                        batch_size)
+    result = searcher(text, k)
+    result.timings = {"load": searcher.load_seconds, **result.timings}
+    return result
 
-    from itr.data.dataset import read_dataset
-    from itr.features.store import FeatureStore
-    from itr.manifest import file_digest
-    from itr.models import load_trained
-    from itr.models.encode import CaptionSet, embed_captions, score_pairs
-    from itr.shortlist import fuse
 
-    if first_stage is None and second_stage is None:
-        raise SearchError("give a first stage (an embedding model and its index), a second stage, or both")
-    for path in (first_stage, second_stage):
-        if path is not None and not Path(path).exists():
-            raise SearchError(f"no model at {path}; train it with `snakemake {path}`")
-    timings, t0 = {}, time.perf_counter()
-    store = FeatureStore(features)
-    collection = _collection(index_dir, file_digest(first_stage)) if first_stage is not None else None
-    models = {name: load_trained(path, store, device) for name, path in (("first", first_stage),
-                                                                         ("second", second_stage)) if path}
-    timings["load"] = time.perf_counter() - t0
-    query = pd.DataFrame({"text": [text], "caption_id": ["query"], "image_id": ["query"]})
-    firsts: list[Hit] = []
-    if collection is not None:
-        model, tokenizer, ckpt = models["first"]
+class Searcher:
+    """A row's models and index, loaded once, ranking one typed caption per call (as ``itr serve`` does for
+    each query of its page). The arguments are :func:`search_text`'s.
+
+    Example:
+        >>> searcher = Searcher("models/<variant>/be.pt", "indexes/<variant>/be/shapes", "data/shapes",
+        ...                     "features/shapes")
+        >>> [h.image_id for h in searcher("a red circle", k=2).hits]
+        ['test-000107', 'test-000412']
+    """
+
+    def __init__(self, first_stage, index_dir, data, features, second_stage=None, shortlist: int = 20,
+                 fusion: str = "ce", lam: float = 0.0, device="cpu", batch_size: int = 256):
+        from itr.features.store import FeatureStore
+        from itr.manifest import file_digest
+        from itr.models import load_trained
+
+        if first_stage is None and second_stage is None:
+            raise SearchError("give a first stage (an embedding model and its index), a second stage, or both")
+        for path in (first_stage, second_stage):
+            if path is not None and not Path(path).exists():
+                raise SearchError(f"no model at {path}; train it with `snakemake {path}`")
         t0 = time.perf_counter()
-        vec = embed_captions(model, CaptionSet.from_frame(query, tokenizer, ckpt["text_encoder"]["max_text_len"]),
-                             1, device)  # (1, H)
-        timings["encode"] = time.perf_counter() - t0
+        self.data, self.store, self.device, self.batch_size = data, FeatureStore(features), device, batch_size
+        self.shortlist, self.fusion, self.lam, self.reranks = shortlist, fusion, lam, second_stage is not None
+        self.collection = _collection(index_dir, file_digest(first_stage)) if first_stage is not None else None
+        self.models = {name: load_trained(path, self.store, device) for name, path in (("first", first_stage),
+                                                                                       ("second", second_stage)) if path}
+        self.load_seconds = time.perf_counter() - t0
+
+    def __call__(self, text: str, k: int = 5) -> SearchResult:
+        import pandas as pd
+
+        from itr.data.dataset import read_dataset
+        from itr.models.encode import CaptionSet, embed_captions, score_pairs
+        from itr.shortlist import fuse
+
+        timings: dict[str, float] = {}
+        query = pd.DataFrame({"text": [text], "caption_id": ["query"], "image_id": ["query"]})
+        firsts: list[Hit] = []
+        if self.collection is not None:
+            model, tokenizer, ckpt = self.models["first"]
+            t0 = time.perf_counter()
+            vec = embed_captions(model, CaptionSet.from_frame(query, tokenizer, ckpt["text_encoder"]["max_text_len"]),
+                                 1, self.device)  # (1, H)
+            timings["encode"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            scores, positions = search_index(self.collection.image_index, vec,
+                                             max(k, self.shortlist if self.reranks else k))
+            timings["search"] = time.perf_counter() - t0
+            firsts = [Hit(self.collection.image_ids[p], float(s), float(s))
+                      for s, p in zip(scores[0], positions[0]) if p >= 0]
+        if not self.reranks:
+            return SearchResult(firsts[:k], firsts[:k], timings)
+        model, tokenizer, ckpt = self.models["second"]
+        candidates = firsts[:self.shortlist] if firsts else [Hit(i, 0.0, None)
+                                                             for i in read_dataset(self.data, "test")[0]["image_id"]]
         t0 = time.perf_counter()
-        scores, positions = search_index(collection.image_index, vec, max(k, shortlist if second_stage else k))
-        timings["search"] = time.perf_counter() - t0
-        firsts = [Hit(collection.image_ids[p], float(s), float(s)) for s, p in zip(scores[0], positions[0]) if p >= 0]
-    if second_stage is None:
-        return SearchResult(firsts[:k], firsts[:k], timings)
-    model, tokenizer, ckpt = models["second"]
-    candidates = firsts[:shortlist] if firsts else [Hit(i, 0.0, None)
-                                                    for i in read_dataset(data, "test")[0]["image_id"]]
-    t0 = time.perf_counter()
-    captions = CaptionSet.from_frame(query, tokenizer, ckpt["text_encoder"]["max_text_len"])
-    cross = score_pairs(model, captions, np.zeros(len(candidates), dtype=int), store,
-                        [h.image_id for h in candidates], batch_size, device)  # (n,)
-    first = np.array([h.first_score or 0.0 for h in candidates])
-    final = fuse(first[None], cross[None], fusion if firsts else "ce", lam)[0]
-    timings["rerank"] = time.perf_counter() - t0
-    order = np.argsort(-final, kind="stable")[:k]
-    hits = [Hit(candidates[i].image_id, float(final[i]), candidates[i].first_score) for i in order]
-    return SearchResult(hits, firsts[:k], timings)
+        captions = CaptionSet.from_frame(query, tokenizer, ckpt["text_encoder"]["max_text_len"])
+        cross = score_pairs(model, captions, np.zeros(len(candidates), dtype=int), self.store,
+                            [h.image_id for h in candidates], self.batch_size, self.device)  # (n,)
+        first = np.array([h.first_score or 0.0 for h in candidates])
+        final = fuse(first[None], cross[None], self.fusion if firsts else "ce", self.lam)[0]
+        timings["rerank"] = time.perf_counter() - t0
+        order = np.argsort(-final, kind="stable")[:k]
+        hits = [Hit(candidates[i].image_id, float(final[i]), candidates[i].first_score) for i in order]
+        return SearchResult(hits, firsts[:k], timings)
 
 
 def _collection(index_dir, model_id: str):

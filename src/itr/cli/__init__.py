@@ -21,6 +21,7 @@ params, and the library writes every output atomically. One module per stage gro
     itr check-scores --expected E.yaml ... | itr runs compare | itr runs mirror --cells M.json ... --out R.json
     itr dvc-yaml [--check]                                                               itr.cli.workflow
     itr search "two red circles above a square" [--method sep_coop] [--k 5] [--png out.png]   itr.cli.search
+    itr serve [--methods be,sep_coop] [--port 8000]                                      (a local search page)
 """
 from __future__ import annotations
 

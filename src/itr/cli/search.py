@@ -1,7 +1,10 @@
-"""itr search TEXT: one typed caption against the test collection, ranked as a row of the registry ranks it."""
+"""itr search TEXT: one typed caption against the test collection, ranked as a row of the registry ranks it;
+itr serve: the same on a local page, rows side by side (itr.serve)."""
 from __future__ import annotations
 
 from itr.cli.common import add_compute, compute
+
+PARAMS = "params.yaml"  # both read the project's params file by default
 
 
 def register(sub) -> None:
@@ -12,9 +15,18 @@ def register(sub) -> None:
     p.add_argument("--variant", help="whose trained models (default: the main models of the row's paper)")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--png", help="also write the hits as a PNG grid here")
-    p.add_argument("--params", default="params.yaml", help="the params file that names the models and dataset")
+    p.add_argument("--params", default=PARAMS, help="the params file that names the models and dataset")
     add_compute(p)
     p.set_defaults(func=search)
+    p = sub.add_parser("serve", help="a local search page: a query box, the first stage's top k beside the "
+                                     "re-ranked, stage timings (Flask, bound to 127.0.0.1)")
+    p.add_argument("--methods", help="comma-separated rows of registered papers (default: every row)")
+    p.add_argument("--variant", help="whose trained models (default: the main models of each row's paper)")
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 shows the page to your network: only on one you trust")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--params", default=PARAMS, help="the params file that names the models and dataset")
+    add_compute(p)
+    p.set_defaults(func=serve)
 
 
 def search(args) -> int:
@@ -32,4 +44,18 @@ def search(args) -> int:
     print("timings: " + ", ".join(f"{step} {seconds * 1000:.1f} ms" for step, seconds in result.timings.items()))
     if args.png:
         save_grid(result, spec["data"], args.png, args.text)
+    return 0
+
+
+def serve(args) -> int:
+    from itr import papers
+    from itr.params import load_params
+    from itr.serve import create_app
+
+    config = load_params(args.params)
+    methods = args.methods.split(",") if args.methods else papers.search_rows(config)
+    rows = {m: papers.search_spec(m, config, args.variant) for m in methods}
+    app = create_app(rows, next(iter(rows.values()))["data"], compute(args))
+    print(f"itr serve: http://{args.host}:{args.port}/ ({len(rows)} rows; Ctrl-C stops)", flush=True)
+    app.run(host=args.host, port=args.port, threaded=True)
     return 0

@@ -242,6 +242,13 @@ def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
     return out
 
 
+def search_rows(config: dict) -> list[str]:
+    """Every row ``itr search`` and ``itr serve`` can rank: each paper's embedding and re-ranking rows, in registry
+    order."""
+    plans = [plan(name, config) for name in PAPERS]
+    return list(dict.fromkeys(r for p in plans for r in (*p.embedding_rows, *p.rerank_rows)))
+
+
 def search_spec(method: str, config: dict, variant: str | None = None) -> dict:
     """How ``itr search`` runs a row: its models, the first stage's index, shortlist depth and fusion, as the row's
     cells rank (timed_methods), and the dataset and features it searches. ``variant``: whose models (default: the paper that has the row, on the dataset)."""
