@@ -32,7 +32,7 @@ def _full(name: str) -> dict:
 
 def test_every_section_without_a_dataclass_is_read_by_the_workflow_or_the_benchmark_only():
     assert set(SCHEMA["properties"]) - set(SECTIONS) == {"seed", "dataset", "datasets", "benchmark", "shift",
-                                                         "multilingual", "auxiliary", "ablations"}
+                                                         "multilingual", "auxiliary", "ablations", "gallery"}
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))

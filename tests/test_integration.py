@@ -64,6 +64,13 @@ def test_dvc_repro_builds_every_registered_table_from_nothing(project):
     for cell in cells:
         m = json.loads((proj / cell).read_text())["metrics"]
         assert f"{m['ext/t2i/mAP@R']:.2f}" in report and f"{m['single/t2i/R@1']:.2f}" in report, cell
+    # each paper's galleries: the queries its spec asks for, the truth of each among the dataset's captions
+    for name in papers.PAPERS:
+        for stem, spec in papers.gallery_specs(name, papers.plan(name, params), params).items():
+            gallery = json.loads((proj / f"{stem}.json").read_text())
+            assert gallery["methods"] == [spec["first"], spec["second"]] and len(gallery["queries"]) >= spec["n_random"]
+            assert all(len(q["first"]) == spec["k"] for q in gallery["queries"]), stem
+            assert (proj / f"{stem}.png").read_bytes()[:4] == b"\x89PNG", stem
     # the inference-time benchmark scores each method as its workflow cell does (the same calls, in one process)
     bench = json.loads((proj / layout.INFERENCE_BENCHMARK.format(paper="tgdt")).read_text())
     timing = papers.plan("tgdt", params).timing
@@ -343,4 +350,9 @@ def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project
                                                                            if t.png else [])
                        for t in papers.load(name).targets} for name in papers.PAPERS}
     expected["extended ground truth"] = {"eccv_all": [f"{layout.EXTENDED_REPORT}.html"]}  # every paper's models
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    for name in papers.PAPERS:  # each paper's galleries, one subcategory
+        stems = papers.gallery_specs(name, papers.plan(name, params), params)
+        if stems:
+            expected[name]["galleries"] = [f"{stem}.html" for stem in stems]
     assert {p: {t: sorted(files) for t, files in targets.items()} for p, targets in shown.items()} == expected

@@ -49,6 +49,8 @@ VARIANTS_DIR = "results/metrics/{variant}/{method}/{collection}/{protocol}"  # a
 K_METRICS = VARIANTS_DIR + "/k={k}.json"
 FUSION_METRICS = VARIANTS_DIR + "/{fusion}_{lam}.json"
 TABLE_STEM = "results/tables/{paper}_{target}"
+GALLERY_STEM = "results/galleries/{paper}_{name}"  # itr.gallery: a first stage beside its re-ranking, per query
+GALLERY_FORMATS = ("png", "html", "json")
 EXTENDED_REPORT = "results/tables/eccv_all"  # every paper's models under the extended ground truth (stem)
 TABLE_FORMATS = ("md", "csv", "tex", "json", "html")
 LATENCY_BENCHMARK = "results/benchmarks/latency.json"

@@ -42,6 +42,7 @@ RULE_ENTRIES = {
     "rerank_evaluate": "itr.cli.rerank:evaluate",
     "paper_table": "itr.cli.report:table",
     "extended_report": "itr.cli.report:extended_report",
+    "gallery": "itr.cli.report:gallery",
     "check_scores": "itr.cli.report:check_scores",
     "track_cells": "itr.cli.report:runs_mirror",
     "benchmark_latency": "benchmarks/latency.py",

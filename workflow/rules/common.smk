@@ -11,7 +11,7 @@ from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
 from itr.errors import InputError
-from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, FEATURE_STORES, FEATURES_MANIFEST,
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         SOFTLABEL_COST, TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
@@ -279,6 +279,17 @@ def metrics_files(plan):
 # Every paper's models under the extended ground truth (itr.papers.extended_cells), by cell -> its paper: eccv_all.
 EXTENDED_CELLS = {cell: name for name, plan in PAPER_PLANS.items() for cell in papers.extended_cells(plan, config)}
 EXTENDED_REPORT_FILES = [f"{EXTENDED_REPORT}.{ext}" for ext in TABLE_FORMATS] if EXTENDED_CELLS else []
+# Every paper's retrieval galleries (itr.papers.gallery_specs; their files are in the plans' extra_outputs): stem -> spec
+GALLERIES = {stem: spec for name, plan in PAPER_PLANS.items()
+             for stem, spec in papers.gallery_specs(name, plan, config).items()}
+
+
+def gallery_stem(wc):
+    """The stem of a gallery's files; an error naming the galleries when the paper declares none by that name."""
+    stem = on_data(GALLERY_STEM, config).format(paper=wc.paper, name=wc.name)
+    if stem not in GALLERIES:
+        raise InputError(f"no gallery {wc.paper}_{wc.name}; the registry declares {sorted(GALLERIES)}")
+    return stem
 
 
 def extended_report_outputs(wc):

@@ -68,6 +68,41 @@ rule extended_report:
         "itr extended-report --inputs {input} --papers {params.papers} --out {params.out} > {log} 2>&1"
 
 
+# A paper's retrieval galleries (results/galleries/<paper>_<name>.{png,html,json}): for a seeded sample of text
+# queries and those the re-ranking hurt most, a first stage's top k beside its re-ranking, read from the row's scores
+# file (no model runs), the ground truth marked. The HTML is self-contained and goes into the report.
+rule gallery:
+    input:
+        scores=lambda wc: GALLERIES[gallery_stem(wc)]["scores"],
+        data=lambda wc: f"{GALLERIES[gallery_stem(wc)]['data']}/manifest.json",
+    output:
+        multiext(on_data(GALLERY_STEM, config), ".png", ".json"),
+        report(on_data(GALLERY_STEM, config) + ".html", caption="../report/gallery.rst", category="{paper}",
+               subcategory="galleries"),
+    wildcard_constraints:
+        paper="|".join(papers.PAPERS),
+        name=r"\w+",
+    params:
+        code=CODE["gallery"],
+        upstream=upstream(lambda wc: [GALLERIES[gallery_stem(wc)]["scores"]]),
+        spec=lambda wc: shlex.quote(json.dumps(GALLERIES[gallery_stem(wc)], sort_keys=True)),
+        seed=config["seed"],
+        out=lambda wc: gallery_stem(wc),
+    localrule: True
+    conda:
+        ITR_ENV
+    log:
+        "logs/gallery/{paper}_{name}.log",
+    benchmark:
+        "logs/benchmarks/gallery/{paper}_{name}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr gallery --scores {input.scores} --data $(dirname {input.data}) --spec {params.spec} --seed {params.seed}"
+        " --out {params.out} > {log} 2>&1"
+
+
 rule check_scores:
     input:
         expected=list(EXPECTED.values()),

@@ -1,4 +1,4 @@
-"""itr table | itr extended-report | itr check-scores | itr runs compare | itr runs mirror: paper tables, expected scores, MLflow runs
+"""itr table | itr extended-report | itr gallery | itr check-scores | itr runs compare | itr runs mirror: paper tables, expected scores, MLflow runs
 side by side, and metrics files mirrored into MLflow."""
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def register(sub) -> None:
     p.add_argument("--papers", required=True, help="JSON: each input -> the paper whose plan has it")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json .html")
     p.set_defaults(func=extended_report)
+    p = sub.add_parser("gallery", help="a retrieval gallery: a first stage's top k beside its re-ranking, per query")
+    p.add_argument("--scores", required=True, help="a re-ranked row's scores file (itr rerank score)")
+    p.add_argument("--data", required=True, help="the dataset folder the scores were computed on")
+    p.add_argument("--spec", required=True, help="JSON: k, n_worst, n_random, fusion, lam, depth, first, second "
+                                                 "(itr.papers.gallery_specs)")
+    p.add_argument("--seed", type=int, required=True, help="draws the random queries")
+    p.add_argument("--out", required=True, help="output path without extension; writes .png .html .json")
+    p.set_defaults(func=gallery)
     p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
     p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
     p.add_argument("--root", default=".")
@@ -45,6 +53,14 @@ def extended_report(args) -> int:
     from itr.tables import build_extended_report
 
     build_extended_report(args.inputs, Path(args.out), json.loads(args.papers))
+    return 0
+
+
+def gallery(args) -> int:
+    from itr.gallery import build_gallery
+
+    result = build_gallery(args.scores, args.data, json.loads(args.spec), args.seed, args.out)
+    print(f"{len(result['queries'])} queries of {args.scores}: {args.out}.png, .html, .json")
     return 0
 
 

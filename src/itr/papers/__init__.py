@@ -114,6 +114,8 @@ class Plan:
     its cells rank a shortlist (itr.shortlist.fuse), for rows that do not rank by the second stage alone.
     timing: a Timing (the inference-time benchmark, layout.INFERENCE_BENCHMARK), or None. unavailable: target ->
     why the plan cannot build it under this config (a table of ShapeCaptions' generated companions, on real data).
+    galleries: name -> (a re-ranked row, the first stage's label, the row's label): retrieval galleries of the
+    paper's main models (itr.gallery; their files join extra_outputs, their specs come from gallery_specs).
     """
     variants: dict
     collections: dict
@@ -129,6 +131,7 @@ class Plan:
     row_fusions: dict = dataclasses.field(default_factory=dict)
     timing: Timing | None = None
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    galleries: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)
 
     def datasets(self) -> set[str]:
         """Every dataset the plan trains on, searches, or draws distractors from."""
@@ -154,6 +157,7 @@ def plan(name: str, config: dict) -> Plan:
                                 "and the plan's tables (or unavailable); declare each target in both")
     extra = [f for f in extended_cells(result, config) if f not in result.extra_outputs
              and all(f not in spec.inputs for spec in result.tables.values())]
+    extra += [f"{stem}.{ext}" for stem in gallery_specs(name, result, config) for ext in layout.GALLERY_FORMATS]
     result = dataclasses.replace(result, extra_outputs=result.extra_outputs + extra)
     # the test split's size is a param on ShapeCaptions; on a real dataset the evaluation checks it when it runs
     problems = [] if config["dataset"] != layout.MAIN_DATASET else protocol_problems(
@@ -179,6 +183,22 @@ def extended_cells(result: Plan, config: dict) -> list[str]:
         cells += [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=EXTENDED)
                   for method, model in result.embedding_rows.items() if model in result.variants[variant]["models"]]
     return cells
+
+
+def gallery_specs(name: str, result: Plan, config: dict) -> dict[str, dict]:
+    """Each gallery of a paper's plan, by file stem: the scores file of its row on the main collection (under the
+    protocol and shortlist depth the row's cells use) and how the row ranks it, with params.yaml's ``gallery``
+    section (k, n_worst, n_random). What ``itr gallery --spec`` takes."""
+    variant, data = layout.on_dataset(name, config), layout.main_dataset(config)
+    specs = {}
+    for gallery, (row, first, second) in result.galleries.items():
+        settings = result.rerank_settings.get(row, config["rerank"])
+        specs[layout.on_data(layout.GALLERY_STEM.format(paper=name, name=gallery), config)] = {
+            "scores": layout.RERANK_SCORES.format(variant=variant, method=row, collection=data,
+                                                  protocol=settings["protocol"]),
+            "data": layout.DATASET_MANIFEST.format(dataset=data).rsplit("/", 1)[0], "first": first, "second": second,
+            "depth": settings["k"], **result.row_fusions.get(row, {"fusion": "ce", "lam": 0.0}), **config["gallery"]}
+    return specs
 
 
 def builder(paper: str, target: str) -> Callable:

@@ -129,6 +129,8 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
                     if f.startswith(layout.SOFTLABEL_COST.split("{")[0])})
     outs += [{f: UNCACHED} for f in costs]
     outs.append({layout.on_data(layout.TRACKED_CELLS, config).format(paper=name): UNCACHED})
+    galleries = papers.gallery_specs(name, plan, config)
+    outs += [{f"{stem}.{ext}": UNCACHED} for stem in galleries for ext in layout.GALLERY_FORMATS]
     # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
     # stages write them
     borrowed = sorted({f for spec in plan.tables.values() for f in spec.inputs
@@ -139,7 +141,7 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     return {
         "cmd": f"snakemake --cores all {name}_all",
         "deps": [*upstream, *borrowed, "src/itr", "workflow", *scripts],
-        "params": list(paper.params),
+        "params": list(paper.params) + (["gallery"] if galleries else []),
         "outs": outs,
         "metrics": [{f: UNCACHED} for f in tables if f.endswith(".json")],
         # one directory of training histories per variant (a config may change which variants there are)

@@ -105,6 +105,7 @@ def plan(config: dict) -> Plan:
         embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
         searched=sorted((on_dataset(variant_name(n), config), data) for n in TABLE2), tables=tables,  # matching rows
         first_images={v: None for v in variants}, timing=timing,
+        galleries={"match_align": ("aladin_match_align", "matching head", "+ alignment head re-ranking")},
     )
 
 

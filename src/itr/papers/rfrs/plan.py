@@ -154,6 +154,7 @@ def plan(config: dict) -> Plan:
         extra_outputs=_cells([main], ["be"], [data], config["evaluation"]["protocols"])
         + [c for c in _cells([main], ["sep_coop"], [data], ["subset"]) if c not in tables["table1"].inputs],
         latency_models={"be": MODEL.format(variant=main, model="be"), "ce": MODEL.format(variant=main, model="ce")},
+        galleries={"coop": ("sep_coop", "BE", "SEP+COOP")},
         unavailable={} if generated else {
             t: (f"it is built from ShapeCaptions' generated companions (a second visual domain, captions in four "
                 f"languages, the other domain as distractors), which {data} does not have; set dataset: shapes")

@@ -129,6 +129,7 @@ def plan(config: dict) -> Plan:
         first_images={v: (None if v == main else ablation_images) for v in variants},
         sweep=sweep, rerank_settings={m: settings for m in RERANK_ROWS},
         row_fusions={"tgdt_gl": {"fusion": "mix", "lam": lam}}, timing=timing,
+        galleries={"gl": ("tgdt_gl", "TGDT-G", "TGDT-GL")},
     )
 
 
