@@ -355,4 +355,7 @@ def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project
         stems = papers.gallery_specs(name, papers.plan(name, params), params)
         if stems:
             expected[name]["galleries"] = [f"{stem}.html" for stem in stems]
+        if papers.histories(papers.plan(name, params)):  # and validation curves of every model it trains
+            expected[name]["training curves"] = [layout.CURVES.format(paper=name)]
+    expected["detector"] = {"shapes": [layout.DETECTOR_CURVES.format(dataset="shapes")]}  # its AP per class, mAP
     assert {p: {t: sorted(files) for t, files in targets.items()} for p, targets in shown.items()} == expected

@@ -43,6 +43,8 @@ RULE_ENTRIES = {
     "paper_table": "itr.cli.report:table",
     "extended_report": "itr.cli.report:extended_report",
     "gallery": "itr.cli.report:gallery",
+    "training_curves": "itr.cli.report:curves",
+    "detector_curves": "itr.cli.report:curves",
     "check_scores": "itr.cli.report:check_scores",
     "track_cells": "itr.cli.report:runs_mirror",
     "benchmark_latency": "benchmarks/latency.py",

@@ -11,7 +11,7 @@ from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
 from itr.errors import InputError
-from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, FEATURE_STORES, FEATURES_MANIFEST,
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         SOFTLABEL_COST, TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
@@ -69,6 +69,7 @@ TABLES = {(name, target): spec for name, plan in PAPER_PLANS.items() for target,
 
 DETECTOR = LAYOUT_DETECTOR.format(dataset=DATASET)  # one detector (trained on the main dataset) for every dataset
 DETECTOR_METRICS = LAYOUT_DETECTOR_METRICS.format(dataset=DATASET)
+DETECTOR_FIGURE = DETECTOR_CURVES.format(dataset=DATASET)
 
 
 def sweep_of(wc):

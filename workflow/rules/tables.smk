@@ -103,6 +103,51 @@ rule gallery:
         " --out {params.out} > {log} 2>&1"
 
 
+# Validation curves of every model a paper trains (results/curves/<paper>.png), and the detector's AP per class: the
+# report's "training curves" of each paper, and its "detector".
+rule training_curves:
+    input:
+        lambda wc: list(papers.histories(PAPER_PLANS[wc.paper]).values()),
+    output:
+        report(on_data(CURVES, config), caption="../report/curves.rst", category="{paper}",
+               subcategory="training curves"),
+    wildcard_constraints:
+        paper="|".join(papers.PAPERS),
+    params:
+        code=CODE["training_curves"],
+        histories=lambda wc: " ".join(f"{label}={path}"
+                                      for label, path in papers.histories(PAPER_PLANS[wc.paper]).items()),
+    localrule: True
+    conda:
+        ITR_ENV
+    log:
+        "logs/curves/{paper}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr curves --histories {params.histories} --title {wildcards.paper} --out {output} > {log} 2>&1"
+
+
+rule detector_curves:
+    input:
+        DETECTOR_METRICS,
+    output:
+        report(DETECTOR_FIGURE, caption="../report/detector.rst", category="detector", subcategory=DATASET),
+    params:
+        code=CODE["detector_curves"],
+    localrule: True
+    conda:
+        ITR_ENV
+    log:
+        f"logs/curves/detector_{DATASET}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr curves --detector {input} --out {output} > {log} 2>&1"
+
+
 rule check_scores:
     input:
         expected=list(EXPECTED.values()),

@@ -22,14 +22,7 @@ def register(sub) -> None:
     p.add_argument("--papers", required=True, help="JSON: each input -> the paper whose plan has it")
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json .html")
     p.set_defaults(func=extended_report)
-    p = sub.add_parser("gallery", help="a retrieval gallery: a first stage's top k beside its re-ranking, per query")
-    p.add_argument("--scores", required=True, help="a re-ranked row's scores file (itr rerank score)")
-    p.add_argument("--data", required=True, help="the dataset folder the scores were computed on")
-    p.add_argument("--spec", required=True, help="JSON: k, n_worst, n_random, fusion, lam, depth, first, second "
-                                                 "(itr.papers.gallery_specs)")
-    p.add_argument("--seed", type=int, required=True, help="draws the random queries")
-    p.add_argument("--out", required=True, help="output path without extension; writes .png .html .json")
-    p.set_defaults(func=gallery)
+    _register_figures(sub)
     p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
     p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
     p.add_argument("--root", default=".")
@@ -49,6 +42,24 @@ def register(sub) -> None:
     p.set_defaults(func=runs_mirror)
 
 
+def _register_figures(sub) -> None:
+    p = sub.add_parser("gallery", help="a retrieval gallery: a first stage's top k beside its re-ranking, per query")
+    p.add_argument("--scores", required=True, help="a re-ranked row's scores file (itr rerank score)")
+    p.add_argument("--data", required=True, help="the dataset folder the scores were computed on")
+    p.add_argument("--spec", required=True, help="JSON: k, n_worst, n_random, fusion, lam, depth, first, second "
+                                                 "(itr.papers.gallery_specs)")
+    p.add_argument("--seed", type=int, required=True, help="draws the random queries")
+    p.add_argument("--out", required=True, help="output path without extension; writes .png .html .json")
+    p.set_defaults(func=gallery)
+    p = sub.add_parser("curves", help="figures of training: validation curves of trained models, or the detector's AP")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--histories", nargs="+", metavar="LABEL=CSV", help="training histories (results/train/...)")
+    source.add_argument("--detector", help="a detector metrics file (results/metrics/detector/<dataset>.json)")
+    p.add_argument("--title", default="training")
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.set_defaults(func=curves)
+
+
 def extended_report(args) -> int:
     from itr.tables import build_extended_report
 
@@ -61,6 +72,17 @@ def gallery(args) -> int:
 
     result = build_gallery(args.scores, args.data, json.loads(args.spec), args.seed, args.out)
     print(f"{len(result['queries'])} queries of {args.scores}: {args.out}.png, .html, .json")
+    return 0
+
+
+def curves(args) -> int:
+    from itr.curves import plot_detector, plot_histories
+
+    if args.detector:
+        plot_detector(args.detector, args.out)
+    else:
+        plot_histories(dict(h.split("=", 1) for h in args.histories), args.out, args.title)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -158,6 +158,7 @@ def plan(name: str, config: dict) -> Plan:
     extra = [f for f in extended_cells(result, config) if f not in result.extra_outputs
              and all(f not in spec.inputs for spec in result.tables.values())]
     extra += [f"{stem}.{ext}" for stem in gallery_specs(name, result, config) for ext in layout.GALLERY_FORMATS]
+    extra += [layout.on_data(layout.CURVES, config).format(paper=name)] if histories(result) else []
     result = dataclasses.replace(result, extra_outputs=result.extra_outputs + extra)
     # the test split's size is a param on ShapeCaptions; on a real dataset the evaluation checks it when it runs
     problems = [] if config["dataset"] != layout.MAIN_DATASET else protocol_problems(
@@ -183,6 +184,12 @@ def extended_cells(result: Plan, config: dict) -> list[str]:
         cells += [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=EXTENDED)
                   for method, model in result.embedding_rows.items() if model in result.variants[variant]["models"]]
     return cells
+
+
+def histories(result: Plan) -> dict[str, str]:
+    """The training history of every model the plan trains, by "<variant>/<model>" (what its curves figure plots)."""
+    return {f"{variant}/{model}": layout.TRAIN_HISTORY.format(variant=variant, model=model)
+            for variant, v in sorted(result.variants.items()) for model in v["models"]}
 
 
 def gallery_specs(name: str, result: Plan, config: dict) -> dict[str, dict]:

@@ -131,6 +131,7 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     outs.append({layout.on_data(layout.TRACKED_CELLS, config).format(paper=name): UNCACHED})
     galleries = papers.gallery_specs(name, plan, config)
     outs += [{f"{stem}.{ext}": UNCACHED} for stem in galleries for ext in layout.GALLERY_FORMATS]
+    outs += [{layout.on_data(layout.CURVES, config).format(paper=name): UNCACHED}] if papers.histories(plan) else []
     # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
     # stages write them
     borrowed = sorted({f for spec in plan.tables.values() for f in spec.inputs
