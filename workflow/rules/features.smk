@@ -83,3 +83,24 @@ rule patch_features:
     shell:
         "itr features patches --data $(dirname {input.data}) --patch {params.patch} --out $(dirname {output})"
         " > {log} 2>&1"
+
+
+# The detector's validation AP per class, its mAP in the title (results/curves/detector/<dataset>.png): the report's
+# "detector".
+rule detector_curves:
+    input:
+        DETECTOR_METRICS,
+    output:
+        report(DETECTOR_FIGURE, caption="../report/detector.rst", category="detector", subcategory=DATASET),
+    params:
+        code=CODE["detector_curves"],
+    localrule: True
+    conda:
+        ITR_ENV
+    log:
+        f"logs/curves/detector_{DATASET}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr curves --detector {input} --out {output} > {log} 2>&1"

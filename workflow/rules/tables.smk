@@ -103,8 +103,8 @@ rule gallery:
         " --out {params.out} > {log} 2>&1"
 
 
-# Validation curves of every model a paper trains (results/curves/<paper>.png), and the detector's AP per class: the
-# report's "training curves" of each paper, and its "detector".
+# Validation curves of every model a paper trains (results/curves/<paper>.png): the report's "training curves" of
+# each paper.
 rule training_curves:
     input:
         lambda wc: list(papers.histories(PAPER_PLANS[wc.paper]).values()),
@@ -127,25 +127,6 @@ rule training_curves:
         mem_mb=1000,
     shell:
         "itr curves --histories {params.histories} --title {wildcards.paper} --out {output} > {log} 2>&1"
-
-
-rule detector_curves:
-    input:
-        DETECTOR_METRICS,
-    output:
-        report(DETECTOR_FIGURE, caption="../report/detector.rst", category="detector", subcategory=DATASET),
-    params:
-        code=CODE["detector_curves"],
-    localrule: True
-    conda:
-        ITR_ENV
-    log:
-        f"logs/curves/detector_{DATASET}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    shell:
-        "itr curves --detector {input} --out {output} > {log} 2>&1"
 
 
 rule check_scores:

@@ -24,10 +24,10 @@ HEADER = """\
 # exactly the params.yaml keys it reads and the library code it runs: after an edit, `dvc repro` reruns the
 # stages that read the key or run the code, and inside a stage Snakemake reruns only the jobs whose params,
 # code (itr.provenance) or inputs changed. Outputs persist (DVC must not delete them before Snakemake looks)
-# and large ones are cached, so `dvc push`/`dvc pull` move data, features and models between machines.
+# and all are cached, results too, so `dvc push` and then `dvc pull` on a fresh clone restore data, features,
+# models and every metrics file, table and figure: nothing reruns (README, "Sharing results through a DVC remote").
 """
 KEEP = {"persist": True}
-UNCACHED = {"cache": False, "persist": True}
 
 
 def dvc_stages(config: dict) -> dict:
@@ -50,8 +50,8 @@ def dvc_stages(config: dict) -> dict:
         # their folders (results/metrics/<variant's top>), as the paper stages declare them: the same for any config
         folders = sorted({"/".join(c.split("/")[:3]) for c in cells})
         stages["eccv"] = {"cmd": "snakemake --cores all eccv_all", "deps": [*folders, "src/itr", "workflow"],
-                          "params": ["dataset"], "outs": [{f: UNCACHED} for f in files if not f.endswith(".json")],
-                          "metrics": [{f: UNCACHED} for f in files if f.endswith(".json")]}
+                          "params": ["dataset"], "outs": [{f: KEEP} for f in files if not f.endswith(".json")],
+                          "metrics": [{f: KEEP} for f in files if f.endswith(".json")]}
     return stages
 
 
@@ -77,7 +77,7 @@ def _data_stage(generated: list[str], real: list[str]) -> dict:
         params += [f"datasets.{d}" for d in real]
     return {"cmd": "snakemake --cores all data", "deps": list(dict.fromkeys(deps)), "params": params,
             "outs": [{f"data/{d}": KEEP} for d in generated + real]
-            + [{layout.DOWNLOAD_LOCK.format(dataset=d): UNCACHED} for d in real]}
+            + [{layout.DOWNLOAD_LOCK.format(dataset=d): KEEP} for d in real]}
 
 
 def _features_stage(generated: list[str], real: list[str], config: dict, patch_stores: list[str]) -> dict:
@@ -86,10 +86,10 @@ def _features_stage(generated: list[str], real: list[str], config: dict, patch_s
     deps, params, outs, metrics = [f"data/{d}" for d in generated + real], ["dataset"], [], []
     if generated:
         detector = layout.DETECTOR.format(dataset=layout.MAIN_DATASET)
-        deps += [*_code("train_detector", "extract_features"), "workflow/rules/features.smk"]
+        deps += [*_code("train_detector", "extract_features", "detector_curves"), "workflow/rules/features.smk"]
         params += ["seed", "detector", "features"]
-        outs.append({detector: KEEP})
-        metrics.append({layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): UNCACHED})
+        outs += [{detector: KEEP}, {layout.DETECTOR_CURVES.format(dataset=layout.MAIN_DATASET): KEEP}]
+        metrics.append({layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): KEEP})
     if real:
         kinds = {"pretrained_features" if config["datasets"][d]["features"]["format"] == "pretrained"
                  else "import_features" for d in real}
@@ -118,20 +118,20 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     variants = sorted({top(v.split("/")) for v in plan.variants})
     kinds = ("models", "indexes") + (("scores",) if plan.rerank_rows else ())  # scores: pairs a second stage scored
     outs = [{f"{kind}/{v}": KEEP} for kind in kinds for v in variants]
-    outs += [{f"results/metrics/{v}": UNCACHED} for v in variants]
+    outs += [{f"results/metrics/{v}": KEEP} for v in variants]
     tables = [f for t in paper.targets if t.name in plan.tables for f in layout.table_files(name, t.name, config, t.png)]
-    outs += [{f: UNCACHED} for f in tables if not f.endswith(".json")]
+    outs += [{f: KEEP} for f in tables if not f.endswith(".json")]
     if plan.latency_models:
-        outs.append({layout.on_data(layout.LATENCY_BENCHMARK, config): UNCACHED})
+        outs.append({layout.on_data(layout.LATENCY_BENCHMARK, config): KEEP})
     if plan.timing:
-        outs.append({layout.on_data(layout.INFERENCE_BENCHMARK, config).format(paper=name): UNCACHED})
+        outs.append({layout.on_data(layout.INFERENCE_BENCHMARK, config).format(paper=name): KEEP})
     costs = sorted({f for spec in plan.tables.values() for f in spec.inputs  # benchmarks/softlabel_cost.py's
                     if f.startswith(layout.SOFTLABEL_COST.split("{")[0])})
-    outs += [{f: UNCACHED} for f in costs]
-    outs.append({layout.on_data(layout.TRACKED_CELLS, config).format(paper=name): UNCACHED})
+    outs += [{f: KEEP} for f in costs]
+    outs.append({layout.on_data(layout.TRACKED_CELLS, config).format(paper=name): KEEP})
     galleries = papers.gallery_specs(name, plan, config)
-    outs += [{f"{stem}.{ext}": UNCACHED} for stem in galleries for ext in layout.GALLERY_FORMATS]
-    outs += [{layout.on_data(layout.CURVES, config).format(paper=name): UNCACHED}] if papers.histories(plan) else []
+    outs += [{f"{stem}.{ext}": KEEP} for stem in galleries for ext in layout.GALLERY_FORMATS]
+    outs += [{layout.on_data(layout.CURVES, config).format(paper=name): KEEP}] if papers.histories(plan) else []
     # cells and models of other papers' variants that this paper's tables and benchmark read (baselines): their
     # stages write them
     borrowed = sorted({f for spec in plan.tables.values() for f in spec.inputs
@@ -144,9 +144,9 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
         "deps": [*upstream, *borrowed, "src/itr", "workflow", *scripts],
         "params": list(paper.params) + (["gallery"] if galleries else []),
         "outs": outs,
-        "metrics": [{f: UNCACHED} for f in tables if f.endswith(".json")],
+        "metrics": [{f: KEEP} for f in tables if f.endswith(".json")],
         # one directory of training histories per variant (a config may change which variants there are)
-        "plots": [{f"results/train/{v}": {**UNCACHED, "x": "epoch", "y": "val/rsum"}} for v in variants],
+        "plots": [{f"results/train/{v}": {**KEEP, "x": "epoch", "y": "val/rsum"}} for v in variants],
     }
 
 
