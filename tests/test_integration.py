@@ -185,6 +185,37 @@ def test_a_dvc_remote_restores_every_output_on_a_fresh_clone_and_nothing_reruns(
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
+def test_dvc_metrics_plots_and_an_experiment_as_the_readme_uses_them(project, tmp_path):
+    """dvc metrics show: one row per headline cell, the same few columns; dvc plots show: every training curve;
+    dvc exp run -S rerank.k=3: reruns what reads the key, and dvc exp show / metrics diff set it beside the baseline."""
+    lab = tmp_path / "lab"
+    shutil.copytree(project[0], lab, symlinks=True)
+    shutil.copy(ROOT / ".gitignore", lab / ".gitignore")
+    run("git add -A && git commit -qm built", lab)
+    params = yaml.safe_load((lab / "params.yaml").read_text())
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], lab).stdout)
+    (files,) = [rev["data"] for rev in shown.values()]  # the workspace
+    headline = {f for name in papers.PAPERS for f in papers.headline_files(name, papers.plan(name, params), params)}
+    assert set(files) == headline | {layout.DETECTOR_HEADLINE.format(dataset="shapes")}
+    columns = {k for f in files.values() for k in f["data"]}
+    assert columns == {"t2i/R@1", "t2i/R@5", "t2i/R@10", "i2t/R@1", "i2t/R@5", "i2t/R@10", "rsum", "mAP@0.5"}
+    run(["dvc", "plots", "show", "-o", "plots"], lab)
+    page = (lab / "plots" / "index.html").read_text()
+    assert all(f"results/train/{v}" in page for v in ("rfrs", "tgdt", "aladin", "cusa")), "a paper's curves"
+    k = params["rerank"]["ks"][0]
+    assert k != params["rerank"]["k"]
+    run(["dvc", "exp", "run", "-q", "-S", f"rerank.k={k}"], lab)
+    rows = json.loads(run(["dvc", "exp", "show", "--json"], lab).stdout)
+    baseline = next(r for r in rows if r["rev"] != "workspace")
+    (experiment,) = [e["revs"][0] for e in baseline["experiments"]]  # the run, listed under its baseline
+    cell = next(f for f in headline if "rfrs.sep_coop" in f)
+    for row, want_k in ((baseline, params["rerank"]["k"]), (experiment, k)):
+        assert row["data"]["params"]["params.yaml"]["data"]["rerank"]["k"] == want_k
+        assert set(row["data"]["metrics"][cell]["data"]) >= {"t2i/R@5", "rsum"}  # its metrics beside
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], lab).stdout)  # the workspace holds the experiment
+    assert cell in diff, diff  # a shortlist of 3 instead of 5: SEP+COOP's R@5 and R@10 moved
+
+
 def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     proj, _ = project
     from mlflow.tracking import MlflowClient

@@ -56,7 +56,7 @@ def test_editing_the_store_reaches_every_rule_that_reads_features(tmp_path):
     assert {r for r in RULES if after[r] != before[r]} == set(RULES) - {"shapes_generate", "train_detector", "paper_table",
                                                                          "check_scores", "track_cells", "unpack_file",
                                                                          "import_dataset", "text_teacher", "extended_report",
-                                                                         "gallery", "training_curves", "detector_curves"}
+                                                                         "gallery", "training_curves", "detector_curves", "headline"}
 
 
 def test_editing_mlflow_tracking_reruns_only_what_tracks(tmp_path):

@@ -81,8 +81,9 @@ def plot_histories(histories: dict[str, str | Path], out, title: str, columns: i
     return kept
 
 
-def plot_detector(metrics_path, out) -> None:
-    """The detector's validation AP@0.5 per class, its mAP in the title (``itr detector train``'s metrics file)."""
+def plot_detector(metrics_path, out, headline=None) -> None:
+    """The detector's validation AP@0.5 per class, its mAP in the title (``itr detector train``'s metrics file);
+    with ``headline``, also the mAP alone as a flat JSON there (``dvc metrics show``)."""
     m = json.loads(Path(metrics_path).read_text())
     if "per_class_AP" not in m or "mAP@0.5" not in m:
         raise InputError(f"{metrics_path}: not a detector metrics file (no per_class_AP / mAP@0.5)")
@@ -98,3 +99,7 @@ def plot_detector(metrics_path, out) -> None:
     fig.tight_layout()
     _save(fig, out)
     plt.close(fig)
+    if headline:
+        from itr.atomic import write_json
+
+        write_json(headline, {"mAP@0.5": m["mAP@0.5"]})

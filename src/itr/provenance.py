@@ -44,6 +44,7 @@ RULE_ENTRIES = {
     "extended_report": "itr.cli.report:extended_report",
     "gallery": "itr.cli.report:gallery",
     "training_curves": "itr.cli.report:curves",
+    "headline": "itr.cli.report:headline",
     "detector_curves": "itr.cli.report:curves",
     "check_scores": "itr.cli.report:check_scores",
     "track_cells": "itr.cli.report:runs_mirror",

@@ -52,6 +52,19 @@ def measured_row(cell: dict) -> dict:
     return {**{c: cell["metrics"][c] for c in RECALL_COLUMNS}, "rsum": cell["metrics"]["rsum"]}
 
 
+def write_headline(cells: list[Path], outs: list[Path]) -> None:
+    """Each headline cell's six recalls and rsum as a flat JSON (``dvc metrics show``/``diff``: one row per cell, the
+    same seven columns for every paper)."""
+    from itr.errors import InputError
+
+    for cell, out in zip(cells, outs, strict=True):
+        metrics = json.loads(Path(cell).read_text()).get("metrics", {})
+        missing = [c for c in (*RECALL_COLUMNS, "rsum") if c not in metrics]
+        if missing:
+            raise InputError(f"{cell} has no {missing}: a headline cell is a retrieval metrics file (itr evaluate)")
+        write_text(out, json.dumps({c: metrics[c] for c in (*RECALL_COLUMNS, "rsum")}, indent=1) + "\n")
+
+
 def test_set_name(cell: dict | None) -> str:
     """What a cell was measured on, as a table row names it: ShapeCaptions (every generated dataset), else the
     real dataset's name (params ``datasets``)."""

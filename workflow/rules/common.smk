@@ -11,7 +11,7 @@ from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
 from itr.errors import InputError
-from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, FEATURE_STORES, FEATURES_MANIFEST,
+from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, DETECTOR_HEADLINE, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         SOFTLABEL_COST, TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
@@ -280,6 +280,8 @@ def metrics_files(plan):
 # Every paper's models under the extended ground truth (itr.papers.extended_cells), by cell -> its paper: eccv_all.
 EXTENDED_CELLS = {cell: name for name, plan in PAPER_PLANS.items() for cell in papers.extended_cells(plan, config)}
 EXTENDED_REPORT_FILES = [f"{EXTENDED_REPORT}.{ext}" for ext in TABLE_FORMATS] if EXTENDED_CELLS else []
+# Every paper's headline files (itr.papers.headline_files; in the plans' extra_outputs): paper -> {file: cell}
+HEADLINES = {name: files for name, plan in PAPER_PLANS.items() if (files := papers.headline_files(name, plan, config))}
 # Every paper's retrieval galleries (itr.papers.gallery_specs; their files are in the plans' extra_outputs): stem -> spec
 GALLERIES = {stem: spec for name, plan in PAPER_PLANS.items()
              for stem, spec in papers.gallery_specs(name, plan, config).items()}

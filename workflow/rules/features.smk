@@ -91,7 +91,8 @@ rule detector_curves:
     input:
         DETECTOR_METRICS,
     output:
-        report(DETECTOR_FIGURE, caption="../report/detector.rst", category="detector", subcategory=DATASET),
+        figure=report(DETECTOR_FIGURE, caption="../report/detector.rst", category="detector", subcategory=DATASET),
+        headline=DETECTOR_HEADLINE.format(dataset=DATASET),
     params:
         code=CODE["detector_curves"],
     localrule: True
@@ -103,4 +104,4 @@ rule detector_curves:
     resources:
         mem_mb=1000,
     shell:
-        "itr curves --detector {input} --out {output} > {log} 2>&1"
+        "itr curves --detector {input} --out {output.figure} --headline {output.headline} > {log} 2>&1"

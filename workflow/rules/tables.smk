@@ -129,6 +129,31 @@ rule training_curves:
         "itr curves --histories {params.histories} --title {wildcards.paper} --out {output} > {log} 2>&1"
 
 
+# A paper's headline numbers, one flat file per cell of its headline table (results/headline/<paper>/...): what
+# `dvc metrics show` and `dvc metrics diff` print, one row per cell, the same seven columns for every paper.
+for _paper, _files in HEADLINES.items():  # one job per paper (outputs are its own files, not a pattern)
+
+    rule:
+        name:
+            f"headline_{_paper}"
+        input:
+            list(_files.values()),
+        output:
+            list(_files),
+        params:
+            code=CODE["headline"],
+        localrule: True
+        conda:
+            ITR_ENV
+        log:
+            f"logs/headline/{_paper}.log",
+        threads: 1
+        resources:
+            mem_mb=500,
+        shell:
+            "itr headline --cells {input} --out {output} > {log} 2>&1"
+
+
 rule check_scores:
     input:
         expected=list(EXPECTED.values()),

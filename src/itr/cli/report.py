@@ -55,9 +55,14 @@ def _register_figures(sub) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--histories", nargs="+", metavar="LABEL=CSV", help="training histories (results/train/...)")
     source.add_argument("--detector", help="a detector metrics file (results/metrics/detector/<dataset>.json)")
+    p.add_argument("--headline", help="with --detector: also write its mAP alone here (dvc metrics show)")
     p.add_argument("--title", default="training")
     p.add_argument("--out", required=True, help="the PNG to write")
     p.set_defaults(func=curves)
+    p = sub.add_parser("headline", help="each headline cell's recalls and rsum as a flat JSON (dvc metrics show)")
+    p.add_argument("--cells", nargs="+", required=True, help="retrieval metrics files (results/metrics/...)")
+    p.add_argument("--out", nargs="+", required=True, help="one file to write per cell, in the same order")
+    p.set_defaults(func=headline)
 
 
 def extended_report(args) -> int:
@@ -79,10 +84,17 @@ def curves(args) -> int:
     from itr.curves import plot_detector, plot_histories
 
     if args.detector:
-        plot_detector(args.detector, args.out)
+        plot_detector(args.detector, args.out, args.headline)
     else:
         plot_histories(dict(h.split("=", 1) for h in args.histories), args.out, args.title)
     print(f"wrote {args.out}")
+    return 0
+
+
+def headline(args) -> int:
+    from itr.tables import write_headline
+
+    write_headline(args.cells, args.out)
     return 0
 
 

@@ -54,6 +54,7 @@ class Paper:
     title: str
     targets: tuple[Target, ...]
     params: tuple[str, ...]
+    headline: str = ""  # the target whose retrieval cells are the paper's headline numbers (headline_files)
 
     def target(self, name: str) -> Target:
         for t in self.targets:
@@ -159,6 +160,7 @@ def plan(name: str, config: dict) -> Plan:
              and all(f not in spec.inputs for spec in result.tables.values())]
     extra += [f"{stem}.{ext}" for stem in gallery_specs(name, result, config) for ext in layout.GALLERY_FORMATS]
     extra += [layout.on_data(layout.CURVES, config).format(paper=name)] if histories(result) else []
+    extra += list(headline_files(name, result, config))
     result = dataclasses.replace(result, extra_outputs=result.extra_outputs + extra)
     # the test split's size is a param on ShapeCaptions; on a real dataset the evaluation checks it when it runs
     problems = [] if config["dataset"] != layout.MAIN_DATASET else protocol_problems(
@@ -184,6 +186,17 @@ def extended_cells(result: Plan, config: dict) -> list[str]:
         cells += [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=EXTENDED)
                   for method, model in result.embedding_rows.items() if model in result.variants[variant]["models"]]
     return cells
+
+
+def headline_files(name: str, result: Plan, config: dict) -> dict[str, str]:
+    """The paper's headline numbers, one small file per retrieval cell of its headline table (``dvc metrics show``
+    prints them one row each: results/headline/<paper>/<variant>.<method>.<collection>.<protocol>.json) -> the cell."""
+    target = load(name).headline
+    if target not in result.tables:  # not declared, or not built on this dataset
+        return {}
+    cells = [c for c in result.tables[target].inputs if c.startswith("results/metrics/")]
+    return {layout.on_data(layout.HEADLINE, config).format(
+        paper=name, cell=c.removeprefix("results/metrics/").removesuffix(".json").replace("/", ".")): c for c in cells}
 
 
 def histories(result: Plan) -> dict[str, str]:

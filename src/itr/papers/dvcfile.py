@@ -50,8 +50,7 @@ def dvc_stages(config: dict) -> dict:
         # their folders (results/metrics/<variant's top>), as the paper stages declare them: the same for any config
         folders = sorted({"/".join(c.split("/")[:3]) for c in cells})
         stages["eccv"] = {"cmd": "snakemake --cores all eccv_all", "deps": [*folders, "src/itr", "workflow"],
-                          "params": ["dataset"], "outs": [{f: KEEP} for f in files if not f.endswith(".json")],
-                          "metrics": [{f: KEEP} for f in files if f.endswith(".json")]}
+                          "params": ["dataset"], "outs": [{f: KEEP} for f in files]}
     return stages
 
 
@@ -88,8 +87,9 @@ def _features_stage(generated: list[str], real: list[str], config: dict, patch_s
         detector = layout.DETECTOR.format(dataset=layout.MAIN_DATASET)
         deps += [*_code("train_detector", "extract_features", "detector_curves"), "workflow/rules/features.smk"]
         params += ["seed", "detector", "features"]
-        outs += [{detector: KEEP}, {layout.DETECTOR_CURVES.format(dataset=layout.MAIN_DATASET): KEEP}]
-        metrics.append({layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): KEEP})
+        outs += [{detector: KEEP}, {layout.DETECTOR_CURVES.format(dataset=layout.MAIN_DATASET): KEEP},
+                 {layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): KEEP}]  # mAP and AP per class
+        metrics.append({layout.DETECTOR_HEADLINE.format(dataset=layout.MAIN_DATASET): KEEP})  # the mAP alone
     if real:
         kinds = {"pretrained_features" if config["datasets"][d]["features"]["format"] == "pretrained"
                  else "import_features" for d in real}
@@ -120,7 +120,7 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     outs = [{f"{kind}/{v}": KEEP} for kind in kinds for v in variants]
     outs += [{f"results/metrics/{v}": KEEP} for v in variants]
     tables = [f for t in paper.targets if t.name in plan.tables for f in layout.table_files(name, t.name, config, t.png)]
-    outs += [{f: KEEP} for f in tables if not f.endswith(".json")]
+    outs += [{f: KEEP} for f in tables]
     if plan.latency_models:
         outs.append({layout.on_data(layout.LATENCY_BENCHMARK, config): KEEP})
     if plan.timing:
@@ -144,7 +144,8 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
         "deps": [*upstream, *borrowed, "src/itr", "workflow", *scripts],
         "params": list(paper.params) + (["gallery"] if galleries else []),
         "outs": outs,
-        "metrics": [{f: KEEP} for f in tables if f.endswith(".json")],
+        # the headline cells, one row each in `dvc metrics show` (the tables' own JSON are outs: dozens of columns)
+        "metrics": [{f: KEEP} for f in papers.headline_files(name, plan, config)],
         # one directory of training histories per variant (a config may change which variants there are)
         "plots": [{f"results/train/{v}": {**KEEP, "x": "epoch", "y": "val/rsum"}} for v in variants],
     }

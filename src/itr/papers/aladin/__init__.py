@@ -13,6 +13,7 @@ from itr.papers import Paper, Target
 PAPER = Paper(
     name="aladin",
     title="ALADIN (Messina et al., CBMI 2022)",
+    headline="table1",
     targets=(
         Target("table1", "tables:build_table1"),
         Target("table2", "tables:build_table2"),

@@ -12,6 +12,7 @@ from itr.papers import Paper, Target
 PAPER = Paper(
     name="cusa",
     title="CUSA (Huang et al., AAAI 2024)",
+    headline="table8",
     targets=(
         Target("table7", "tables:build_table7"),
         Target("table8", "tables:build_table8"),

@@ -10,6 +10,7 @@ from itr.papers import Paper, Target
 PAPER = Paper(
     name="rfrs",
     title="Retrieve Fast, Rerank Smart (Geigle et al., TACL 2022)",
+    headline="table1",
     targets=(
         Target("table1", "tables:build_table1"),
         Target("table2", "tables:build_table2"),

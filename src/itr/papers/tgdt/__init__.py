@@ -11,6 +11,7 @@ from itr.papers import Paper, Target
 PAPER = Paper(
     name="tgdt",
     title="Token-Guided Dual Transformer (Liu et al., IEEE TIP 2023)",
+    headline="table1",
     targets=(
         Target("table1", "tables:build_table1"),
         Target("table2", "tables:build_table2"),
