@@ -221,23 +221,33 @@ def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{proj}/mlflow.db")
-    exp = client.get_experiment_by_name("itr-test")
+    exp = client.get_experiment_by_name("itr-test")  # the training jobs' runs
     names = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    assert {"train_detector/dataset=shapes", "train/rfrs/be", "train/rfrs/joint", "train/rfrs_sketch/ce",
-            "rfrs/be/shapes/full", "rfrs/sep_coop/shapes/subset", "rfrs_sketch/joint_coop/shapes/subset10"} <= set(names)
-    # evaluation cells are mirrored by one job per paper (rule track_cells), a run per metrics file
-    tracked = json.loads((proj / layout.TRACKED_CELLS.format(paper="rfrs")).read_text())
-    assert names["rfrs/be/shapes/full"].info.run_id == tracked["rfrs/be/shapes/full"]
-    assert names["rfrs/be/shapes/full"].data.metrics["rsum"] == pytest.approx(
-        json.loads((proj / "results/metrics/rfrs/be/shapes/full.json").read_text())["metrics"]["rsum"])
+    assert {"train_detector/dataset=shapes", "train/rfrs/be", "train/rfrs/joint", "train/rfrs_sketch/ce"} <= set(names)
     history = client.get_metric_history(names["train/rfrs/be"].info.run_id, "train/loss")
     assert len(history) >= 2
     joint = names["train/rfrs/joint"].data.metrics
     assert {"train/loss/be", "train/loss/ce", "val/be/rsum", "val/ce/rsum"} <= set(joint)
+    # evaluation cells: one experiment per paper, mirrored by one job per paper (rule track_cells), a run per file
+    rfrs = client.get_experiment_by_name("itr-test/rfrs")
+    cells = {r.info.run_name: r for r in client.search_runs([rfrs.experiment_id], "tags.source = 'metrics file'")}
+    assert {"rfrs/be/shapes/full", "rfrs/sep_coop/shapes/subset", "rfrs_sketch/joint_coop/shapes/subset10"} <= set(cells)
+    tracked = json.loads((proj / layout.TRACKED_CELLS.format(paper="rfrs")).read_text())
+    assert cells["rfrs/be/shapes/full"].info.run_id == tracked["cells"]["rfrs/be/shapes/full"]
+    assert cells["rfrs/be/shapes/full"].data.metrics["rsum"] == pytest.approx(
+        json.loads((proj / "results/metrics/rfrs/be/shapes/full.json").read_text())["metrics"]["rsum"])
+    tags = cells["rfrs/sep_coop/shapes/subset"].data.tags
+    assert tags["paper"] == "rfrs" and tags["table:table1"] == "true" and tags["git_commit"] and tags["params_hash"]
+    artifacts = {a.path for d in ("tables", "figures") for a in client.list_artifacts(tracked["tables"], d)}
+    assert {"tables/rfrs_table1.md", "tables/rfrs_table1.csv", "figures/rfrs_figure3.png"} <= artifacts
     out = run([str(BIN / "itr"), "runs", "compare", "--uri", f"sqlite:///{proj}/mlflow.db",
-               "--experiment", "itr-test", "--name", "rfrs/be/shapes/%"], proj).stdout
+               "--experiment", "itr-test", "--paper", "rfrs", "--table", "table1"], proj).stdout
     shown = {line.split("|")[1].strip() for line in out.splitlines()[2:]}
-    assert {"rfrs/be/shapes/full", "rfrs/be/shapes/folds"} <= shown and all(n.startswith("rfrs/be/shapes/") for n in shown)
+    table1 = papers.plan("rfrs", yaml.safe_load((proj / "params.yaml").read_text())).tables["table1"].inputs
+    assert shown == {c.removeprefix("results/metrics/").removesuffix(".json") for c in table1}
+    out = run([str(BIN / "itr"), "runs", "compare", "--uri", f"sqlite:///{proj}/mlflow.db",
+               "--experiment", "itr-test", "--name", "train/rfrs/%"], proj).stdout
+    assert {"train/rfrs/be", "train/rfrs/ce"} <= {line.split("|")[1].strip() for line in out.splitlines()[2:]}
 
 
 @contextlib.contextmanager

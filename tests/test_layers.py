@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "itr"
 LAYERS = [
     {"itr.atomic", "itr.config", "itr.checkpoint", "itr.metrics", "itr.protocols", "itr.layout", "itr.tracking",
      "itr.expected", "itr.provenance", "itr.manifest", "itr.jobs", "itr.errors", "itr.params", "itr.distributed",
-     "itr.sections", "itr.eccv", "itr.machine"},
+     "itr.sections", "itr.eccv", "itr.machine", "itr.mirror"},
     {"itr.data"},
     {"itr.features", "itr.collection"},
     {"itr.models"},

@@ -272,6 +272,12 @@ def paper_cells(wc):
     return metrics_files(PAPER_PLANS[wc.paper])
 
 
+def paper_tables(wc):
+    """The Markdown, CSV and PNG files of a paper's tables and figures (its table-building run's MLflow artifacts)."""
+    return [f for t in papers.load(wc.paper).targets if t.name in PAPER_PLANS[wc.paper].tables
+            for f in table_outputs(wc.paper, t.name) if f.endswith((".md", ".csv", ".png"))]
+
+
 def metrics_files(plan):
     return sorted({f for spec in plan.tables.values() for f in [*spec.inputs, *plan.extra_outputs]
                    if f.startswith("results/metrics/")})

@@ -181,15 +181,17 @@ rule check_scores:
 # (itr.tracking.mirror_cells), so the cells' own jobs never import MLflow or wait on its store lock.
 rule track_cells:
     input:
-        paper_cells,
+        cells=paper_cells,
+        tables=paper_tables,
     output:
         TRACKED,
     wildcard_constraints:
         paper="|".join(papers.PAPERS),
     params:
         code=CODE["track_cells"],
-        upstream=upstream(paper_cells),
+        upstream=upstream(lambda wc: [*paper_cells(wc), *paper_tables(wc)]),
         tracking=section("tracking"),
+        tables=lambda wc: shlex.quote(json.dumps(papers.cell_tables(PAPER_PLANS[wc.paper]), sort_keys=True)),
     conda:
         ITR_ENV
     log:
@@ -200,4 +202,5 @@ rule track_cells:
     resources:
         mem_mb=2000,
     shell:
-        "itr runs mirror --tracking {params.tracking} --cells {input} --out {output} > {log} 2>&1"
+        "itr runs mirror --tracking {params.tracking} --paper {wildcards.paper} --tables {params.tables}"
+        " --cells {input.cells} --artifacts {input.tables} --out {output} > {log} 2>&1"

@@ -34,11 +34,16 @@ def register(sub) -> None:
     p.add_argument("--experiment", default="itr")
     p.add_argument("--metric-prefix", default="")
     p.add_argument("--name", help="only runs whose name is LIKE this, %% the wildcard (e.g. 'variant/be/%%')")
+    p.add_argument("--paper", help="a paper's cells, from its own experiment (<experiment>/<paper>)")
+    p.add_argument("--table", help="with --paper: only the cells of this table (e.g. table1)")
     p.set_defaults(func=runs_compare)
     p = runs.add_parser("mirror", help="one MLflow run per metrics file whose content has no run yet")
     p.add_argument("--tracking", required=True, help="JSON of the tracking section")
     p.add_argument("--cells", nargs="+", required=True, help="metrics files (results/metrics/...json)")
-    p.add_argument("--out", required=True, help="JSON written when done: {run name: run id}")
+    p.add_argument("--paper", required=True, help="the paper whose experiment (<experiment>/<paper>) gets them")
+    p.add_argument("--tables", required=True, help="JSON: each cell -> the tables that read it (run tags)")
+    p.add_argument("--artifacts", nargs="*", default=[], help="table and figure files: the tables/<paper> run's")
+    p.add_argument("--out", required=True, help="JSON written when done: the runs' ids")
     p.set_defaults(func=runs_mirror)
 
 
@@ -120,9 +125,12 @@ def check_scores(args) -> int:
 
 def runs_compare(args) -> int:
     from itr.config import TrackingConfig
+    from itr.mirror import compare_paper
     from itr.tracking import compare_runs
 
-    df = compare_runs(TrackingConfig(uri=args.uri, experiment=args.experiment), args.metric_prefix, name=args.name)
+    cfg = TrackingConfig(uri=args.uri, experiment=args.experiment)
+    df = compare_paper(cfg, args.paper, args.table, args.metric_prefix) if args.paper else compare_runs(
+        cfg, args.metric_prefix, name=args.name)
     print("no finished runs" if df.empty else df.to_markdown(index=False, floatfmt=".2f"))
     return 0
 
@@ -131,8 +139,10 @@ def runs_mirror(args) -> int:
     from itr.atomic import write_json
     from itr.cli.common import log
     from itr.config import TrackingConfig, parse_section
-    from itr.tracking import mirror_cells
+    from itr.mirror import mirror_paper
 
-    runs = mirror_cells(parse_section(TrackingConfig, args.tracking), [Path(c) for c in args.cells], log=log.info)
+    tables = json.loads(args.tables)
+    runs = mirror_paper(parse_section(TrackingConfig, args.tracking), args.paper,
+                        {c: tables.get(c, []) for c in args.cells}, args.artifacts, log=log.info)
     write_json(args.out, runs)
     return 0

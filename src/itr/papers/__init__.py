@@ -199,6 +199,13 @@ def headline_files(name: str, result: Plan, config: dict) -> dict[str, str]:
         paper=name, cell=c.removeprefix("results/metrics/").removesuffix(".json").replace("/", ".")): c for c in cells}
 
 
+def cell_tables(result: Plan) -> dict[str, list[str]]:
+    """Every metrics file the plan's tables read or it builds beside them -> the tables that read it (MLflow tags)."""
+    cells = {f for spec in result.tables.values() for f in spec.inputs} | set(result.extra_outputs)
+    return {c: sorted(t for t, spec in result.tables.items() if c in spec.inputs)
+            for c in sorted(cells) if c.startswith("results/metrics/")}
+
+
 def histories(result: Plan) -> dict[str, str]:
     """The training history of every model the plan trains, by "<variant>/<model>" (what its curves figure plots)."""
     return {f"{variant}/{model}": layout.TRAIN_HISTORY.format(variant=variant, model=model)
