@@ -21,7 +21,7 @@ import yaml
 
 from conftest import BIN, run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SEED = 13
 
 # stage -> (rule, target, the outputs compared byte for byte; a directory means every file in it)

@@ -89,8 +89,8 @@ def test_dvc_repro_builds_every_registered_table_from_nothing(project):
     for name in ("shapes_generate/shapes_sketch", "train_detector", "extract_features/shapes_sketch", "train/rfrs/ce",
                  "train/rfrs_sketch/joint", "rerank_score/rfrs/sep_coop/shapes_distractors/subset"):
         assert (proj / "logs" / f"{name}.log").exists()
-    shown = run(["dvc", "metrics", "show"], proj).stdout
-    assert "rfrs_table1.json" in shown and "mAP@0.5" in shown
+    shown = run(["dvc", "metrics", "show"], proj).stdout  # the headline cells, a row each, and the detector's mAP
+    assert "results/headline/rfrs/rfrs.sep_coop.shapes.subset.json" in shown and "mAP@0.5" in shown
 
 
 def test_distractors_only_ever_lower_recall(project):
@@ -166,6 +166,7 @@ def test_running_again_does_nothing(project):
     assert "up to date" in status.lower(), status
 
 
+@pytest.mark.slow
 def test_a_dvc_remote_restores_every_output_on_a_fresh_clone_and_nothing_reruns(project, tmp_path):
     """README "Sharing results through a DVC remote": push from the built project, then on a fresh clone pull,
     record the pulled files as up to date in the DAG's order, and nothing is left to do, for DVC or Snakemake."""
@@ -185,9 +186,10 @@ def test_a_dvc_remote_restores_every_output_on_a_fresh_clone_and_nothing_reruns(
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_dvc_metrics_plots_and_an_experiment_as_the_readme_uses_them(project, tmp_path):
     """dvc metrics show: one row per headline cell, the same few columns; dvc plots show: every training curve;
-    dvc exp run -S rerank.k=3: reruns what reads the key, and dvc exp show / metrics diff set it beside the baseline."""
+    dvc exp run -S dual.theta=0.25: reruns what reads the key, and dvc exp show / metrics diff set it beside the baseline."""
     lab = tmp_path / "lab"
     shutil.copytree(project[0], lab, symlinks=True)
     shutil.copy(ROOT / ".gitignore", lab / ".gitignore")
@@ -202,18 +204,19 @@ def test_dvc_metrics_plots_and_an_experiment_as_the_readme_uses_them(project, tm
     run(["dvc", "plots", "show", "-o", "plots"], lab)
     page = (lab / "plots" / "index.html").read_text()
     assert all(f"results/train/{v}" in page for v in ("rfrs", "tgdt", "aladin", "cusa")), "a paper's curves"
-    k = params["rerank"]["ks"][0]
-    assert k != params["rerank"]["k"]
-    run(["dvc", "exp", "run", "-q", "-S", f"rerank.k={k}"], lab)
+    # an experiment on TGDT's theta: it reruns only the two-stage cells, from cached scores (the README's example)
+    theta = 0.25
+    assert params["dual"]["theta"] != theta
+    run(["dvc", "exp", "run", "-q", "-S", f"dual.theta={theta}"], lab)
     rows = json.loads(run(["dvc", "exp", "show", "--json"], lab).stdout)
     baseline = next(r for r in rows if r["rev"] != "workspace")
     (experiment,) = [e["revs"][0] for e in baseline["experiments"]]  # the run, listed under its baseline
-    cell = next(f for f in headline if "rfrs.sep_coop" in f)
-    for row, want_k in ((baseline, params["rerank"]["k"]), (experiment, k)):
-        assert row["data"]["params"]["params.yaml"]["data"]["rerank"]["k"] == want_k
-        assert set(row["data"]["metrics"][cell]["data"]) >= {"t2i/R@5", "rsum"}  # its metrics beside
-    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], lab).stdout)  # the workspace holds the experiment
-    assert cell in diff, diff  # a shortlist of 3 instead of 5: SEP+COOP's R@5 and R@10 moved
+    cell = next(f for f in headline if "tgdt.tgdt_gl" in f)
+    for row, want in ((baseline, params["dual"]["theta"]), (experiment, theta)):
+        assert row["data"]["params"]["params.yaml"]["data"]["dual"]["theta"] == want
+        assert set(row["data"]["metrics"][cell]["data"]) >= {"t2i/R@1", "rsum"}  # its metrics beside
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], lab).stdout)  # workspace = the experiment
+    assert cell in diff and not any("rfrs." in f for f in diff), diff  # TGDT-GL's cell only: nothing else read theta
 
 
 def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
@@ -331,7 +334,8 @@ def test_a_theta_edit_reruns_only_the_two_stage_cells_and_their_tables(project):
     with edited(proj / "params.yaml", _param_edit("dual", "theta", 0.25)):
         dry = run(["snakemake", "-n", "-p", "tgdt_all"], proj).stdout
     assert _rules(dry) == {"rerank_evaluate", "rerank_evaluate_variants_tgdt", "benchmark_inference_time",
-                           "paper_table", "paper_figure", "track_cells", "tgdt_all"}, dry
+                           "paper_table", "paper_figure", "track_cells", "tgdt_all", "headline_tgdt",
+                           "gallery"}, dry  # the gallery shows TGDT-GL's fused ranking
     cells = {line.split("--out ")[1].split()[0] for line in dry.splitlines() if "itr rerank evaluate" in line
              and "--out " in line}
     assert cells and all("/tgdt_gl/" in c for c in cells), cells

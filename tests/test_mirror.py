@@ -15,7 +15,7 @@ from itr.config import TrackingConfig
 from itr.mirror import compare_paper, mirror_paper
 
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.integration  # a real server (~20 s to start): beside the DAG tests, not in the quick unit run
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a real server: ~20 s to start
 
 
 @pytest.fixture(scope="module")
