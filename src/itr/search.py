@@ -88,6 +88,14 @@ class Searcher:
                                                                                        ("second", second_stage)) if path}
         self.load_seconds = time.perf_counter() - t0
 
+    @classmethod
+    def from_spec(cls, spec: dict, device="cpu", default_shortlist: int = 20) -> Searcher:
+        """A registry row's searcher (``itr.papers.search_spec``'s dict: models, index, data, features, and the
+        row's shortlist ``k``, fusion and lam when it re-ranks)."""
+        return cls(spec.get("first_stage"), spec.get("index"), spec["data"], spec["features"], spec.get("second_stage"),
+                   spec.get("k", default_shortlist), spec.get("fusion", "ce"), spec.get("lam") or 0.0, device,
+                   spec.get("batch_size", 256))
+
     def __call__(self, text: str, k: int = 5) -> SearchResult:
         import pandas as pd
 

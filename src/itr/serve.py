@@ -44,10 +44,7 @@ def create_app(rows: dict[str, dict], data, device="cpu", default_k: int = 5):
 
     def searcher(method: str) -> Searcher:
         if method not in searchers:
-            spec = rows[method]
-            searchers[method] = Searcher(spec.get("first_stage"), spec.get("index"), spec["data"], spec["features"],
-                                         spec.get("second_stage"), spec.get("k", default_k), spec.get("fusion", "ce"),
-                                         spec.get("lam") or 0.0, device, spec.get("batch_size", 256))
+            searchers[method] = Searcher.from_spec(rows[method], device, default_k)
         return searchers[method]
 
     @app.get("/")

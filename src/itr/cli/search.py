@@ -32,12 +32,12 @@ def register(sub) -> None:
 def search(args) -> int:
     from itr import papers
     from itr.params import load_params
-    from itr.search import save_grid, search_text
+    from itr.search import Searcher, save_grid
 
     spec = papers.search_spec(args.method, load_params(args.params), args.variant)
-    result = search_text(args.text, spec.get("first_stage"), spec.get("index"), spec["data"], spec["features"],
-                         args.k, spec.get("second_stage"), spec.get("k", args.k), spec.get("fusion", "ce"),
-                         spec.get("lam") or 0.0, compute(args), spec.get("batch_size", 256))
+    searcher = Searcher.from_spec(spec, compute(args), args.k)
+    result = searcher(args.text, args.k)
+    result.timings = {"load": searcher.load_seconds, **result.timings}
     for rank, hit in enumerate(result.hits, 1):
         first = "" if hit.first_score is None else f"  (first stage {hit.first_score:.4f})"
         print(f"{rank:2d}. {hit.image_id}  {hit.score:.4f}{first}")
