@@ -219,6 +219,31 @@ def test_dvc_metrics_plots_and_an_experiment_as_the_readme_uses_them(project, tm
     assert cell in diff and not any("rfrs." in f for f in diff), diff  # TGDT-GL's cell only: nothing else read theta
 
 
+@pytest.mark.slow
+def test_rfrs_seeds_trains_the_whole_chain_again_per_seed_and_reports_the_spread(project, tmp_path):
+    """snakemake rfrs_seeds on the built project (.test seeds: 0 and 1): seed 1 trains its own detector and models
+    (other numbers than seed 0's), seed 0 is the built project's, and the table, claims and spread are over both;
+    params seed's own build stays up to date."""
+    lab = tmp_path / "lab"
+    shutil.copytree(project[0], lab, symlinks=True)
+    run(["snakemake", "rfrs_seeds"], lab)
+    detectors = [json.loads((lab / f).read_text())["mAP@0.5"] for f in (
+        "results/metrics/detector/shapes.json", "results/metrics/seed1/detector/shapes.json")]
+    assert detectors[0] != detectors[1]  # the seed reached the detector
+    spread = json.loads((lab / "results/seeds/rfrs.json").read_text())
+    assert spread["seeds"] == [0, 1]
+    assert spread["scores"]["results/metrics/detector/shapes.json"]["mAP@0.5"]["values"] == {"0": detectors[0],
+                                                                                          "1": detectors[1]}
+    table = json.loads((lab / "results/tables/seeds/rfrs_table1.json").read_text())
+    own = [json.loads((lab / f).read_text()) for f in ("results/tables/rfrs_table1.json",
+                                                       "results/tables/seed1/rfrs_table1.json")]
+    assert table["BE"]["rsum"]["values"] == {"0": own[0]["BE"]["rsum"], "1": own[1]["BE"]["rsum"]}
+    claims = json.loads((lab / "results/tables/seeds/rfrs_claims.json").read_text())
+    assert len(claims) == 6 and all(c["holds in"].endswith("of 2 seeds") for c in claims.values())
+    dry = run(["snakemake", "-n", "all"], lab)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
 def test_mlflow_has_training_and_evaluation_runs_with_curves(project):
     proj, _ = project
     from mlflow.tracking import MlflowClient

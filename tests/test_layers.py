@@ -22,7 +22,7 @@ LAYERS = [
     {"itr.index"},
     {"itr.rerank", "itr.shortlist", "itr.search", "itr.serve"},
     {"itr.evaluate", "itr.unimodal"},
-    {"itr.tables", "itr.gallery", "itr.curves"},
+    {"itr.tables", "itr.gallery", "itr.curves", "itr.seeds"},
     {"itr.papers"},
     {"itr.cli"},
 ]

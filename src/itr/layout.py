@@ -20,6 +20,13 @@ wildcards (and ``str.format`` fields).
     results/tracking/{paper}.json                                     MLflow runs mirroring its metrics files
     results/benchmarks/...                                            benchmark JSONs (latency, inference time, soft-label cost)
 
+A seed other than params ``seed`` (one of params ``seeds``: ``snakemake <paper>_seeds``) puts every file it changes
+under ``seed<s>/`` right after the kind folder: ``models/seed1/detector/shapes.pt``, ``features/seed1/shapes/``,
+``models/seed1/<variant>/<model>.pt`` (variant ``seed1/<variant>``), ``results/metrics/seed1/...``, ``results/tables/seed1/...``.
+The data is the benchmark and stays shared; the seed draws the method (the detector and every model after it).
+    results/tables/seeds/{paper}_{target}.*                           a table over every seed: mean ± std (n)
+    results/seeds/{paper}.json                                        every expected score's values by seed
+
 Example:
     >>> cell_variants("results/metrics/v/sep_coop/shapes/subset", ks=[10, 20], fusions=["add"], lambdas=[0.5])
     ['results/metrics/v/sep_coop/shapes/subset/k=10.json', 'results/metrics/v/sep_coop/shapes/subset/k=20.json', \
@@ -64,6 +71,13 @@ UNIMODAL_METRICS = "results/metrics/{variant}/unimodal/{collection}.json"  # itr
 TEXT_TEACHER = "models/{variant}/text_teacher.npz"  # itr teachers: the text teacher of a soft-label student (itr.teachers)
 # benchmarks/softlabel_cost.py: what a soft-label variant's teachers and losses cost in training (its config, teacher file)
 SOFTLABEL_COST = "results/benchmarks/softlabel_cost/{variant}.json"
+# A seed run (seed_config): the detector chain under seed<s>/, and what is built over every seed
+SEEDED_DETECTOR = "models/seed{seed}/detector/{dataset}.pt"
+SEEDED_DETECTOR_METRICS = "results/metrics/seed{seed}/detector/{dataset}.json"
+SEEDED_FEATURES = "features/seed{seed}/{dataset}/manifest.json"
+SPREAD_TABLE_STEM = "results/tables/seeds/{paper}_{target}"  # itr.seeds: a table's cells as mean ± std over seeds
+SPREAD_CLAIMS_STEM = "results/tables/seeds/{paper}_claims"  # itr.seeds: each claim's verdict in every seed
+SEED_SPREAD = "results/seeds/{paper}.json"  # itr.seeds: every expected score's value in every seed, mean and std
 
 
 def main_dataset(config: dict) -> str:
@@ -71,10 +85,22 @@ def main_dataset(config: dict) -> str:
     return config["dataset"]
 
 
+def seed_config(config: dict, seed: int) -> dict:
+    """``config`` for a run with another seed: its files go under ``seed<s>/`` (on_dataset, on_data); the same
+    ``config`` when ``seed`` is params ``seed`` (that run's files are the unprefixed ones)."""
+    return config if seed == config["seed"] else {**config, "seed": seed, "seed_run": True}
+
+
+def seed_prefix(config: dict) -> str:
+    """``seed<s>/`` in a seed run's config (seed_config), else empty."""
+    return f"seed{config['seed']}/" if config.get("seed_run") else ""
+
+
 def on_dataset(name: str, config: dict) -> str:
     """A variant's (or table's) name under the configured dataset: unchanged on ShapeCaptions, ``{dataset}/{name}``
-    on a real one, so each dataset's models, metrics and tables live side by side."""
-    return name if config["dataset"] == MAIN_DATASET else f"{config['dataset']}/{name}"
+    on a real one, so each dataset's models, metrics and tables live side by side; ``seed<s>/`` before it in a
+    seed run (seed_config)."""
+    return seed_prefix(config) + (name if config["dataset"] == MAIN_DATASET else f"{config['dataset']}/{name}")
 
 
 def datasets(config: dict) -> dict[str, dict]:
@@ -106,10 +132,9 @@ def cell_variants(variants_dir, ks, fusions, lambdas) -> list[str]:
 def on_data(path: str, config: dict) -> str:
     """A ``results/<kind>/...`` file (or pattern) of the configured dataset: unchanged on ShapeCaptions,
     ``results/<kind>/<dataset>/...`` on a real one (tables, benchmarks, the MLflow mirror's record)."""
-    if config["dataset"] == MAIN_DATASET:
-        return path
+    dataset = "" if config["dataset"] == MAIN_DATASET else f"{config['dataset']}/"
     top, kind, rest = path.split("/", 2)
-    return f"{top}/{kind}/{config['dataset']}/{rest}"
+    return f"{top}/{kind}/{seed_prefix(config)}{dataset}{rest}"
 
 
 def table_stem(paper: str, target: str, config: dict) -> str:
@@ -118,11 +143,15 @@ def table_stem(paper: str, target: str, config: dict) -> str:
 
 
 def table_dataset(stem) -> str:
-    """The dataset a table under ``results/tables/`` (ShapeCaptions) or ``results/tables/<dataset>/`` is of."""
+    """The dataset a table under ``results/tables/`` (ShapeCaptions) or ``results/tables/<dataset>/`` is of (a seed
+    run's ``seed<s>/`` and the spread tables' ``seeds/`` aside)."""
+    import re
     from pathlib import Path
 
-    parent = Path(stem).parent.name
-    return MAIN_DATASET if parent == "tables" else parent
+    parent = Path(stem).parent
+    while re.fullmatch(r"seed\d+|seeds", parent.name):
+        parent = parent.parent
+    return MAIN_DATASET if parent.name == "tables" else parent.name
 
 
 def table_files(paper: str, target: str, config: dict, png: bool = False) -> list[str]:

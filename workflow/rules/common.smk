@@ -13,7 +13,8 @@ from itr.data import sources
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, DETECTOR_HEADLINE, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
-                        SOFTLABEL_COST, TEXT_TEACHER, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        SOFTLABEL_COST, TEXT_TEACHER, SEEDED_DETECTOR, SEEDED_DETECTOR_METRICS, SEEDED_FEATURES,
+                        SPREAD_TABLE_STEM, SPREAD_CLAIMS_STEM, SEED_SPREAD, seed_config, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
@@ -52,11 +53,19 @@ USED_DATASETS = [d for d in [*DATASETS, *REAL_DATASETS] if d in _USED]
 GENERATED_USED = [d for d in USED_DATASETS if d in DATASETS]
 
 
-VARIANTS = merged("variants")
+# Runs with the other seeds of params `seeds` (snakemake <paper>_seeds; itr.layout.seed_config): each paper's plan
+# under that seed, whose variants (seed<s>/<variant>) read a detector trained with that seed. Their variants join
+# VARIANTS (the rules' lookup) with their "seed"; PLANNED_VARIANTS, the layers' lists, leave them out.
+SEED_PLANS = {(name, s): papers.plan(name, seed_config(config, s)) for name in papers.PAPERS
+              if papers.load(name).headline for s in config["seeds"] if s != config["seed"]}
+PLANNED_VARIANTS = merged("variants")
+VARIANTS = {**PLANNED_VARIANTS, **{v: {**spec, "seed": s, "overrides": {**spec["overrides"], "seed": s}}
+                                   for (_, s), plan in SEED_PLANS.items() for v, spec in plan.variants.items()}}
 COLLECTIONS = merged("collections")
 EMBEDDING_MODEL = merged("embedding_rows")  # rows that rank by embedding similarity alone -> model
 RERANK = merged("rerank_rows")  # rows that run the cross-encoder -> (reranker, first-stage model or None)
-FIRST_IMAGES = merged("first_images")  # variant -> test images its collections hold (None: all)
+FIRST_IMAGES = {**merged("first_images"),  # variant -> test images its collections hold (None: all)
+                **{v: n for plan in SEED_PLANS.values() for v, n in plan.first_images.items()}}
 METHODS = list(EMBEDDING_MODEL) + list(RERANK)
 MODELS = sorted({m for spec in VARIANTS.values() for m in spec["models"]})
 COOP_METHODS = [m for m, (_, first) in RERANK.items() if first]
@@ -101,32 +110,46 @@ def store_kind(variant):
     return VARIANTS[variant].get("features", "regions")
 
 
-def data_inputs(dataset, kind="regions"):
-    return {"data": DATASET_MANIFEST.format(dataset=dataset), "features": FEATURE_STORES[kind].format(dataset=dataset)}
+def features_of(dataset, variant=None, kind=None):
+    """The feature-store manifest of ``dataset`` that ``variant``'s models read (None: the detector store of params
+    seed): ``kind`` (default: the variant's store_kind) "regions" is the detector's, that of the variant's seed run
+    on generated data (SEEDED_FEATURES); "patches" (raw pixels) has no seed."""
+    spec = VARIANTS[variant] if variant else {}
+    kind = kind or spec.get("features", "regions")
+    if kind == "regions" and "seed" in spec and dataset in DATASETS:
+        return SEEDED_FEATURES.format(seed=spec["seed"], dataset=dataset)
+    return FEATURE_STORES[kind].format(dataset=dataset)
 
 
-def collection_inputs(collection, kind="regions"):
-    """Manifests of a collection's test data and of every distractor dataset, in stores of ``kind``."""
+def data_inputs(dataset, variant=None):
+    return {"data": DATASET_MANIFEST.format(dataset=dataset), "features": features_of(dataset, variant)}
+
+
+def collection_inputs(collection, variant=None):
+    """Manifests of a collection's test data and of every distractor dataset, in the stores ``variant`` reads."""
     c = COLLECTIONS[collection]
     sources = sorted({c["dataset"], *(d["dataset"] for d in c["distractors"])})
-    return {f"{key}_{name}": path for name in sources for key, path in data_inputs(name, kind).items()}
+    return {f"{key}_{name}": path for name in sources for key, path in data_inputs(name, variant).items()}
 
 
-def distractor_args(collection, kind="regions"):
+def distractor_args(collection, variant=None):
     """--distractors DATA:FEATURES:SPLIT ... for the CLI."""
     sources = COLLECTIONS[collection]["distractors"]
     if not sources:
         return ""
-    if kind != "regions":
-        raise InputError(f"collection {collection} draws distractors, which have detector features only; a {kind} "
-                         "variant searches collections without distractors")
-    parts = [f"data/{s['dataset']}:features/{s['dataset']}:{s['split']}" for s in sources]
+    if variant and store_kind(variant) != "regions":
+        raise InputError(f"collection {collection} draws distractors, which have detector features only; a "
+                         f"{store_kind(variant)} variant searches collections without distractors")
+    parts = [f"data/{s['dataset']}:{os.path.dirname(features_of(s['dataset'], variant))}:{s['split']}" for s in sources]
     return "--distractors " + " ".join(parts)
 
 
 # The library code each job runs (itr.provenance), passed as a param; Snakemake reruns a job whose params
 # changed, so a result goes stale when the code that made it changes (comments and docstrings aside).
 CODE = {rule: code_digest(entry) for rule, entry in RULE_ENTRIES.items() if rule != "paper_table"}
+# Not in RULE_ENTRIES: itr.provenance is in the training code's own closure (checkpoints record their code digest),
+# so adding an entry there would make every result of every build stale once. Moving RULE_ENTRIES out is open work.
+CODE["seed_spread"] = code_digest("itr.cli.report:seeds")
 # A paper's builders are imported by name (itr.papers.builder): every module of its package counts, and the
 # numbers it reports (reported.yaml) beside ours.
 TABLE_CODE = {p: code_digest(RULE_ENTRIES["paper_table"], *package_modules(f"itr.papers.{p}"),
@@ -154,7 +177,7 @@ def train_inputs(wc):
     """The variant's dataset and features, the checkpoint it fine-tunes if it starts from one (``init``), and the
     text-teacher file it reads if it has one (``teacher``)."""
     spec = VARIANTS[wc.variant]
-    return {**data_inputs(spec["dataset"], store_kind(wc.variant)),
+    return {**data_inputs(spec["dataset"], wc.variant),
             **{key: spec[key] for key in ("init", "teacher", "image_teacher") if spec.get(key)}}
 
 
@@ -184,7 +207,7 @@ def teacher_dataset(wc):
 
 def index_inputs(wc):
     return {"model": MODEL.format(variant=wc.variant, model=wc.model),
-            **collection_inputs(wc.collection, store_kind(wc.variant))}
+            **collection_inputs(wc.collection, wc.variant)}
 
 
 def evaluate_input(wc):
@@ -206,9 +229,9 @@ def unimodal_inputs(wc):
                          "a whole test split")
     # the teacher row's image features are the collection's detector store's, whatever store the student reads
     teacher_store = {} if store_kind(wc.variant) == "regions" else {
-        "image_teacher": FEATURES_MANIFEST.format(dataset=collection["dataset"])}
+        "image_teacher": features_of(collection["dataset"], wc.variant, kind="regions")}
     return {"model": MODEL.format(variant=wc.variant, model=spec["models"][0]), "teacher": spec["eval_teacher"],
-            **data_inputs(collection["dataset"], store_kind(wc.variant)), **teacher_store}
+            **data_inputs(collection["dataset"], wc.variant), **teacher_store}
 
 
 def softlabel_cost_inputs(wc):
@@ -255,7 +278,7 @@ def section(name, stage=None, **overrides):
     value = {k: v for k, v in config[name].items() if k not in unread}
     value.update({k: v for k, v in overrides.items() if k in section_keys(name)})  # e.g. ance_p: ce/joint only
     if name in SEEDED:
-        value["seed"] = config["seed"]
+        value["seed"] = overrides.get("seed", config["seed"])  # a seed run's variant (SEED_PLANS) overrides it
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
@@ -293,6 +316,36 @@ GALLERIES = {stem: spec for name, plan in PAPER_PLANS.items()
              for stem, spec in papers.gallery_specs(name, plan, config).items()}
 
 
+# Each paper's headline table over params `seeds` (snakemake <paper>_seeds): paper -> seed -> the table's JSON in
+# that seed's run; the TableSpec of each seed run's table; and what <paper>_seeds builds (itr.seeds).
+SEEDS = {name: {s: papers.seed_table(name, config, s) for s in config["seeds"]} for name in papers.PAPERS
+         if papers.load(name).headline in PAPER_PLANS[name].tables}
+SEED_TABLES = {(name, s): plan.tables[papers.load(name).headline] for (name, s), plan in SEED_PLANS.items()
+               if name in SEEDS}
+SEED_TABLE_STEM = table_stem("{paper}", "{target}", seed_config(config, "{seed}"))  # results/tables/seed{seed}/...
+
+
+def seed_scores(paper):
+    """seed -> each expected-score file the seed runs re-measure (itr.papers.seed_files) -> that seed's copy."""
+    return {s: papers.seed_files(paper, PAPER_PLANS[paper], config, s) for s in config["seeds"]}
+
+
+def seed_outputs(paper):
+    """What snakemake <paper>_seeds builds: the headline table over every seed, the claims over seeds (when the paper
+    declares headline claims), and every expected score's spread."""
+    spread = on_data(SPREAD_TABLE_STEM, config).format(paper=paper, target=papers.load(paper).headline)
+    claims = on_data(SPREAD_CLAIMS_STEM, config).format(paper=paper) if papers.headline_claims(paper) else None
+    return {"table": [f"{spread}.{ext}" for ext in TABLE_FORMATS],
+            "claims": [f"{claims}.{ext}" for ext in TABLE_FORMATS] if claims else [],
+            "spread": on_data(SEED_SPREAD, config).format(paper=paper)}
+
+
+def seeds_unavailable(paper):
+    """<paper>_seeds of a paper whose headline table is not built here: an error saying why."""
+    raise InputError(f"{paper}_seeds: the paper's headline table ({papers.load(paper).headline or 'none declared'}) is "
+                     f"not built on dataset {MAIN}")
+
+
 def gallery_stem(wc):
     """The stem of a gallery's files; an error naming the galleries when the paper declares none by that name."""
     stem = on_data(GALLERY_STEM, config).format(paper=wc.paper, name=wc.name)
@@ -320,7 +373,7 @@ def table_outputs(paper, target):
 def rerank_inputs(wc):
     """Inputs of a cross-encoder row: its reranker, the collection, and the first-stage index of COOP rows."""
     reranker, first_stage = RERANK[wc.method]
-    inputs = {"reranker": MODEL.format(variant=wc.variant, model=reranker), **collection_inputs(wc.collection)}
+    inputs = {"reranker": MODEL.format(variant=wc.variant, model=reranker), **collection_inputs(wc.collection, wc.variant)}
     if first_stage:
         inputs["first_stage"] = INDEX_DONE.format(variant=wc.variant, model=first_stage, collection=wc.collection)
     return inputs
@@ -339,7 +392,7 @@ def test_dirs(wc):
     """--data/--features of a collection's test split (the directories of its manifests), its language,
     and for variants measured on a subset only (FIRST_IMAGES) the images that subset reads."""
     c = COLLECTIONS[wc.collection]
-    features = os.path.dirname(FEATURE_STORES[store_kind(wc.variant)].format(dataset=c["dataset"]))
+    features = os.path.dirname(features_of(c["dataset"], wc.variant))
     args = f"--data data/{c['dataset']} --features {features}" + (f" --lang {c['lang']}" if "lang" in c else "")
     first = FIRST_IMAGES[wc.variant]
     return args + (f" --first-images {first}" if first else "")

@@ -75,7 +75,7 @@ rule rerank_score:
         eval_cfg=section("evaluation", stage="rerank_score"),  # only the group definitions matter here
         first_stage=lambda wc, input: f"--first-stage $(dirname {input.first_stage})" if "first_stage" in input.keys() else "",
         test=test_dirs,
-        distractors=lambda wc: distractor_args(wc.collection),
+        distractors=lambda wc: distractor_args(wc.collection, wc.variant),
     conda:
         ITR_ENV
     log:

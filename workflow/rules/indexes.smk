@@ -14,7 +14,7 @@ rule build_index:
         upstream=upstream(index_inputs),
         cfg=section("index"),
         test=test_dirs,
-        distractors=lambda wc: distractor_args(wc.collection, store_kind(wc.variant)),
+        distractors=lambda wc: distractor_args(wc.collection, wc.variant),
     conda:
         ITR_ENV
     log:

@@ -64,10 +64,34 @@ def _register_figures(sub) -> None:
     p.add_argument("--title", default="training")
     p.add_argument("--out", required=True, help="the PNG to write")
     p.set_defaults(func=curves)
+    p = sub.add_parser("seeds", help="a paper's headline table over seeds: mean ± std, claims per seed, score spread")
+    p.add_argument("--paper", required=True, help="a registered paper (its headline table and claims)")
+    p.add_argument("--tables", nargs="+", required=True, metavar="SEED=JSON", help="each seed's headline table JSON")
+    p.add_argument("--scores", required=True, help="JSON: seed -> expected-score file -> the seed run's copy")
+    p.add_argument("--out-table", required=True, help="the table over seeds, without extension")
+    p.add_argument("--out-claims", help="the claims over seeds, without extension (papers declaring headline claims)")
+    p.add_argument("--out-spread", required=True, help="JSON: every expected score's values by seed, mean, std")
+    p.set_defaults(func=seeds)
     p = sub.add_parser("headline", help="each headline cell's recalls and rsum as a flat JSON (dvc metrics show)")
     p.add_argument("--cells", nargs="+", required=True, help="retrieval metrics files (results/metrics/...)")
     p.add_argument("--out", nargs="+", required=True, help="one file to write per cell, in the same order")
     p.set_defaults(func=headline)
+
+
+def seeds(args) -> int:
+    from itr import papers
+    from itr.seeds import build_seed_report
+
+    tables = {int(seed): Path(path) for seed, path in (t.split("=", 1) for t in args.tables)}
+    scores = {int(seed): files for seed, files in json.loads(args.scores).items()}
+    paper = papers.load(args.paper)
+    check = papers.headline_claims(args.paper)
+    if args.out_claims and check is None:
+        raise papers.UnknownPaperError(f"paper {args.paper} declares no headline_claims; drop --out-claims")
+    result = build_seed_report(tables, scores, check, f"{paper.title}, {paper.headline}", Path(args.out_table),
+                               Path(args.out_claims) if args.out_claims else None, Path(args.out_spread))
+    print(f"seeds {result['seeds']}: {args.out_table}.*, {args.out_spread}")
+    return 0
 
 
 def extended_report(args) -> int:

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from importlib import resources
+from pathlib import Path
 from typing import Callable
+
+import yaml
 
 from itr import layout
 from itr.config import ConfigError
@@ -55,6 +59,9 @@ class Paper:
     targets: tuple[Target, ...]
     params: tuple[str, ...]
     headline: str = ""  # the target whose retrieval cells are the paper's headline numbers (headline_files)
+    # "module:function" of the package: the headline table's claims from its flat JSON, as (claim, holds or None,
+    # evidence, margin past the threshold): what snakemake <paper>_seeds checks in every seed (itr.seeds)
+    headline_claims: str = ""
 
     def target(self, name: str) -> Target:
         for t in self.targets:
@@ -226,6 +233,32 @@ def gallery_specs(name: str, result: Plan, config: dict) -> dict[str, dict]:
             "data": layout.DATASET_MANIFEST.format(dataset=data).rsplit("/", 1)[0], "first": first, "second": second,
             "depth": settings["k"], **result.row_fusions.get(row, {"fusion": "ce", "lam": 0.0}), **config["gallery"]}
     return specs
+
+
+def seed_files(name: str, result: Plan, config: dict, seed: int) -> dict[str, str]:
+    """What a seed run re-measures of a paper's expected scores (snakemake <paper>_seeds): the detector's, and each
+    plain cell of the paper's main variant that its plan ``result`` builds -> the seed run's copy
+    (itr.layout.seed_config; the same file for params seed)."""
+    main = re.escape(layout.on_dataset(name, config))
+    plain = re.compile(rf"results/metrics/(detector/[^/]+|{main}/[^/]+/[^/]+/[^/]+)\.json")
+    built = {f for spec in result.tables.values() for f in spec.inputs} | set(result.extra_outputs)
+    prefix = layout.seed_prefix(layout.seed_config(config, seed))
+    expected = yaml.safe_load(Path(expected_scores(name)).read_text())["expected"]
+    return {f: f.replace("results/metrics/", f"results/metrics/{prefix}", 1) for f in expected
+            if plain.fullmatch(f) and (f in built or f.startswith("results/metrics/detector/"))}
+
+
+def seed_table(name: str, config: dict, seed: int) -> str:
+    """The headline table's JSON in the run with ``seed`` (params seed's own, or the seed run's under seed<s>/)."""
+    return f"{layout.table_stem(name, load(name).headline, layout.seed_config(config, seed))}.json"
+
+
+def headline_claims(name: str) -> Callable | None:
+    """The function checking the paper's headline claims in one table (Paper.headline_claims), or None."""
+    if not load(name).headline_claims:
+        return None
+    module, function = load(name).headline_claims.split(":")
+    return getattr(importlib.import_module(f"itr.papers.{name}.{module}"), function)
 
 
 def builder(paper: str, target: str) -> Callable:

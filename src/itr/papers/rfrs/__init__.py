@@ -11,6 +11,7 @@ PAPER = Paper(
     name="rfrs",
     title="Retrieve Fast, Rerank Smart (Geigle et al., TACL 2022)",
     headline="table1",
+    headline_claims="claims:headline_claims",
     targets=(
         Target("table1", "tables:build_table1"),
         Target("table2", "tables:build_table2"),

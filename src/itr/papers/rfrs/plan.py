@@ -56,7 +56,7 @@ def plan(config: dict) -> Plan:
     main, aux_variant, half, ance = (on_dataset(v, config) for v in (MAIN, AUX_VARIANT, HALF_VARIANT, ANCE_VARIANT))
     names = list(datasets(config))
     shift_dataset, multi_dataset = names[1], names[2]
-    shift_variant = f"rfrs_{shift['domain']}"
+    shift_variant, multi_variant = on_dataset(f"rfrs_{shift['domain']}", config), on_dataset(MULTI_VARIANT, config)
     budget = {"train_images": aux["train_images"]}
     # Figure 3's smaller training sets, one directory (models/rfrs_aux_sizes/n<N>/) whatever the sizes, for dvc.yaml
     size_variants = {n: on_dataset(f"rfrs_aux_sizes/n{n}", config) for n in ablations["sample_sizes"]}
@@ -77,7 +77,7 @@ def plan(config: dict) -> Plan:
     if generated:
         variants |= {
             shift_variant: {"dataset": shift_dataset, "overrides": budget},  # Table 6
-            MULTI_VARIANT: {"dataset": multi_dataset,  # Table 2: the English steps over all languages' captions
+            multi_variant: {"dataset": multi_dataset,  # Table 2: the English steps over all languages' captions
                             "overrides": {**budget, "steps_per_epoch": multi["steps_per_epoch"]}},
         }
         collections |= {
@@ -115,24 +115,24 @@ def plan(config: dict) -> Plan:
     if generated:
         tables |= {
             # multilingual: models trained on all four languages (2) and on English only (7), tested per language
-            "table2": TableSpec(_cells([MULTI_VARIANT], PAPER_ROWS, multi_collections, [aux_protocol]),
+            "table2": TableSpec(_cells([multi_variant], PAPER_ROWS, multi_collections, [aux_protocol]),
                                 aux_protocol, notes["table2"]),
-            "table7": TableSpec(_cells([AUX_VARIANT], PAPER_ROWS, multi_collections, [aux_protocol]), aux_protocol,
+            "table7": TableSpec(_cells([aux_variant], PAPER_ROWS, multi_collections, [aux_protocol]), aux_protocol,
                                 notes["aux"]),
             # the main models on the main test queries, alone and among distractors
-            "table5": TableSpec(_cells([MAIN], ["be", "sep_coop", "joint_coop"], [MAIN_DATASET, distracted],
+            "table5": TableSpec(_cells([main], ["be", "sep_coop", "joint_coop"], [MAIN_DATASET, distracted],
                                        [main_protocol]), main_protocol),
             # zero-shot in both directions, and the in-domain JOINT+COOP upper bound of each test domain
             "table6": TableSpec(
                 [EVAL_METRICS.format(variant=v, method=m, collection=c, protocol=aux_protocol)
-                 for v, c in ((AUX_VARIANT, shift_dataset), (shift_variant, MAIN_DATASET)) for m in PAPER_ROWS]
+                 for v, c in ((aux_variant, shift_dataset), (shift_variant, MAIN_DATASET)) for m in PAPER_ROWS]
                 + [EVAL_METRICS.format(variant=v, method="joint_coop", collection=variants[v]["dataset"],
-                                       protocol=aux_protocol) for v in (AUX_VARIANT, shift_variant)],
+                                       protocol=aux_protocol) for v in (aux_variant, shift_variant)],
                 aux_protocol, notes["aux"]),
         }
-        searched |= ({(MAIN, distracted), (AUX_VARIANT, shift_dataset), (shift_variant, MAIN_DATASET),
+        searched |= ({(main, distracted), (aux_variant, shift_dataset), (shift_variant, MAIN_DATASET),
                       (shift_variant, shift_dataset)}
-                     | {(v, c) for v in (AUX_VARIANT, MULTI_VARIANT) for c in multi_collections})
+                     | {(v, c) for v in (aux_variant, multi_variant) for c in multi_collections})
     tables |= {
         "table3": TableSpec([on_data(LATENCY_BENCHMARK, config)]),
         "table4": TableSpec([on_data(LATENCY_BENCHMARK, config)]),

@@ -1,0 +1,140 @@
+"""Seeds as a DAG axis: where a seed run's files go, what it re-measures, the table and claims over seeds, and
+check_scores' two modes (exact on the reference machine, within the seed spread elsewhere)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from itr import layout, papers
+from itr.expected import check, check_files
+from itr.papers.rfrs.claims import headline_claims
+from itr.seeds import build_seed_report, claim_rows, spread, spread_table, verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_a_seed_run_puts_what_the_seed_changes_under_seed_s_and_keeps_the_data():
+    seeded = layout.seed_config(PARAMS, 2)
+    assert layout.seed_config(PARAMS, PARAMS["seed"]) is PARAMS  # params seed's run: the unprefixed files
+    assert layout.on_dataset("rfrs", seeded) == "seed2/rfrs"
+    assert layout.table_stem("rfrs", "table1", seeded) == "results/tables/seed2/rfrs_table1"
+    assert layout.table_dataset("results/tables/seed2/rfrs_table1") == "shapes"
+    assert layout.table_dataset("results/tables/seeds/rfrs_table1") == "shapes"
+    real = layout.seed_config({**PARAMS, "dataset": "flickr30k"}, 2)
+    assert layout.on_dataset("rfrs", real) == "seed2/flickr30k/rfrs"
+    assert layout.table_dataset(layout.table_stem("rfrs", "table1", real)) == "flickr30k"
+    plan = papers.plan("rfrs", seeded)
+    assert plan.tables["table1"].inputs[0] == "results/metrics/seed2/rfrs/be/shapes/subset100.json"
+    assert {v["dataset"] for v in plan.variants.values()} <= set(layout.datasets(PARAMS))  # the same data
+
+
+def test_seed_files_are_the_detector_and_the_main_variants_plain_cells_its_plan_builds():
+    plan = papers.plan("rfrs", PARAMS)
+    files = papers.seed_files("rfrs", plan, PARAMS, 1)
+    assert files["results/metrics/detector/shapes.json"] == "results/metrics/seed1/detector/shapes.json"
+    assert files["results/metrics/rfrs/be/shapes/full.json"] == "results/metrics/seed1/rfrs/be/shapes/full.json"
+    assert all(k.startswith(("results/metrics/detector/", "results/metrics/rfrs/")) for k in files)
+    assert papers.seed_files("rfrs", plan, PARAMS, PARAMS["seed"])["results/metrics/detector/shapes.json"] == \
+        "results/metrics/detector/shapes.json"
+    # TGDT's k-variants are sweep files, not plain cells: a seed run does not re-measure them
+    assert not any("k=" in f for f in papers.seed_files("tgdt", papers.plan("tgdt", PARAMS), PARAMS, 1))
+
+
+def test_spread_is_mean_and_sample_std_and_tables_must_agree_in_shape():
+    s = spread({0: 1.0, 1: 3.0})
+    assert (s["mean"], s["std"], s["n"]) == (2.0, 1.4142, 2) and s["values"] == {"0": 1.0, "1": 3.0}
+    t = spread_table({0: {"BE": {"rsum": 400.0}}, 1: {"BE": {"rsum": 410.0}}})
+    assert t["BE"]["rsum"]["mean"] == 405.0
+    with pytest.raises(ValueError, match="other rows or columns"):
+        spread_table({0: {"BE": {"rsum": 1.0}}, 1: {"CE": {"rsum": 1.0}}})
+
+
+def test_a_claim_that_flips_between_seeds_is_undecided():
+    assert verdict([True, True, True]) == "holds"
+    assert verdict([False, False]) == "does not hold"
+    assert verdict([True, False, True]) == "undecided"
+    assert verdict([None, None]) == "not checked"
+    assert verdict([None, True]) == "holds"
+
+
+def _table1(be: float, ce: float) -> dict:
+    row = lambda r1: {"t2i/R@1": r1, "i2t/R@1": r1, "t2i/R@10": 90.0, "i2t/R@10": 90.0}
+    return {"BE": row(be), "CE": row(ce), "SEP+COOP": row(ce), "JOINT+COOP": row(ce), "JOINT+BE": row(be),
+            "JOINT+CE": row(ce)}
+
+
+def test_claims_over_seeds_count_the_seeds_and_average_the_margin():
+    # BE lags CE by 3 points in seed 0 and 1.5 in seed 1 (holds: > 1), by 0.5 in seed 2 (does not hold)
+    checked = {0: headline_claims(_table1(50.0, 53.0)), 1: headline_claims(_table1(50.0, 51.5)),
+               2: headline_claims(_table1(50.0, 50.5))}
+    rows = {r["claim"]: r for r in claim_rows(checked)}
+    lags = rows["A bi-encoder lags the cross-encoder at R@1"]
+    assert lags["verdict"] == "undecided" and lags["holds in"] == "2 of 3 seeds"
+    assert lags["margin"] == "+0.67 ± 1.26"  # margins 2.0, 0.5, -0.5
+    assert lags["per seed"]["2"]["holds"] is False
+    assert rows["JOINT+COOP matches or beats the CE"]["verdict"] == "holds"
+
+
+def test_seed_report_writes_the_table_claims_and_spread(tmp_path):
+    tables, scores = {}, {}
+    for seed, ce in ((0, 53.0), (1, 54.0)):
+        tables[seed] = tmp_path / f"t{seed}.json"
+        tables[seed].write_text(json.dumps(_table1(50.0, ce)))
+        cell = tmp_path / f"m{seed}.json"
+        cell.write_text(json.dumps({"metrics": {"rsum": 400.0 + seed}, "machine": {"isa": ["avx"]}}))
+        scores[seed] = {"results/metrics/rfrs/be/shapes/full.json": cell}
+    out = build_seed_report(tables, scores, headline_claims, "T1", tmp_path / "table", tmp_path / "claims",
+                            tmp_path / "spread.json")
+    assert out["scores"]["results/metrics/rfrs/be/shapes/full.json"]["rsum"]["std"] == 0.7071
+    md = (tmp_path / "table.md").read_text()
+    assert "53.50 ± 0.71 (2)" in md  # CE's t2i/R@1 over the two seeds
+    csv = (tmp_path / "table.csv").read_text().splitlines()
+    assert csv[0].startswith("Model,seed,") and any(line.startswith("CE,1,54.0") for line in csv)
+    claims = json.loads((tmp_path / "claims.json").read_text())
+    assert claims["A bi-encoder lags the cross-encoder at R@1"]["holds in"] == "2 of 2 seeds"
+
+
+REFERENCE = {"isa": ["avx", "avx2", "fma"], "device": "cpu"}
+
+
+def _scored(tmp_path, got: float, isa: list) -> dict:
+    (tmp_path / "m.json").write_text(json.dumps({"metrics": {"rsum": got}, "machine": {"isa": isa, "device": "cpu"}}))
+    return {"m.json": {"tolerance": 0.05, "spread": {"rsum": 1.0}, "scores": {"rsum": 400.0}}}
+
+
+def test_exact_mode_on_the_reference_machine_statistical_on_another_both_ways(tmp_path):
+    ref, avx512 = REFERENCE["isa"], ["avx", "avx2", "fma", "avx512f"]
+    row = check(_scored(tmp_path, 401.0, ref), tmp_path, REFERENCE, k=3)[0]
+    assert (row["mode"], row["status"]) == ("exact", "FAIL")  # 1 point off on the reference machine: not reproduced
+    row = check(_scored(tmp_path, 401.0, avx512), tmp_path, REFERENCE, k=3)[0]
+    assert (row["mode"], row["status"], row["tolerance"]) == ("statistical", "OK", 4.2426)  # 3 * sqrt(2) * 1.0
+    assert check(_scored(tmp_path, 395.0, avx512), tmp_path, REFERENCE, k=3)[0]["status"] == "FAIL"  # too low
+    assert check(_scored(tmp_path, 405.0, avx512), tmp_path, REFERENCE, k=3)[0]["status"] == "FAIL"  # too high
+    no_spread = {"m.json": {"tolerance": 0.05, "scores": {"rsum": 400.0}}}
+    assert check(no_spread, tmp_path, REFERENCE, k=3)[0]["status"] == "NO SPREAD"
+    assert check(no_spread, tmp_path)[0]["mode"] == "exact"  # no reference declared: one machine's check
+
+
+def test_check_files_reports_the_mode_it_used(tmp_path):
+    doc = {"reference": REFERENCE, "statistical": {"k": 3}, "expected": _scored(tmp_path, 401.0, ["avx512f"])}
+    (tmp_path / "expected.yaml").write_text(yaml.safe_dump(doc))
+    report, failed = check_files([tmp_path / "expected.yaml"], tmp_path)
+    assert failed == 0 and "statistical for 1 score(s)" in report
+
+
+def test_rfrs_seeds_is_a_dag_of_seed_runs(tmp_path):
+    """The dry run of rfrs_seeds on the shipped params: every seed's detector, features and models; the seed runs'
+    jobs read their own detector's features and pass their seed."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-p", "rfrs_seeds",
+                           "--forceall"], cwd=ROOT, capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-2000:]
+    for seed in (1, 2):
+        assert f"--out models/seed{seed}/detector/shapes.pt" in log and f'"seed": {seed}' in log
+        assert f"--features $(dirname features/seed{seed}/shapes/manifest.json)" in log
+        assert f"--out models/seed{seed}/rfrs/be.pt" in log
+    assert "results/tables/seeds/rfrs_claims.md" in log and "--out-claims" in log
