@@ -41,7 +41,7 @@ def real(tmp_path_factory):
     mirrors["dataset_coco.json"].insert(0, f"{server.url}/gone/dataset_coco.json")  # a dead mirror first
     fixture = {
         "format": "karpathy", "annotations": "dataset_coco.json",
-        "images": ["train2014.zip", "val2014.zip"], "restval": "train", "features": {"format": "pretrained", "source": None},
+        "images": ["train2014.zip", "val2014.zip"], "restval": "train", "url_list": None, "features": {"format": "pretrained", "source": None},
         "files": {
             "dataset_coco.json": {"urls": mirrors["dataset_coco.json"], "hash": None, "place": None},
             "train2014.zip": {"urls": mirrors["train2014.zip"], "hash": f"md5:{_md5(files['train2014.zip'])}",

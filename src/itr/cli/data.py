@@ -28,11 +28,14 @@ def register(sub) -> None:
     p.set_defaults(func=fetch)
     _register_checks(data)
     p = data.add_parser("import", help="a released caption dataset into the canonical format")
-    p.add_argument("--format", required=True, choices=["karpathy", "multi30k"])
+    p.add_argument("--format", required=True, choices=["karpathy", "multi30k", "url-list"])
     p.add_argument("--annotations", required=True, help="karpathy: dataset_{coco,flickr30k}.json; "
-                                                        "multi30k: its data/task1 folder")
-    p.add_argument("--images", required=True, action="append",
-                   help="the folder the images were extracted to (karpathy: repeat for several, searched in order)")
+                                                        "multi30k: its data/task1 folder; url-list: caption<TAB>url")
+    p.add_argument("--images", action="append", default=[],
+                   help="the folder the images were extracted to (karpathy: repeat for several, searched in order; "
+                        "url-list: none, img2dataset fetches them into <out>/images)")
+    p.add_argument("--split", default="test", help="url-list: the split its images form")
+    p.add_argument("--downloader", default="{}", help="url-list: JSON of img2dataset's threads, timeout, retries")
     p.add_argument("--out", required=True, help="data/NAME")
     p.add_argument("--restval", choices=["train", "drop"], default="train", help="karpathy: COCO's restval images")
     p.add_argument("--test-split", default="test_2016_flickr", help="multi30k: which test set is 'test'")
@@ -105,7 +108,18 @@ def extract(args) -> int:
 def import_dataset(args) -> int:
     from itr.data import importers
 
-    if args.format == "karpathy":
+    if args.format == "url-list":
+        import json
+
+        from itr.data.urllist import DOWNLOADER_DEFAULTS, import_url_list
+
+        if args.images:
+            raise InputError("--format url-list takes no --images: img2dataset fetches them into <out>/images")
+        summary = import_url_list(args.annotations, args.out, split=args.split,
+                                  **{**DOWNLOADER_DEFAULTS, **json.loads(args.downloader)})
+    elif not args.images:
+        raise InputError(f"--format {args.format} reads the images from --images (the folder they were extracted to)")
+    elif args.format == "karpathy":
         summary = importers.import_karpathy(args.annotations, args.images, args.out, restval=args.restval)
     else:
         if len(args.images) > 1:

@@ -64,7 +64,7 @@ def import_karpathy(annotations: str | Path, images, out: str | Path, restval: s
         if len(sentences) < CAPTIONS_PER_IMAGE:
             raise DatasetError(f"{where} ({entry['filename']}): {len(sentences)} captions, expected "
                                f"{CAPTIONS_PER_IMAGE}")
-        image_rows.append(_image_row(path, image_id, split, out, where))
+        image_rows.append(image_row(path, image_id, split, out, where))
         caption_rows += [{"image_id": image_id, "caption_id": str(s["sentid"]), "split": split, "lang": "en",
                           "text": s["raw"].strip()} for s in sentences]
     splits = {s: sum(r["split"] == s for r in image_rows) for s in SPLITS}
@@ -96,7 +96,7 @@ def import_multi30k(task1: str | Path, images: str | Path, out: str | Path, lang
                                    f"images of {listing}; the files are from different releases: fetch both again")
             caption_rows += [{"image_id": Path(f).stem, "caption_id": f"{Path(f).stem}-{lang}", "split": split,
                               "lang": lang, "text": t.strip()} for f, t in zip(files, texts)]
-        image_rows += [_image_row(images / f, Path(f).stem, split, out, f"{listing}:{n + 1}")
+        image_rows += [image_row(images / f, Path(f).stem, split, out, f"{listing}:{n + 1}")
                        for n, f in enumerate(files)]
     info = {"dataset": name or out.name, "source": f"multi30k:{test_split}", "images": len(image_rows),
             "captions": len(caption_rows), "splits": {s: sum(r["split"] == s for r in image_rows) for s in by_split},
@@ -117,7 +117,7 @@ def _read_captions(path: Path) -> list[str]:
         return [line.rstrip("\n") for line in f]
 
 
-def _image_row(path: Path, image_id: str, split: str, out: Path, where: str) -> dict:
+def image_row(path: Path, image_id: str, split: str, out: Path, where: str) -> dict:
     """An image's row; its header is read for the size, so a missing or broken file fails here, named."""
     from PIL import Image
 

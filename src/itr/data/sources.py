@@ -17,6 +17,7 @@ Example:
 """
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -98,9 +99,19 @@ def import_refs(entry: dict) -> list[str]:
 
 
 def import_args(dataset: str, entry: dict) -> str:
-    """``itr data import``'s options: the format, the caption file, every image folder, and restval."""
+    """``itr data import``'s options: the format, the caption file, every image folder, and restval; for a URL list
+    (no image folders: img2dataset fetches them), its split and downloader settings."""
     annotations, *images = (resolve(dataset, entry, ref) for ref in import_refs(entry))
     args = ["--format", entry["format"], "--annotations", annotations]
+    if entry["format"] == "url-list":
+        if images or "url_list" not in entry:
+            raise InputError(f"datasets.{dataset}: format url-list fetches its images itself: set images: [] and "
+                             "url_list: {split, threads, timeout, retries}")
+        settings = dict(entry["url_list"])
+        return shlex.join(args + ["--split", settings.pop("split"), "--downloader", json.dumps(settings, sort_keys=True)])
+    if not images:
+        raise InputError(f"datasets.{dataset}: format {entry['format']} reads its images from files: list them under "
+                         "images (<file>[/<folder>])")
     args += [arg for path in images for arg in ("--images", path)]
     return shlex.join(args + ["--restval", entry["restval"]])
 
