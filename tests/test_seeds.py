@@ -138,3 +138,13 @@ def test_rfrs_seeds_is_a_dag_of_seed_runs(tmp_path):
         assert f"--features $(dirname features/seed{seed}/shapes/manifest.json)" in log
         assert f"--out models/seed{seed}/rfrs/be.pt" in log
     assert "results/tables/seeds/rfrs_claims.md" in log and "--out-claims" in log
+
+
+def test_present_checks_only_what_is_built_and_says_so(tmp_path):
+    doc = {"reference": REFERENCE, "statistical": {"k": 3},
+           "expected": {**_scored(tmp_path, 401.0, ["avx512f"]), "unbuilt.json": {"tolerance": 0.1, "scores": {"x": 1}}}}
+    (tmp_path / "expected.yaml").write_text(yaml.safe_dump(doc))
+    _, failed = check_files([tmp_path / "expected.yaml"], tmp_path)
+    assert failed == 1  # the unbuilt file is MISSING
+    report, failed = check_files([tmp_path / "expected.yaml"], tmp_path, present=True)
+    assert failed == 0 and "unbuilt.json" not in report and "--present" in report
