@@ -148,3 +148,14 @@ def test_present_checks_only_what_is_built_and_says_so(tmp_path):
     assert failed == 1  # the unbuilt file is MISSING
     report, failed = check_files([tmp_path / "expected.yaml"], tmp_path, present=True)
     assert failed == 0 and "unbuilt.json" not in report and "--present" in report
+
+
+def test_every_paper_with_headline_claims_checks_them_on_its_headline_table():
+    r1 = lambda v: {"t2i/R@1": v, "i2t/R@1": v}  # noqa: E731
+    (tgdt,) = papers.headline_claims("tgdt")({"TGDT-GL": r1(50.0), "TGDT-G": r1(48.0), "TGDT-L": r1(49.5)})
+    assert tgdt[1] is True and tgdt[3] == 0.5
+    t8 = {f"{row}/{b}": {"rsum": v} for row, b, v in (("ITC", "1K", 400.0), ("+ CUSA", "1K", 403.0),
+                                                       ("ITC", "5K", 300.0), ("+ CUSA", "5K", 299.0))}
+    (cusa,) = papers.headline_claims("cusa")(t8)
+    assert cusa[1] is False and cusa[3] == -1.0  # the smallest gain: 5K's
+    assert papers.headline_claims("aladin") is None  # its Table 1 claim also needs Figure 2's times

@@ -13,6 +13,7 @@ PAPER = Paper(
     name="cusa",
     title="CUSA (Huang et al., AAAI 2024)",
     headline="table8",
+    headline_claims="claims:headline_claims",
     targets=(
         Target("table7", "tables:build_table7"),
         Target("table8", "tables:build_table8"),

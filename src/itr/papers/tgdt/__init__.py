@@ -12,6 +12,7 @@ PAPER = Paper(
     name="tgdt",
     title="Token-Guided Dual Transformer (Liu et al., IEEE TIP 2023)",
     headline="table1",
+    headline_claims="claims:headline_claims",
     targets=(
         Target("table1", "tables:build_table1"),
         Target("table2", "tables:build_table2"),

@@ -55,6 +55,15 @@ def _near_best(by_value: dict[float, float], value: float, name: str) -> tuple[b
     return by_value[value] >= max(by_value.values()) - TOLERANCE, evidence
 
 
+def headline_claims(table: dict) -> list[tuple[str, bool, str, float]]:
+    """Table I's claim from its flat JSON, with its margin (R@1 points of TGDT-GL above the better of G and L; > 0
+    holds): what ``snakemake tgdt_seeds`` checks in every seed (itr.seeds)."""
+    gl, g, local = _r(table["TGDT-GL"]), _r(table["TGDT-G"]), _r(table["TGDT-L"])
+    margin = gl - max(g, local)
+    return [("TGDT-GL beats TGDT-G and TGDT-L (R@1, Table I)", margin > 0,
+             f"GL {gl:.1f}, G {g:.1f}, L {local:.1f}", margin)]
+
+
 def check_claims(tables: dict[str, dict], labels: dict) -> list[tuple[str, bool | None, str]]:
     """(claim, holds or None when not checked, evidence), from the tables' flat JSON keyed by target name."""
     t4 = tables.get("table4")
