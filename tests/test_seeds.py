@@ -30,6 +30,8 @@ def test_a_seed_run_puts_what_the_seed_changes_under_seed_s_and_keeps_the_data()
     plan = papers.plan("rfrs", seeded)
     assert plan.tables["table1"].inputs[0] == "results/metrics/seed2/rfrs/be/shapes/subset100.json"
     assert {v["dataset"] for v in plan.variants.values()} <= set(layout.datasets(PARAMS))  # the same data
+    teachers = [v["image_teacher"] for v in papers.plan("cusa", seeded).variants.values() if "image_teacher" in v]
+    assert teachers and all(t == "features/seed2/shapes/manifest.json" for t in teachers)  # the seed's own detector
 
 
 def test_seed_files_are_the_detector_and_the_main_variants_plain_cells_its_plan_builds():

@@ -96,6 +96,14 @@ def seed_prefix(config: dict) -> str:
     return f"seed{config['seed']}/" if config.get("seed_run") else ""
 
 
+def features_manifest(dataset: str, config: dict) -> str:
+    """The detector store of ``dataset`` in the run ``config`` describes: a seed run's own on generated data
+    (SEEDED_FEATURES), else FEATURES_MANIFEST (real data's features have no seed of ours)."""
+    if config.get("seed_run") and dataset in datasets(config):
+        return SEEDED_FEATURES.format(seed=config["seed"], dataset=dataset)
+    return FEATURES_MANIFEST.format(dataset=dataset)
+
+
 def on_dataset(name: str, config: dict) -> str:
     """A variant's (or table's) name under the configured dataset: unchanged on ShapeCaptions, ``{dataset}/{name}``
     on a real one, so each dataset's models, metrics and tables live side by side; ``seed<s>/`` before it in a

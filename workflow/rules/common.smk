@@ -14,7 +14,7 @@ from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, DETECTOR_HEADLINE, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         SOFTLABEL_COST, TEXT_TEACHER, SEEDED_DETECTOR, SEEDED_DETECTOR_METRICS, SEEDED_FEATURES,
-                        SPREAD_TABLE_STEM, SPREAD_CLAIMS_STEM, SEED_SPREAD, seed_config, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        SPREAD_TABLE_STEM, SPREAD_CLAIMS_STEM, SEED_SPREAD, seed_config, features_manifest, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
@@ -116,8 +116,8 @@ def features_of(dataset, variant=None, kind=None):
     on generated data (SEEDED_FEATURES); "patches" (raw pixels) has no seed."""
     spec = VARIANTS[variant] if variant else {}
     kind = kind or spec.get("features", "regions")
-    if kind == "regions" and "seed" in spec and dataset in DATASETS:
-        return SEEDED_FEATURES.format(seed=spec["seed"], dataset=dataset)
+    if kind == "regions":
+        return features_manifest(dataset, seed_config(config, spec.get("seed", config["seed"])))
     return FEATURE_STORES[kind].format(dataset=dataset)
 
 

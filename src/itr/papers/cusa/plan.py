@@ -28,7 +28,7 @@ Example:
 """
 from __future__ import annotations
 
-from itr.layout import (EVAL_METRICS, FEATURES_MANIFEST, MAIN_DATASET, MODEL, SOFTLABEL_COST, TEXT_TEACHER,
+from itr.layout import (EVAL_METRICS, MAIN_DATASET, MODEL, SOFTLABEL_COST, TEXT_TEACHER, features_manifest,
                         TRAIN_HISTORY, UNIMODAL_METRICS, main_dataset, on_dataset, table_stem)
 from itr.papers import Plan, TableSpec
 from itr.protocols import EXTENDED
@@ -100,7 +100,7 @@ def plan(config: dict) -> Plan:
         s = {**section, **overrides}
         reads_file = (s["alpha"] > 0 or s["beta"] > 0) and s["teacher_features"] == "disk"
         teaches = s["alpha"] > 0 or s["beta"] > 0
-        pixels = {"features": "patches", **({"image_teacher": FEATURES_MANIFEST.format(dataset=data)} if teaches else {})}
+        pixels = {"features": "patches", **({"image_teacher": features_manifest(data, config)} if teaches else {})}
         variants[on_dataset(variant_name(name), config)] = {
             "dataset": data, "overrides": overrides, "models": [METHOD], "eval_teacher": teacher,
             **({"teacher": teacher} if reads_file else {}), **(pixels if s["image_tower"] == "pixels" else {})}
