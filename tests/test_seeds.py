@@ -114,6 +114,7 @@ def test_exact_mode_on_the_reference_machine_statistical_on_another_both_ways(tm
     assert (row["mode"], row["status"]) == ("exact", "FAIL")  # 1 point off on the reference machine: not reproduced
     row = check(_scored(tmp_path, 401.0, avx512), tmp_path, REFERENCE, k=3)[0]
     assert (row["mode"], row["status"], row["tolerance"]) == ("statistical", "OK", 4.2426)  # 3 * sqrt(2) * 1.0
+    assert row["machine"] == "? [avx avx2 fma avx512f] cpu"  # the machine it was measured on, named
     assert check(_scored(tmp_path, 395.0, avx512), tmp_path, REFERENCE, k=3)[0]["status"] == "FAIL"  # too low
     assert check(_scored(tmp_path, 405.0, avx512), tmp_path, REFERENCE, k=3)[0]["status"] == "FAIL"  # too high
     no_spread = {"m.json": {"tolerance": 0.05, "scores": {"rsum": 400.0}}}

@@ -40,13 +40,21 @@ def exact_mode(machine: dict | None, reference: dict | None) -> bool:
     return bool(machine) and all(machine.get(key) == value for key, value in reference.items())
 
 
+def describe(machine: dict | None) -> str:
+    """A recorded machine in a few words (CPU model, ISA features, device), or why there is none."""
+    if not machine:
+        return "not recorded"
+    return f"{machine.get('cpu', '?')} [{' '.join(machine.get('isa', []))}] {machine.get('device', '')}".strip()
+
+
 def check(expected: dict, root: str | Path = ".", reference: dict | None = None, k: float | None = None) -> list[dict]:
     """One row per (file, metric): expected, got, difference, tolerance, mode and OK / FAIL / MISSING / NO SPREAD."""
     rows = []
     for rel, spec in expected.items():
         path = Path(root) / rel
         got_all = json.loads(path.read_text()) if path.exists() else None
-        exact = exact_mode((got_all or {}).get("machine"), reference)
+        machine = (got_all or {}).get("machine")
+        exact = exact_mode(machine, reference)
         for name, want in spec["scores"].items():
             got = None if got_all is None else got_all.get("metrics", got_all).get(name)
             std = spec.get("spread", {}).get(name)
@@ -60,7 +68,8 @@ def check(expected: dict, root: str | Path = ".", reference: dict | None = None,
             rows.append({"file": rel, "metric": name, "expected": want, "got": got,
                          "diff": None if got is None else round(got - want, 4),
                          "tolerance": None if tol is None else round(tol, 4),
-                         "mode": "exact" if exact else "statistical", "status": status})
+                         "mode": "exact" if exact else "statistical", "machine": describe(machine),
+                         "status": status})
     return rows
 
 
