@@ -14,7 +14,7 @@ from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, DETECTOR_HEADLINE, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
                         SOFTLABEL_COST, TEXT_TEACHER, SEEDED_DETECTOR, SEEDED_DETECTOR_METRICS, SEEDED_FEATURES,
-                        SPREAD_TABLE_STEM, SPREAD_CLAIMS_STEM, SEED_SPREAD, seed_config, features_manifest, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
+                        seed_config, features_manifest, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
 from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
 from itr.manifest import content_digest, files_identity
@@ -314,30 +314,6 @@ HEADLINES = {name: files for name, plan in PAPER_PLANS.items() if (files := pape
 # Every paper's retrieval galleries (itr.papers.gallery_specs; their files are in the plans' extra_outputs): stem -> spec
 GALLERIES = {stem: spec for name, plan in PAPER_PLANS.items()
              for stem, spec in papers.gallery_specs(name, plan, config).items()}
-
-
-# Each paper's headline table over params `seeds` (snakemake <paper>_seeds): paper -> seed -> the table's JSON in
-# that seed's run; the TableSpec of each seed run's table; and what <paper>_seeds builds (itr.seeds).
-SEEDS = {name: {s: papers.seed_table(name, config, s) for s in config["seeds"]} for name in papers.PAPERS
-         if papers.load(name).headline in PAPER_PLANS[name].tables}
-SEED_TABLES = {(name, s): plan.tables[papers.load(name).headline] for (name, s), plan in SEED_PLANS.items()
-               if name in SEEDS}
-SEED_TABLE_STEM = table_stem("{paper}", "{target}", seed_config(config, "{seed}"))  # results/tables/seed{seed}/...
-
-
-def seed_scores(paper):
-    """seed -> each expected-score file the seed runs re-measure (itr.papers.seed_files) -> that seed's copy."""
-    return {s: papers.seed_files(paper, PAPER_PLANS[paper], config, s) for s in config["seeds"]}
-
-
-def seed_outputs(paper):
-    """What snakemake <paper>_seeds builds: the headline table over every seed, the claims over seeds (when the paper
-    declares headline claims), and every expected score's spread."""
-    spread = on_data(SPREAD_TABLE_STEM, config).format(paper=paper, target=papers.load(paper).headline)
-    claims = on_data(SPREAD_CLAIMS_STEM, config).format(paper=paper) if papers.headline_claims(paper) else None
-    return {"table": [f"{spread}.{ext}" for ext in TABLE_FORMATS],
-            "claims": [f"{claims}.{ext}" for ext in TABLE_FORMATS] if claims else [],
-            "spread": on_data(SEED_SPREAD, config).format(paper=paper)}
 
 
 def seeds_unavailable(paper):

@@ -58,68 +58,6 @@ rule extract_features:
         " --config {params.cfg} --out $(dirname {output}) --threads {threads} > {log} 2>&1"
 
 
-# A seed run's detector and its features (snakemake <paper>_seeds; itr.layout.seed_config): the same command with
-# that seed, its files under seed<s>/. The data stays params seed's: the seed draws the method, not the benchmark.
-rule train_detector_seeded:
-    input:
-        DATASET_MANIFEST.format(dataset=DATASET),
-    output:
-        model=SEEDED_DETECTOR.replace("{dataset}", DATASET),
-        metrics=SEEDED_DETECTOR_METRICS.replace("{dataset}", DATASET),
-    wildcard_constraints:
-        seed=r"\d+",
-    params:
-        code=CODE["train_detector"],
-        upstream=upstream(DATASET_MANIFEST.format(dataset=DATASET)),
-        cfg=lambda wc: section("detector", seed=int(wc.seed)),
-        tracking=section("tracking"),
-        state=f"models/seed{{seed}}/detector/.state/{DATASET}",
-        run_name=f"train_detector/seed={{seed}}/dataset={DATASET}",
-    conda:
-        ITR_ENV
-    log:
-        "logs/train_detector/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/train_detector/seed{seed}.tsv"
-    threads: workflow.cores
-    resources:
-        mem_mb=6000,
-        gpu=1,
-    shell:
-        "itr detector train --data $(dirname {input}) --config {params.cfg} --out {output.model}"
-        " --metrics {output.metrics} --state-dir {params.state} --threads {threads}"
-        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
-
-
-rule extract_features_seeded:
-    input:
-        data=DATASET_MANIFEST,
-        detector=SEEDED_DETECTOR.replace("{dataset}", DATASET),
-    output:
-        SEEDED_FEATURES,
-    wildcard_constraints:
-        dataset="|".join(DATASETS),
-        seed=r"\d+",
-    params:
-        code=CODE["extract_features"],
-        upstream=upstream(lambda wc: [DATASET_MANIFEST.format(dataset=wc.dataset),
-                                      SEEDED_DETECTOR.format(seed=wc.seed, dataset=DATASET)]),
-        cfg=section("features"),
-    conda:
-        ITR_ENV
-    log:
-        "logs/extract_features/seed{seed}/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/extract_features/seed{seed}/{dataset}.tsv"
-    threads: workflow.cores
-    resources:
-        mem_mb=6000,
-        gpu=1,
-    shell:
-        "itr features extract --data $(dirname {input.data}) --detector {input.detector}"
-        " --config {params.cfg} --out $(dirname {output}) --threads {threads} > {log} 2>&1"
-
-
 # Raw-pixel patches of every image of a generated dataset, for a student whose image tower has no detector (CUSA's
 # student (b), softlabel.image_tower: pixels). Nothing is learnt: only the patch size is read.
 rule patch_features:

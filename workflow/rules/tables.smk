@@ -154,68 +154,6 @@ for _paper, _files in HEADLINES.items():  # one job per paper (outputs are its o
             "itr headline --cells {input} --out {output} > {log} 2>&1"
 
 
-# A seed run's headline table (snakemake <paper>_seeds): the paper's builder over that run's cells.
-rule seed_table:
-    input:
-        lambda wc: SEED_TABLES[(wc.paper, int(wc.seed))].inputs,
-    output:
-        [f"{SEED_TABLE_STEM}.{ext}" for ext in TABLE_FORMATS],
-    wildcard_constraints:
-        paper="|".join(SEEDS),
-        target="|".join(sorted({papers.load(name).headline for name in SEEDS})),
-        seed=r"\d+",
-    params:
-        code=lambda wc: TABLE_CODE[wc.paper],
-        upstream=upstream(lambda wc: SEED_TABLES[(wc.paper, int(wc.seed))].inputs),
-        spec=lambda wc: shlex.quote(json.dumps(SEED_TABLES[(wc.paper, int(wc.seed))].spec(), sort_keys=True)),
-        out=lambda wc, output: os.path.splitext(output[0])[0],
-    conda:
-        ITR_ENV
-    log:
-        "logs/table/seed{seed}/{paper}_{target}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    shell:
-        "itr table {wildcards.paper} {wildcards.target} --inputs {input} --spec {params.spec} --out {params.out}"
-        " > {log} 2>&1"
-
-
-# A paper's headline table over params `seeds`: mean ± std per cell, each claim's verdict per seed ("undecided" when
-# they disagree), and every expected score's spread (what check_scores' statistical mode is derived from).
-for _paper, _tables in SEEDS.items():  # one job per paper
-
-    rule:
-        name:
-            f"seed_spread_{_paper}"
-        input:
-            tables=list(_tables.values()),
-            scores=sorted({f for files in seed_scores(_paper).values() for f in files.values()}),
-        output:
-            **{k: v for k, v in seed_outputs(_paper).items() if v},
-        params:
-            code=CODE["seed_spread"],
-            paper=_paper,
-            upstream=upstream(lambda wc, p=_paper: [*SEEDS[p].values(),
-                                                    *sorted({f for fs in seed_scores(p).values() for f in fs.values()})]),
-            tables=" ".join(f"{s}={t}" for s, t in _tables.items()),
-            scores=shlex.quote(json.dumps(seed_scores(_paper), sort_keys=True)),
-            out_table=lambda wc, output: os.path.splitext(output.table[0])[0],
-            claims=lambda wc, output: (f"--out-claims {os.path.splitext(output.claims[0])[0]}"
-                                       if "claims" in output.keys() else ""),
-        localrule: True
-        conda:
-            ITR_ENV
-        log:
-            f"logs/seeds/{_paper}.log",
-        threads: 1
-        resources:
-            mem_mb=1000,
-        shell:
-            "itr seeds --paper {params.paper} --tables {params.tables} --scores {params.scores}"
-            " --out-table {params.out_table} {params.claims} --out-spread {output.spread} > {log} 2>&1"
-
-
 rule check_scores:
     input:
         expected=list(EXPECTED.values()),

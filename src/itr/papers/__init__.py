@@ -253,6 +253,17 @@ def seed_table(name: str, config: dict, seed: int) -> str:
     return f"{layout.table_stem(name, load(name).headline, layout.seed_config(config, seed))}.json"
 
 
+def seed_outputs(name: str, config: dict) -> dict:
+    """What ``snakemake <paper>_seeds`` builds (itr.seeds): the headline table over params ``seeds`` ("table": its
+    files), the claims over seeds ("claims": their files; none when the paper declares no headline_claims) and
+    every expected score's spread ("spread": one JSON)."""
+    spread = layout.on_data(layout.SPREAD_TABLE_STEM, config).format(paper=name, target=load(name).headline)
+    claims = layout.on_data(layout.SPREAD_CLAIMS_STEM, config).format(paper=name)
+    return {"table": [f"{spread}.{ext}" for ext in layout.TABLE_FORMATS],
+            "claims": [f"{claims}.{ext}" for ext in layout.TABLE_FORMATS] if load(name).headline_claims else [],
+            "spread": layout.on_data(layout.SEED_SPREAD, config).format(paper=name)}
+
+
 def headline_claims(name: str) -> Callable | None:
     """The function checking the paper's headline claims in one table (Paper.headline_claims), or None."""
     if not load(name).headline_claims:

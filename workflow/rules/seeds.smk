@@ -1,0 +1,141 @@
+# Seeds as a DAG axis (snakemake <paper>_seeds): each paper's headline table with every seed of params `seeds`.
+# The run with params `seed` is the ordinary build; another seed's run (itr.layout.seed_config; its plans and variants
+# are merged in common.smk as SEED_PLANS) trains its own detector and every model after it, under seed<s>/, on the
+# same data. Then the table over seeds, each claim's verdict per seed and every expected score's spread (itr.seeds).
+
+# Each paper's headline table over params `seeds` (snakemake <paper>_seeds): paper -> seed -> the table's JSON in
+# that seed's run; the TableSpec of each seed run's table.
+SEEDS = {name: {s: papers.seed_table(name, config, s) for s in config["seeds"]} for name in papers.PAPERS
+         if papers.load(name).headline in PAPER_PLANS[name].tables}
+SEED_TABLES = {(name, s): plan.tables[papers.load(name).headline] for (name, s), plan in SEED_PLANS.items()
+               if name in SEEDS}
+SEED_TABLE_STEM = table_stem("{paper}", "{target}", seed_config(config, "{seed}"))  # results/tables/seed{seed}/...
+
+
+SEED_SCORES = {name: {s: papers.seed_files(name, PAPER_PLANS[name], config, s) for s in config["seeds"]}
+               for name in SEEDS}  # seed -> each expected-score file a seed run re-measures -> that seed's copy
+SEED_OUTPUTS = {name: papers.seed_outputs(name, config) for name in SEEDS}  # what <paper>_seeds builds
+
+
+# A seed run's detector and its features (snakemake <paper>_seeds; itr.layout.seed_config): the same command with
+# that seed, its files under seed<s>/. The data stays params seed's: the seed draws the method, not the benchmark.
+rule train_detector_seeded:
+    input:
+        DATASET_MANIFEST.format(dataset=DATASET),
+    output:
+        model=SEEDED_DETECTOR.replace("{dataset}", DATASET),
+        metrics=SEEDED_DETECTOR_METRICS.replace("{dataset}", DATASET),
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        code=CODE["train_detector"],
+        upstream=upstream(DATASET_MANIFEST.format(dataset=DATASET)),
+        cfg=lambda wc: section("detector", seed=int(wc.seed)),
+        tracking=section("tracking"),
+        state=f"models/seed{{seed}}/detector/.state/{DATASET}",
+        run_name=f"train_detector/seed={{seed}}/dataset={DATASET}",
+    conda:
+        ITR_ENV
+    log:
+        "logs/train_detector/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train_detector/seed{seed}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        gpu=1,
+    shell:
+        "itr detector train --data $(dirname {input}) --config {params.cfg} --out {output.model}"
+        " --metrics {output.metrics} --state-dir {params.state} --threads {threads}"
+        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
+
+
+rule extract_features_seeded:
+    input:
+        data=DATASET_MANIFEST,
+        detector=SEEDED_DETECTOR.replace("{dataset}", DATASET),
+    output:
+        SEEDED_FEATURES,
+    wildcard_constraints:
+        dataset="|".join(DATASETS),
+        seed=r"\d+",
+    params:
+        code=CODE["extract_features"],
+        upstream=upstream(lambda wc: [DATASET_MANIFEST.format(dataset=wc.dataset),
+                                      SEEDED_DETECTOR.format(seed=wc.seed, dataset=DATASET)]),
+        cfg=section("features"),
+    conda:
+        ITR_ENV
+    log:
+        "logs/extract_features/seed{seed}/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/extract_features/seed{seed}/{dataset}.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        gpu=1,
+    shell:
+        "itr features extract --data $(dirname {input.data}) --detector {input.detector}"
+        " --config {params.cfg} --out $(dirname {output}) --threads {threads} > {log} 2>&1"
+
+
+# A seed run's headline table (snakemake <paper>_seeds): the paper's builder over that run's cells.
+rule seed_table:
+    input:
+        lambda wc: SEED_TABLES[(wc.paper, int(wc.seed))].inputs,
+    output:
+        [f"{SEED_TABLE_STEM}.{ext}" for ext in TABLE_FORMATS],
+    wildcard_constraints:
+        paper="|".join(SEEDS),
+        target="|".join(sorted({papers.load(name).headline for name in SEEDS})),
+        seed=r"\d+",
+    params:
+        code=lambda wc: TABLE_CODE[wc.paper],
+        upstream=upstream(lambda wc: SEED_TABLES[(wc.paper, int(wc.seed))].inputs),
+        spec=lambda wc: shlex.quote(json.dumps(SEED_TABLES[(wc.paper, int(wc.seed))].spec(), sort_keys=True)),
+        out=lambda wc, output: os.path.splitext(output[0])[0],
+    conda:
+        ITR_ENV
+    log:
+        "logs/table/seed{seed}/{paper}_{target}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "itr table {wildcards.paper} {wildcards.target} --inputs {input} --spec {params.spec} --out {params.out}"
+        " > {log} 2>&1"
+
+
+# A paper's headline table over params `seeds`: mean ± std per cell, each claim's verdict per seed ("undecided" when
+# they disagree), and every expected score's spread (what check_scores' statistical mode is derived from).
+for _paper, _tables in SEEDS.items():  # one job per paper
+
+    rule:
+        name:
+            f"seed_spread_{_paper}"
+        input:
+            tables=list(_tables.values()),
+            scores=sorted({f for files in SEED_SCORES[_paper].values() for f in files.values()}),
+        output:
+            **{k: v for k, v in SEED_OUTPUTS[_paper].items() if v},
+        params:
+            code=CODE["seed_spread"],
+            paper=_paper,
+            upstream=upstream(lambda wc, p=_paper: [*SEEDS[p].values(),
+                                                    *sorted({f for fs in SEED_SCORES[p].values() for f in fs.values()})]),
+            tables=" ".join(f"{s}={t}" for s, t in _tables.items()),
+            scores=shlex.quote(json.dumps(SEED_SCORES[_paper], sort_keys=True)),
+            out_table=lambda wc, output: os.path.splitext(output.table[0])[0],
+            claims=lambda wc, output: (f"--out-claims {os.path.splitext(output.claims[0])[0]}"
+                                       if "claims" in output.keys() else ""),
+        localrule: True
+        conda:
+            ITR_ENV
+        log:
+            f"logs/seeds/{_paper}.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+        shell:
+            "itr seeds --paper {params.paper} --tables {params.tables} --scores {params.scores}"
+            " --out-table {params.out_table} {params.claims} --out-spread {output.spread} > {log} 2>&1"
