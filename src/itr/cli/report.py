@@ -142,7 +142,8 @@ def check_scores(args) -> int:
     report, failed = check_files(args.expected, args.root, args.out, args.present)
     print(report)
     if failed:
-        print(f"itr: {failed} score(s) outside their tolerance or missing; see {' '.join(args.expected)}",
+        print(f"itr: {failed} score(s) outside their tolerance, missing, or with no measured seed spread (NO SPREAD: "
+              f"run snakemake <paper>_seeds and record it); see {' '.join(args.expected)}",
               file=sys.stderr)
         return 1
     return 0
