@@ -162,3 +162,19 @@ def test_every_paper_with_headline_claims_checks_them_on_its_headline_table():
     (cusa,) = papers.headline_claims("cusa")(t8)
     assert cusa[1] is False and cusa[3] == -1.0  # the smallest gain: 5K's
     assert papers.headline_claims("aladin") is None  # its Table 1 claim also needs Figure 2's times
+
+
+def test_a_measured_spread_is_recorded_into_the_yaml_keeping_its_comments(tmp_path):
+    path = tmp_path / "expected.yaml"
+    path.write_text("# measured somewhere\nstatistical:\n  k: 3\nexpected:\n  m.json:\n    tolerance: 0.05  # tight\n"
+                    "    scores: {\"rsum\": 400.0}\n  other.json:\n    tolerance: 1\n    scores: {\"x\": 1}\n")
+    spread_json = {"seeds": [0, 1, 2], "scores": {"m.json": {"rsum": {"std": 2.5}, "t2i/R@1": {"std": 1.0}}}}
+    from itr.expected import load_expected, record_spread
+
+    assert record_spread(path, spread_json) == ["m.json"]
+    assert record_spread(path, spread_json) == ["m.json"]  # again: replaced, not added twice
+    text = path.read_text()
+    assert "# measured somewhere" in text and "# tight" in text and text.count("spread:") == 1
+    doc = load_expected(path)
+    assert doc["expected"]["m.json"]["spread"] == {"rsum": 2.5}  # only the metrics the yaml expects
+    assert "spread" not in doc["expected"]["other.json"]

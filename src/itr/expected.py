@@ -100,3 +100,32 @@ def check_files(paths, root=".", report_path=None, present=False) -> tuple[str, 
     if report_path and not failed:
         write_text(report_path, report + "\n")
     return report, failed
+
+
+def record_spread(expected_path: str | Path, spread: dict) -> list[str]:
+    """Write each measured seed std (``spread``: what ``snakemake <paper>_seeds`` writes to results/seeds/<paper>.json)
+    into the expected-scores yaml as its files' ``spread:`` line, for the metrics the yaml expects; comments and the
+    rest of the file stay as they are. Returns the files given a spread."""
+    import re
+
+    from itr.atomic import write_text
+
+    lines = Path(expected_path).read_text().splitlines()
+    expected = load_expected(expected_path)["expected"]
+    n = len(spread["seeds"])
+    done, out, current = [], [], None
+    for line in lines:
+        m = re.match(r"^  (\S[^:]*):\s*$", line)
+        if m:
+            current = m.group(1)
+        if current and re.match(r"^    spread:", line):
+            continue  # replaced below
+        out.append(line)
+        if current in spread["scores"] and re.match(r"^    tolerance:", line):
+            stds = {k: spread["scores"][current][k]["std"] for k in expected[current]["scores"]
+                    if k in spread["scores"][current]}
+            out.append(f"    spread: {json.dumps(stds)}  # seed std, n = {n} (seeds {spread['seeds']})")
+            done.append(current)
+    write_text(expected_path, "\n".join(out) + "\n")
+    return done
+

@@ -23,12 +23,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output path without extension; writes .md .csv .tex .json .html")
     p.set_defaults(func=extended_report)
     _register_figures(sub)
-    p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
-    p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
-    p.add_argument("--root", default=".")
-    p.add_argument("--out", help="write the report here when every score is OK")
-    p.add_argument("--present", action="store_true", help="check only the metrics files already built")
-    p.set_defaults(func=check_scores)
+    _register_checks(sub)
     runs = sub.add_parser("runs", help="MLflow runs").add_subparsers(dest="cmd", required=True)
     p = runs.add_parser("compare", help="finished runs side by side")
     p.add_argument("--uri", default="sqlite:///mlflow.db")
@@ -46,6 +41,17 @@ def register(sub) -> None:
     p.add_argument("--artifacts", nargs="*", default=[], help="table and figure files: the tables/<paper> run's")
     p.add_argument("--out", required=True, help="JSON written when done: the runs' ids")
     p.set_defaults(func=runs_mirror)
+
+
+def _register_checks(sub) -> None:
+    p = sub.add_parser("check-scores", help="compare metrics files with a paper's expected_scores.yaml")
+    p.add_argument("--expected", nargs="+", required=True, help="expected-score files (itr.papers.expected_scores)")
+    p.add_argument("--root", default=".")
+    p.add_argument("--out", help="write the report here when every score is OK")
+    p.add_argument("--present", action="store_true", help="check only the metrics files already built")
+    p.add_argument("--record-spread", metavar="JSON", help="instead of checking, write the seed std of each expected "
+                   "score from this spread (results/seeds/<paper>.json) into the --expected file")
+    p.set_defaults(func=check_scores)
 
 
 def _register_figures(sub) -> None:
@@ -139,6 +145,12 @@ def table(args) -> int:
 def check_scores(args) -> int:
     from itr.expected import check_files
 
+    if args.record_spread:
+        from itr.expected import record_spread
+
+        (path,) = args.expected
+        print(f"{path}: spread recorded for", record_spread(path, json.loads(Path(args.record_spread).read_text())))
+        return 0
     report, failed = check_files(args.expected, args.root, args.out, args.present)
     print(report)
     if failed:
