@@ -76,5 +76,7 @@ def test_the_cc_entry_of_params_imports_through_img2dataset():
     args = sources.import_args("cc", cc)
     assert args.startswith("--format url-list --annotations raw/cc/Validation_GCC-1.1.0-Validation.tsv --split test")
     assert '"threads": 16' in args and "--images" not in args
+    with pytest.raises(InputError, match="url_list: {split, threads, timeout, retries}"):
+        sources.import_args("cc", {**cc, "url_list": None})  # the schema allows null; the import needs the settings
     with pytest.raises(InputError, match="reads its images from files"):
         sources.import_args("coco", {**params["datasets"]["coco"], "images": []})

@@ -35,7 +35,8 @@ def register(sub) -> None:
                    help="the folder the images were extracted to (karpathy: repeat for several, searched in order; "
                         "url-list: none, img2dataset fetches them into <out>/images)")
     p.add_argument("--split", default="test", help="url-list: the split its images form")
-    p.add_argument("--downloader", default="{}", help="url-list: JSON of img2dataset's threads, timeout, retries")
+    p.add_argument("--downloader", default="{}",
+                   help="url-list: JSON of img2dataset's threads, timeout, retries (params datasets.<name>.url_list)")
     p.add_argument("--out", required=True, help="data/NAME")
     p.add_argument("--restval", choices=["train", "drop"], default="train", help="karpathy: COCO's restval images")
     p.add_argument("--test-split", default="test_2016_flickr", help="multi30k: which test set is 'test'")
@@ -111,12 +112,11 @@ def import_dataset(args) -> int:
     if args.format == "url-list":
         import json
 
-        from itr.data.urllist import DOWNLOADER_DEFAULTS, import_url_list
+        from itr.data.urllist import import_url_list
 
         if args.images:
             raise InputError("--format url-list takes no --images: img2dataset fetches them into <out>/images")
-        summary = import_url_list(args.annotations, args.out, split=args.split,
-                                  **{**DOWNLOADER_DEFAULTS, **json.loads(args.downloader)})
+        summary = import_url_list(args.annotations, args.out, split=args.split, **json.loads(args.downloader))
     elif not args.images:
         raise InputError(f"--format {args.format} reads the images from --images (the folder they were extracted to)")
     elif args.format == "karpathy":

@@ -104,7 +104,7 @@ def import_args(dataset: str, entry: dict) -> str:
     annotations, *images = (resolve(dataset, entry, ref) for ref in import_refs(entry))
     args = ["--format", entry["format"], "--annotations", annotations]
     if entry["format"] == "url-list":
-        if images or "url_list" not in entry:
+        if images or not entry.get("url_list"):
             raise InputError(f"datasets.{dataset}: format url-list fetches its images itself: set images: [] and "
                              "url_list: {split, threads, timeout, retries}")
         settings = dict(entry["url_list"])

@@ -20,9 +20,6 @@ from pathlib import Path
 from itr.data.dataset import DatasetError, write_dataset
 from itr.data.importers import image_row
 
-DOWNLOADER_DEFAULTS = {"threads": 16, "timeout": 10, "retries": 2}
-
-
 def read_url_list(path: str | Path) -> list[tuple[str, str]]:
     """(caption, url) per line of a Conceptual Captions TSV; a line without both fails naming its number."""
     rows = []
