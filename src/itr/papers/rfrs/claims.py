@@ -23,8 +23,13 @@ def _r(row: dict, k: int) -> float:
     return (row[f"t2i/R@{k}"] + row[f"i2t/R@{k}"]) / 2
 
 
+def _margin(a: float, b: float) -> float:
+    """How far ``a`` is past "matches ``b``" (at most TOLERANCE below it), in points: >= 0 when it matches."""
+    return a - (b - TOLERANCE)
+
+
 def _matches(a: float, b: float) -> bool:
-    return a >= b - TOLERANCE
+    return _margin(a, b) >= 0
 
 
 def _claims_table1(t: dict) -> list[tuple[str, bool, str, float]]:
@@ -34,8 +39,8 @@ def _claims_table1(t: dict) -> list[tuple[str, bool, str, float]]:
     jbe, jce = t["JOINT+BE"], t["JOINT+CE"]
     fmt = lambda name, row, k=1: f"{name} {_r(row, k):.1f}"
 
-    def matches(a, b, k=1):  # margin of "a matches or beats b"
-        return _r(a, k) - (_r(b, k) - TOLERANCE)
+    def matches(a, b, k=1):  # margin of "row a matches or beats row b" at R@k
+        return _margin(_r(a, k), _r(b, k))
 
     lags = (_r(ce, 1) - TOLERANCE) - _r(be, 1)  # margin of "BE lags CE": > 0 when more than TOLERANCE below
     joint_both = min(matches(jbe, be), matches(jce, ce))
