@@ -36,14 +36,14 @@ def test_a_seed_run_puts_what_the_seed_changes_under_seed_s_and_keeps_the_data()
 
 def test_seed_files_are_the_detector_and_the_main_variants_plain_cells_its_plan_builds():
     plan = papers.plan("rfrs", PARAMS)
-    files = papers.seed_files("rfrs", plan, PARAMS, 1)
+    files = papers.seed_files("rfrs", plan, PARAMS)[1]
     assert files["results/metrics/detector/shapes.json"] == "results/metrics/seed1/detector/shapes.json"
     assert files["results/metrics/rfrs/be/shapes/full.json"] == "results/metrics/seed1/rfrs/be/shapes/full.json"
     assert all(k.startswith(("results/metrics/detector/", "results/metrics/rfrs/")) for k in files)
-    assert papers.seed_files("rfrs", plan, PARAMS, PARAMS["seed"])["results/metrics/detector/shapes.json"] == \
+    assert papers.seed_files("rfrs", plan, PARAMS)[PARAMS["seed"]]["results/metrics/detector/shapes.json"] == \
         "results/metrics/detector/shapes.json"
     # TGDT's k-variants are sweep files, not plain cells: a seed run does not re-measure them
-    assert not any("k=" in f for f in papers.seed_files("tgdt", papers.plan("tgdt", PARAMS), PARAMS, 1))
+    assert not any("k=" in f for f in papers.seed_files("tgdt", papers.plan("tgdt", PARAMS), PARAMS)[1])
 
 
 def test_spread_is_mean_and_sample_std_and_tables_must_agree_in_shape():

@@ -55,11 +55,11 @@ GENERATED_USED = [d for d in USED_DATASETS if d in DATASETS]
 
 # Runs with the other seeds of params `seeds` (snakemake <paper>_seeds; itr.layout.seed_config): each paper's plan
 # under that seed, whose variants (seed<s>/<variant>) read a detector trained with that seed. Their variants join
-# VARIANTS (the rules' lookup) with their "seed"; PLANNED_VARIANTS, the layers' lists, leave them out.
+# VARIANTS (the rules' lookup) with the seed among their overrides; PLANNED_VARIANTS, the layers' lists, leave them out.
 SEED_PLANS = {(name, s): papers.plan(name, seed_config(config, s)) for name in papers.PAPERS
               if papers.load(name).headline for s in config["seeds"] if s != config["seed"]}
 PLANNED_VARIANTS = merged("variants")
-VARIANTS = {**PLANNED_VARIANTS, **{v: {**spec, "seed": s, "overrides": {**spec["overrides"], "seed": s}}
+VARIANTS = {**PLANNED_VARIANTS, **{v: {**spec, "overrides": {**spec["overrides"], "seed": s}}
                                    for (_, s), plan in SEED_PLANS.items() for v, spec in plan.variants.items()}}
 COLLECTIONS = merged("collections")
 EMBEDDING_MODEL = merged("embedding_rows")  # rows that rank by embedding similarity alone -> model
@@ -117,7 +117,7 @@ def features_of(dataset, variant=None, kind=None):
     spec = VARIANTS[variant] if variant else {}
     kind = kind or spec.get("features", "regions")
     if kind == "regions":
-        return features_manifest(dataset, seed_config(config, spec.get("seed", config["seed"])))
+        return features_manifest(dataset, seed_config(config, spec.get("overrides", {}).get("seed", config["seed"])))
     return FEATURE_STORES[kind].format(dataset=dataset)
 
 

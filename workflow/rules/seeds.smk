@@ -12,8 +12,8 @@ SEED_TABLES = {(name, s): plan.tables[papers.load(name).headline] for (name, s),
 SEED_TABLE_STEM = table_stem("{paper}", "{target}", seed_config(config, "{seed}"))  # results/tables/seed{seed}/...
 
 
-SEED_SCORES = {name: {s: papers.seed_files(name, PAPER_PLANS[name], config, s) for s in config["seeds"]}
-               for name in SEEDS}  # seed -> each expected-score file a seed run re-measures -> that seed's copy
+# seed -> each expected-score file a seed run re-measures -> that seed's copy
+SEED_SCORES = {name: papers.seed_files(name, PAPER_PLANS[name], config) for name in SEEDS}
 SEED_OUTPUTS = {name: papers.seed_outputs(name, config) for name in SEEDS}  # what <paper>_seeds builds
 
 

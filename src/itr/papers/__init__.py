@@ -22,10 +22,7 @@ import dataclasses
 import importlib
 import re
 from importlib import resources
-from pathlib import Path
 from typing import Callable
-
-import yaml
 
 from itr import layout
 from itr.config import ConfigError
@@ -235,17 +232,20 @@ def gallery_specs(name: str, result: Plan, config: dict) -> dict[str, dict]:
     return specs
 
 
-def seed_files(name: str, result: Plan, config: dict, seed: int) -> dict[str, str]:
-    """What a seed run re-measures of a paper's expected scores (snakemake <paper>_seeds): the detector's, and each
-    plain cell of the paper's main variant that its plan ``result`` builds -> the seed run's copy
-    (itr.layout.seed_config; the same file for params seed)."""
+def seed_files(name: str, result: Plan, config: dict) -> dict[int, dict[str, str]]:
+    """What the seed runs re-measure of a paper's expected scores (snakemake <paper>_seeds), for each seed of params
+    ``seeds``: the detector's file, and each plain cell of the paper's main variant that its plan ``result`` builds
+    -> that seed's copy (itr.layout.seed_config; the same file for params seed)."""
+    from itr.expected import load_expected
+
     main = re.escape(layout.on_dataset(name, config))
     plain = re.compile(rf"results/metrics/(detector/[^/]+|{main}/[^/]+/[^/]+/[^/]+)\.json")
     built = {f for spec in result.tables.values() for f in spec.inputs} | set(result.extra_outputs)
-    prefix = layout.seed_prefix(layout.seed_config(config, seed))
-    expected = yaml.safe_load(Path(expected_scores(name)).read_text())["expected"]
-    return {f: f.replace("results/metrics/", f"results/metrics/{prefix}", 1) for f in expected
-            if plain.fullmatch(f) and (f in built or f.startswith("results/metrics/detector/"))}
+    files = [f for f in load_expected(expected_scores(name))["expected"]
+             if plain.fullmatch(f) and (f in built or f.startswith("results/metrics/detector/"))]
+    prefixes = {s: layout.seed_prefix(layout.seed_config(config, s)) for s in config["seeds"]}
+    return {s: {f: f.replace("results/metrics/", f"results/metrics/{prefix}", 1) for f in files}
+            for s, prefix in prefixes.items()}
 
 
 def seed_table(name: str, config: dict, seed: int) -> str:
