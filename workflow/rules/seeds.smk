@@ -19,38 +19,23 @@ SEED_OUTPUTS = {name: papers.seed_outputs(name, config) for name in SEEDS}  # wh
 
 # A seed run's detector and its features (snakemake <paper>_seeds; itr.layout.seed_config): the same command with
 # that seed, its files under seed<s>/. The data stays params seed's: the seed draws the method, not the benchmark.
-rule train_detector_seeded:
-    input:
-        DATASET_MANIFEST.format(dataset=DATASET),
+use rule train_detector as train_detector_seeded with:
     output:
         model=SEEDED_DETECTOR.replace("{dataset}", DATASET),
         metrics=SEEDED_DETECTOR_METRICS.replace("{dataset}", DATASET),
     wildcard_constraints:
         seed=r"\d+",
     params:
-        code=CODE["train_detector"],
-        upstream=upstream(DATASET_MANIFEST.format(dataset=DATASET)),
         cfg=lambda wc: section("detector", seed=int(wc.seed)),
-        tracking=section("tracking"),
         state=f"models/seed{{seed}}/detector/.state/{DATASET}",
         run_name=f"train_detector/seed={{seed}}/dataset={DATASET}",
-    conda:
-        ITR_ENV
     log:
         "logs/train_detector/seed{seed}.log",
     benchmark:
         "logs/benchmarks/train_detector/seed{seed}.tsv"
-    threads: workflow.cores
-    resources:
-        mem_mb=6000,
-        gpu=1,
-    shell:
-        "itr detector train --data $(dirname {input}) --config {params.cfg} --out {output.model}"
-        " --metrics {output.metrics} --state-dir {params.state} --threads {threads}"
-        " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
-rule extract_features_seeded:
+use rule extract_features as extract_features_seeded with:
     input:
         data=DATASET_MANIFEST,
         detector=SEEDED_DETECTOR.replace("{dataset}", DATASET),
@@ -60,27 +45,16 @@ rule extract_features_seeded:
         dataset="|".join(DATASETS),
         seed=r"\d+",
     params:
-        code=CODE["extract_features"],
         upstream=upstream(lambda wc: [DATASET_MANIFEST.format(dataset=wc.dataset),
                                       SEEDED_DETECTOR.format(seed=wc.seed, dataset=DATASET)]),
-        cfg=section("features"),
-    conda:
-        ITR_ENV
     log:
         "logs/extract_features/seed{seed}/{dataset}.log",
     benchmark:
         "logs/benchmarks/extract_features/seed{seed}/{dataset}.tsv"
-    threads: workflow.cores
-    resources:
-        mem_mb=6000,
-        gpu=1,
-    shell:
-        "itr features extract --data $(dirname {input.data}) --detector {input.detector}"
-        " --config {params.cfg} --out $(dirname {output}) --threads {threads} > {log} 2>&1"
 
 
 # A seed run's headline table (snakemake <paper>_seeds): the paper's builder over that run's cells.
-rule seed_table:
+use rule paper_table as seed_table with:
     input:
         lambda wc: SEED_TABLES[(wc.paper, int(wc.seed))].inputs,
     output:
@@ -90,20 +64,13 @@ rule seed_table:
         target="|".join(sorted({papers.load(name).headline for name in SEEDS})),
         seed=r"\d+",
     params:
-        code=lambda wc: TABLE_CODE[wc.paper],
         upstream=upstream(lambda wc: SEED_TABLES[(wc.paper, int(wc.seed))].inputs),
         spec=lambda wc: shlex.quote(json.dumps(SEED_TABLES[(wc.paper, int(wc.seed))].spec(), sort_keys=True)),
         out=lambda wc, output: os.path.splitext(output[0])[0],
-    conda:
-        ITR_ENV
     log:
         "logs/table/seed{seed}/{paper}_{target}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-    shell:
-        "itr table {wildcards.paper} {wildcards.target} --inputs {input} --spec {params.spec} --out {params.out}"
-        " > {log} 2>&1"
+    benchmark:
+        "logs/benchmarks/table/seed{seed}/{paper}_{target}.tsv"
 
 
 # A paper's headline table over params `seeds`: mean ± std per cell, each claim's verdict per seed ("undecided" when
