@@ -4,12 +4,11 @@ import os
 import re
 import shlex
 
-import yaml
-
 from itr import papers
 from itr.config import SEEDED, TRAIN_METHODS, unread_keys
 from itr.params import section_keys, validate_params
 from itr.data import sources
+from itr.expected import load_expected
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, DETECTOR_HEADLINE, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
@@ -378,7 +377,7 @@ def test_dirs(wc):
 
 # Metrics files with reference scores, per paper (snakemake check_scores builds and compares them).
 EXPECTED = {name: papers.expected_scores(name) for name in papers.PAPERS}
-EXPECTED_FILES = sorted({f for path in EXPECTED.values() for f in yaml.safe_load(open(path))["expected"]})
+EXPECTED_FILES = sorted({f for path in EXPECTED.values() for f in load_expected(path)["expected"]})
 
 
 # Real datasets (rules/sources.smk)
