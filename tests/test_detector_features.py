@@ -86,7 +86,7 @@ def test_extraction_shapes_and_resume_without_recompute(tmp_path, monkeypatch):
     assert not writer.is_done(0, ids[:3]) and writer.is_done(1, ids[3:6])
 
 
-def test_killed_detector_training_resumes_to_identical_weights(tmp_path):
+def test_killed_detector_training_resumes_to_identical_weights(tmp_path, capsys):
     from itr.features.detector import targets_from_scenes, train_detector
 
     shapes.build(ShapesConfig(image_size=64, n_train=8, n_val=2, n_test=1, seed=0), tmp_path / "d")
@@ -106,5 +106,8 @@ def test_killed_detector_training_resumes_to_identical_weights(tmp_path):
     logs = []
     resumed, _ = train_detector(cfg, *args, tmp_path / "killed", torch.device("cpu"), log=logs.append)
     assert any("resuming detector" in line and "epoch 1" in line for line in logs)
+    # the bar shows the epoch's running mean loss; at the epoch's end, the mean the log line gives
+    logged = next(line for line in logs if line.startswith("epoch 1: loss")).split()[-1]
+    assert f"loss={logged}" in capsys.readouterr().err.split("detector epoch 1")[-1]
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name

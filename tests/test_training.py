@@ -73,6 +73,25 @@ def test_training_lowers_the_loss(setup, tmp_path):
     assert losses[-1] < losses[0]
 
 
+def test_the_progress_bar_shows_the_epoch_running_loss(setup, tmp_path, capsys):
+    result, _ = _run(setup, tmp_path / "bar", epochs=1)
+    bar = capsys.readouterr().err  # tqdm's, on stderr (the rule's log)
+    # its last refresh (at the epoch's end) shows the mean over the epoch's steps: the history's train_loss
+    assert f"loss={result['history'][0]['train_loss']:.4f}" in bar.split("be epoch 0")[-1]
+
+
+def test_embedding_shows_a_bar_past_four_batches_only(setup, capsys):
+    from itr.models.encode import embed_images
+
+    bert, store, _ = setup
+    model, _ = load_encoder(str(bert), D)
+    ids = [f"img{i}" for i in range(12)]
+    embed_images(model, store, ids, 3, torch.device("cpu"))  # 4 batches: too short to need one
+    assert "embedding images" not in capsys.readouterr().err
+    vectors = embed_images(model, store, ids, 2, torch.device("cpu"))  # 6 batches
+    assert "embedding images: 100%" in capsys.readouterr().err and vectors.shape[0] == 12
+
+
 def _model_and_sets(setup, match_head):
     bert, store, frame = setup
     torch.manual_seed(0)

@@ -99,14 +99,18 @@ def train_model(method: str, cfg, model: nn.Module, train: CaptionSet, val: Capt
         orders = [np.random.default_rng([cfg.seed, epoch] + ([n] if n else [])).permutation(len(train))
                   for n in range(len(objectives))]
         t0, losses = time.time(), {o.name: [] for o in objectives}
-        for s in tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}", mininterval=10,
-                      disable=not distributed.is_main()):
+        bar = tqdm(range(steps_per_epoch), desc=f"{method} epoch {epoch}", mininterval=10,
+                   disable=not distributed.is_main())
+        for s in bar:
             step = epoch * steps_per_epoch + s
             for objective, order in zip(objectives, orders):
                 rows = order[s * objective.batch_size:(s + 1) * objective.batch_size]
                 loss = train_step(model, objective, rows, step, opt, cfg.grad_clip, autocast)
                 losses[objective.name].append(distributed.mean(loss))  # the batch's loss under torchrun too
             sched.step()
+            # the epoch's running mean so far (a single batch's loss jumps too much to read); shown at the next refresh
+            bar.set_postfix({_key("loss", o.name, objectives): f"{_mean(losses[o.name]):.4f}" for o in objectives},
+                            refresh=False)
             if track and (s % 10 == 0 or s == steps_per_epoch - 1):
                 track({**{_key("train/loss", o.name, objectives): losses[o.name][-1] for o in objectives},
                        "train/lr": sched.get_last_lr()[0]}, step)

@@ -166,7 +166,8 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
         order = list(range(len(images)))
         random.Random(cfg.seed * 100_003 + epoch).shuffle(order)  # stateless: a resumed run sees the same order
         losses = []
-        for s in tqdm(range(0, len(order), cfg.batch_size), desc=f"detector epoch {epoch}", mininterval=10):
+        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"detector epoch {epoch}", mininterval=10)
+        for s in bar:
             idx = order[s:s + cfg.batch_size]
             loss_dict = model([images[i].to(device) for i in idx],
                               [{k: v.to(device) for k, v in train_targets[i].items()} for i in idx])
@@ -176,6 +177,7 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)  # the epoch's running mean
         sched.step()
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "epoch": epoch, "identity": identity,

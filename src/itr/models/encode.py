@@ -83,12 +83,17 @@ def image_inputs(batch: dict) -> tuple:
     return (*features, batch["tags"]) if "tags" in batch else features
 
 
+def _batches(n: int, size: int, desc: str):
+    """Batch starts 0, size, 2·size, ... below n, with a progress bar (refreshed every 10 s) past four batches."""
+    return tqdm(range(0, n, size), desc=desc, mininterval=10, disable=n <= 4 * size)
+
+
 @torch.no_grad()
 def embed_captions(model, captions: CaptionSet, batch_size: int, device, head: str = "embed_text") -> np.ndarray:
     """(N, H) unit caption embeddings from the model's ``head`` (a soft-label student's ``uni_text`` too)."""
     model.eval()
     out = []
-    for s in range(0, len(captions), batch_size):
+    for s in _batches(len(captions), batch_size, "embedding captions"):
         ids, mask = captions.batch(slice(s, s + batch_size))
         out.append(F.normalize(getattr(model, head)(ids.to(device), mask.to(device)), dim=-1).float().cpu())
     return torch.cat(out).numpy()
@@ -100,7 +105,7 @@ def embed_images(model, store: FeatureStore, image_ids: list[str], batch_size: i
     """(N, H) unit image embeddings from the model's ``head`` (a soft-label student's ``uni_image`` too)."""
     model.eval()
     out = []
-    for s in range(0, len(image_ids), batch_size):
+    for s in _batches(len(image_ids), batch_size, "embedding images"):
         batch = image_batch(store, image_ids[s:s + batch_size], device, reads_tags(model))
         out.append(F.normalize(getattr(model, head)(*image_inputs(batch)), dim=-1).float().cpu())
     return torch.cat(out).numpy()
@@ -119,8 +124,7 @@ def score_pairs(model, captions: CaptionSet, caption_rows: np.ndarray, store: Fe
     if getattr(model, "late_interaction", False):
         return _late_pair_scores(model, captions, caption_rows, store, image_ids, batch_size, device)
     out = []
-    for s in tqdm(range(0, len(caption_rows), batch_size), desc=desc, mininterval=10,
-                  disable=len(caption_rows) <= 4 * batch_size):
+    for s in _batches(len(caption_rows), batch_size, desc):
         ids, mask = captions.batch(caption_rows[s:s + batch_size])
         images = image_batch(store, image_ids[s:s + batch_size], device, reads_tags(model))
         out.append(model.match_logits(ids.to(device), mask.to(device), *image_inputs(images)).float().cpu())
@@ -175,8 +179,7 @@ def _late_pair_scores(model, captions: CaptionSet, caption_rows: np.ndarray, sto
         full = local_score_matrix(model, image, image_local, text, text_local)  # (Ni, Nc)
         return full[torch.from_numpy(image_of), torch.from_numpy(caption_of)].numpy()
     out, step = [], 16 * batch_size
-    for s in tqdm(range(0, len(caption_rows), step), desc="scoring pairs from token sets", mininterval=10,
-                  disable=len(caption_rows) <= 4 * step):
+    for s in _batches(len(caption_rows), step, "scoring pairs from token sets"):
         c, i = caption_of[s:s + step], image_of[s:s + step]
         c, i = torch.from_numpy(c).to(text.device), torch.from_numpy(i).to(image.device)
         out.append(model.pair_scores(image[i], image_local[i], text[c], text_local[c]).float().cpu())
