@@ -139,7 +139,8 @@ def test_rfrs_seeds_is_a_dag_of_seed_runs(tmp_path):
     for seed in (1, 2):
         assert f"--out models/seed{seed}/detector/shapes.pt" in log and f'"seed": {seed}' in log
         assert f"--features $(dirname features/seed{seed}/shapes/manifest.json)" in log
-        assert f"--out models/seed{seed}/rfrs/be.pt" in log
+        (train,) = [line for line in log.splitlines() if f"--out models/seed{seed}/rfrs/be.pt" in line]
+        assert f'"seed": {seed},' in train  # the seed run's model trains with its own seed, not params seed
     assert "results/tables/seeds/rfrs_claims.md" in log and "--out-claims" in log
 
 
@@ -178,3 +179,45 @@ def test_a_measured_spread_is_recorded_into_the_yaml_keeping_its_comments(tmp_pa
     doc = load_expected(path)
     assert doc["expected"]["m.json"]["spread"] == {"rsum": 2.5}  # only the metrics the yaml expects
     assert "spread" not in doc["expected"]["other.json"]
+
+
+def test_recording_a_spread_keeps_what_it_does_not_cover_and_refuses_what_it_cannot_be(tmp_path):
+    from itr.errors import InputError
+    from itr.expected import load_expected, record_spread
+
+    path = tmp_path / "expected.yaml"
+    path.write_text("expected:\n  a.json:  # Table 1\n    tolerance: 0.05\n    spread:\n      rsum: 9.0\n      x: 1.0\n"
+                    "    scores: {\"rsum\": 400.0, \"x\": 1}\n  b.json:\n    tolerance: 1\n    spread: {\"y\": 0.5}\n"
+                    "    scores: {\"y\": 2}\n")
+    assert record_spread(path, {"seeds": [0, 1, 2], "scores": {"a.json": {"rsum": {"std": 2.5}}}}) == ["a.json"]
+    doc = load_expected(path)["expected"]
+    assert doc["a.json"]["spread"] == {"rsum": 2.5, "x": 1.0}  # block style replaced; x not re-measured: kept
+    assert doc["b.json"]["spread"] == {"y": 0.5}  # a file the measurement does not cover keeps its spread
+    assert "# Table 1" in path.read_text() and "x: from an earlier measurement" in path.read_text()
+    with pytest.raises(InputError, match="another paper"):
+        record_spread(path, {"seeds": [0, 1], "scores": {"other.json": {"rsum": {"std": 1.0}}}})
+    with pytest.raises(InputError, match="1 seed"):
+        record_spread(path, {"seeds": [0], "scores": {"a.json": {"rsum": {"std": None}}}})
+
+
+def test_statistical_tolerance_is_never_tighter_than_exact_and_isa_order_is_no_difference(tmp_path):
+    avx512 = ["avx", "avx2", "fma", "avx512f"]
+    agreed = _scored(tmp_path, 400.03, avx512)
+    agreed["m.json"]["spread"] = {"rsum": 0.0}  # every seed gave the same number
+    row = check(agreed, tmp_path, REFERENCE, k=3)[0]
+    assert (row["status"], row["tolerance"]) == ("OK", 0.05)
+    empty = _scored(tmp_path, 400.0, avx512)
+    empty["m.json"]["spread"] = None  # `spread:` left empty in the yaml
+    assert check(empty, tmp_path, REFERENCE, k=3)[0]["status"] == "NO SPREAD"
+    row = check(_scored(tmp_path, 400.01, ["fma", "avx2", "avx"]), tmp_path, REFERENCE, k=3)[0]
+    assert row["mode"] == "exact"  # the reference machine, its features listed in another order
+
+
+def test_a_metric_one_seed_lacks_is_an_error_not_dropped(tmp_path):
+    from itr.seeds import score_spread
+
+    for seed, metrics in ((0, {"rsum": 400.0, "t2i/R@1": 50.0}), (1, {"rsum": 401.0})):
+        (tmp_path / f"{seed}.json").write_text(json.dumps({"metrics": metrics}))
+    with pytest.raises(ValueError, match=r"seed 1.*t2i/R@1"):
+        score_spread({s: {"m.json": tmp_path / f"{s}.json"} for s in (0, 1)})
+    assert spread({0: 1.0})["std"] is None  # one draw: no spread, rather than a spread of 0

@@ -20,10 +20,15 @@ from pathlib import Path
 
 
 def spread(values: dict[int, float]) -> dict:
-    """Mean, sample standard deviation (n - 1; 0 for one value), n, and every seed's value."""
+    """Mean, sample standard deviation (n - 1; None for one value: one draw says nothing of the spread), n, and every
+    seed's value."""
     xs = list(values.values())
-    return {"mean": round(statistics.fmean(xs), 4), "std": round(statistics.stdev(xs), 4) if len(xs) > 1 else 0.0,
+    return {"mean": round(statistics.fmean(xs), 4), "std": round(statistics.stdev(xs), 4) if len(xs) > 1 else None,
             "n": len(xs), "values": {str(seed): v for seed, v in values.items()}}
+
+
+def _std(s: dict) -> str:
+    return "–" if s["std"] is None else f"{s['std']:.2f}"
 
 
 def spread_table(tables: dict[int, dict]) -> dict[str, dict[str, dict]]:
@@ -63,7 +68,7 @@ def claim_rows(checked: dict[int, list[tuple]]) -> list[dict]:
         m = spread(margins) if margins else None
         rows.append({"claim": claim, "verdict": verdict(holds),
                      "holds in": f"{sum(h is True for h in holds)} of {sum(h is not None for h in holds)} seeds",
-                     "margin": f"{m['mean']:+.2f} ± {m['std']:.2f}" if m else "",
+                     "margin": f"{m['mean']:+.2f} ± {_std(m)}" if m else "",
                      "per seed": {str(s): {"holds": h, "evidence": c[2] if c else "", "margin": margins.get(s)}
                                   for (s, c), h in zip(by_seed.items(), holds)}})
     return rows
@@ -77,9 +82,13 @@ def score_spread(files: dict[int, dict[str, Path]]) -> dict[str, dict[str, dict]
     for name in files[seeds[0]] if seeds else []:
         metrics = {s: json.loads(Path(files[s][name]).read_text()) for s in seeds}
         metrics = {s: m.get("metrics", m) for s, m in metrics.items()}
-        common = [k for k, v in metrics[seeds[0]].items()
-                  if isinstance(v, (int, float)) and all(k in metrics[s] for s in seeds)]
-        out[name] = {k: spread({s: float(metrics[s][k]) for s in seeds}) for k in common}
+        numeric = [k for k, v in metrics[seeds[0]].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for s in seeds:  # a metric one seed lacks would drop out of the spread unnoticed
+            lacking = [k for k in numeric if not isinstance(metrics[s].get(k), (int, float))]
+            if lacking:
+                raise ValueError(f"{files[s][name]} (seed {s}) has no number for {lacking}, which seed {seeds[0]}'s "
+                                 f"{name} has; rebuild it (snakemake <paper>_seeds)")
+        out[name] = {k: spread({s: float(metrics[s][k]) for s in seeds}) for k in numeric}
     return out
 
 
@@ -91,7 +100,7 @@ def write_spread_table(spreads: dict, out_stem: Path, caption: str) -> None:
     from itr.tables import write_table
 
     columns = list(dict.fromkeys(col for cols in spreads.values() for col in cols))
-    shown = pd.DataFrame([{"Model": row, **{c: f"{s['mean']:.2f} ± {s['std']:.2f} ({s['n']})" for c, s in cols.items()}}
+    shown = pd.DataFrame([{"Model": row, **{c: f"{s['mean']:.2f} ± {_std(s)} ({s['n']})" for c, s in cols.items()}}
                           for row, cols in spreads.items()], columns=["Model", *columns])
     seeds = list(next(iter(next(iter(spreads.values())).values()))["values"])
     long = pd.DataFrame([{"Model": row, "seed": key, **{c: (s["values"][key] if key in seeds else s[key])
