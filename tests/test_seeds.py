@@ -142,6 +142,9 @@ def test_rfrs_seeds_is_a_dag_of_seed_runs(tmp_path):
         (train,) = [line for line in log.splitlines() if f"--out models/seed{seed}/rfrs/be.pt" in line]
         assert f'"seed": {seed},' in train  # the seed run's model trains with its own seed, not params seed
     assert "results/tables/seeds/rfrs_claims.md" in log and "--out-claims" in log
+    # and MLflow's mirror of it: every seed's cells, the tables over seeds as the run seeds/rfrs
+    assert "output: results/tracking/seeds/rfrs.json" in log and "--tables-run seeds/rfrs" in log
+    assert '"results/metrics/seed2/rfrs/ce/shapes/subset100.json": ["table1", "seeds/table1"]' in log
 
 
 def test_present_checks_only_what_is_built_and_says_so(tmp_path):

@@ -88,3 +88,26 @@ def test_mirroring_cells_makes_one_run_per_new_content(tmp_path):
     cells[0].write_text(cells[0].read_text().replace("99.0", "100.0"))  # back to the first content: a new run
     restored = mirror_cells(cfg, cells, log=lambda _: None)["v/be/shapes/full"]
     assert restored not in (first["v/be/shapes/full"], third["v/be/shapes/full"])
+
+
+def test_a_papers_tables_over_seeds_get_their_own_run_beside_its_tables(tmp_path, monkeypatch):
+    """mirror_paper's tables_run: the seeds/<paper> run holds the tables over seeds; the same files mirrored again
+    find it, and tables/<paper> (same files, other run) is neither reused for it nor replaced by it."""
+    import json
+
+    from itr.mirror import compare_paper, mirror_paper
+
+    monkeypatch.chdir(tmp_path)  # MLflow's artifact root: ./mlruns
+    cfg = TrackingConfig(uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="x")
+    cell = tmp_path / "results/metrics/seed1/v/be/shapes/full.json"
+    cell.parent.mkdir(parents=True)
+    cell.write_text(json.dumps({"method": "be", "protocol": "full", "metrics": {"rsum": 400.0}}))
+    table = tmp_path / "p_table1.md"
+    table.write_text("| a |\n")
+    quiet = {"log": lambda _: None}
+    plain = mirror_paper(cfg, "p", {str(cell): ["table1"]}, [str(table)], **quiet)
+    seeds = mirror_paper(cfg, "p", {str(cell): ["table1", "seeds/table1"]}, [str(table)], tables_run="seeds/p", **quiet)
+    assert seeds["tables"] != plain["tables"]
+    assert mirror_paper(cfg, "p", {str(cell): ["table1"]}, [str(table)], tables_run="seeds/p", **quiet)["tables"] \
+        == seeds["tables"]
+    assert list(compare_paper(cfg, "p", table="seeds/table1")["cell"]) == ["seed1/v/be/shapes/full"]

@@ -33,9 +33,10 @@ def table_tag(target: str) -> str:
 
 
 def mirror_paper(cfg: TrackingConfig, paper: str, cell_tables: dict[str, list[str]], artifacts: list[str],
-                 log=print) -> dict:
+                 log=print, tables_run: str | None = None) -> dict:
     """Mirror a paper's cells (path -> the tables that read it) and its table files into its experiment.
-    Returns {"cells": {run name: run id}, "tables": the table-building run's id}."""
+    ``tables_run``: the name of the run holding the table files (``tables/<paper>``; ``seeds/<paper>`` for its
+    tables over seeds). Returns {"cells": {run name: run id}, "tables": the table-building run's id}."""
     from mlflow.tracking import MlflowClient
 
     from itr.manifest import content_digest, file_digest
@@ -44,6 +45,7 @@ def mirror_paper(cfg: TrackingConfig, paper: str, cell_tables: dict[str, list[st
         raise ValueError(f"no metrics files of {paper} to mirror")
     runs = mirror_cells(paper_experiment(cfg, paper), [Path(c) for c in cell_tables], log=log)
     digest = content_digest({str(a): file_digest(a) for a in artifacts})
+    tables_run = tables_run or f"tables/{paper}"
     with store_lock(cfg.uri):
         client = MlflowClient(tracking_uri=cfg.uri)
         for path, tables in cell_tables.items():
@@ -51,12 +53,12 @@ def mirror_paper(cfg: TrackingConfig, paper: str, cell_tables: dict[str, list[st
             for key, value in {"paper": paper, **{table_tag(t): "true" for t in tables}}.items():
                 client.set_tag(run_id, key, value)
         exp_id = client.get_run(next(iter(runs.values()))).info.experiment_id  # the paper's, made by mirror_cells
-        same = client.search_runs([exp_id], f"tags.source = '{TABLES_SOURCE}' and tags.digest = '{digest}'",
-                                  max_results=1)
+        same = client.search_runs([exp_id], f"tags.source = '{TABLES_SOURCE}' and tags.digest = '{digest}' and "
+                                            f"tags.`mlflow.runName` = '{tables_run}'", max_results=1)
         if same:
             log(f"the tables of {paper} are unchanged since run {same[0].info.run_id}")
             return {"cells": runs, "tables": same[0].info.run_id}
-        run = client.create_run(exp_id, run_name=f"tables/{paper}", start_time=int(time.time() * 1000),
+        run = client.create_run(exp_id, run_name=tables_run, start_time=int(time.time() * 1000),
                                 tags={"source": TABLES_SOURCE, "paper": paper, "digest": digest,
                                       "git_commit": git_commit()})
         for a in artifacts:

@@ -15,6 +15,7 @@ SEED_TABLE_STEM = table_stem("{paper}", "{target}", seed_config(config, "{seed}"
 # seed -> each expected-score file a seed run re-measures -> that seed's copy
 SEED_SCORES = {name: papers.seed_files(name, PAPER_PLANS[name], config) for name in SEEDS}
 SEED_OUTPUTS = {name: papers.seed_outputs(name, config) for name in SEEDS}  # what <paper>_seeds builds
+SEED_TRACKED = TRACKED.format(paper="seeds/{paper}")  # the MLflow mirror of <paper>_seeds, named as its tables run
 
 
 # A seed run's detector and its features (snakemake <paper>_seeds; itr.layout.seed_config): the same command with
@@ -106,3 +107,26 @@ for _paper, _tables in SEEDS.items():  # one job per paper
         shell:
             "itr seeds --paper {params.paper} --tables {params.tables} --scores {params.scores}"
             " --out-table {params.out_table} {params.claims} --out-spread {output.spread} > {log} 2>&1"
+
+
+# MLflow mirrors <paper>_seeds as track_cells does a paper: every seed run's headline cells (tagged with the headline
+# and seeds/<headline>: itr runs compare --paper <paper> --table seeds/<headline>) and, as artifacts of the run
+# seeds/<paper>, the table and claims over seeds.
+use rule track_cells as track_seeds with:
+    input:
+        cells=lambda wc: list(papers.seed_cells(wc.paper, config)),
+        tables=lambda wc: [f for key in ("table", "claims") for f in SEED_OUTPUTS[wc.paper][key]
+                           if f.endswith((".md", ".csv"))],
+    output:
+        SEED_TRACKED,
+    wildcard_constraints:
+        paper="|".join(SEEDS),
+    params:
+        upstream=upstream(lambda wc: [*papers.seed_cells(wc.paper, config),
+                                      *(f for key in ("table", "claims") for f in SEED_OUTPUTS[wc.paper][key])]),
+        tables=lambda wc: shlex.quote(json.dumps(papers.seed_cells(wc.paper, config), sort_keys=True)),
+        tables_run=lambda wc: f"seeds/{wc.paper}",
+    log:
+        "logs/track_cells/seeds/{paper}.log",
+    benchmark:
+        "logs/benchmarks/track_cells/seeds/{paper}.tsv"

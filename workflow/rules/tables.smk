@@ -192,6 +192,7 @@ rule track_cells:
         upstream=upstream(lambda wc: [*paper_cells(wc), *paper_tables(wc)]),
         tracking=section("tracking"),
         tables=lambda wc: shlex.quote(json.dumps(papers.cell_tables(PAPER_PLANS[wc.paper]), sort_keys=True)),
+        tables_run=lambda wc: f"tables/{wc.paper}",
     conda:
         ITR_ENV
     log:
@@ -203,4 +204,4 @@ rule track_cells:
         mem_mb=2000,
     shell:
         "itr runs mirror --tracking {params.tracking} --paper {wildcards.paper} --tables {params.tables}"
-        " --cells {input.cells} --artifacts {input.tables} --out {output} > {log} 2>&1"
+        " --cells {input.cells} --artifacts {input.tables} --tables-run {params.tables_run} --out {output} > {log} 2>&1"

@@ -39,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--paper", required=True, help="the paper whose experiment (<experiment>/<paper>) gets them")
     p.add_argument("--tables", required=True, help="JSON: each cell -> the tables that read it (run tags)")
     p.add_argument("--artifacts", nargs="*", default=[], help="table and figure files: the tables/<paper> run's")
+    p.add_argument("--tables-run", help="the name of the run holding the artifacts (default tables/<paper>)")
     p.add_argument("--out", required=True, help="JSON written when done: the runs' ids")
     p.set_defaults(func=runs_mirror)
 
@@ -181,6 +182,7 @@ def runs_mirror(args) -> int:
 
     tables = json.loads(args.tables)
     runs = mirror_paper(parse_section(TrackingConfig, args.tracking), args.paper,
-                        {c: tables.get(c, []) for c in args.cells}, args.artifacts, log=log.info)
+                        {c: tables.get(c, []) for c in args.cells}, args.artifacts, log=log.info,
+                        tables_run=args.tables_run)
     write_json(args.out, runs)
     return 0

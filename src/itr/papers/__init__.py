@@ -248,6 +248,14 @@ def seed_files(name: str, result: Plan, config: dict) -> dict[int, dict[str, str
             for s, prefix in prefixes.items()}
 
 
+def seed_cells(name: str, config: dict) -> dict[str, list[str]]:
+    """The metrics files of the headline table in every seed's run (params seed's too) -> the tables that read them,
+    as MLflow tags (itr.mirror): the headline and the table over seeds, ``seeds/<headline>``."""
+    headline = load(name).headline
+    cells = {f for s in config["seeds"] for f in plan(name, layout.seed_config(config, s)).tables[headline].inputs}
+    return {f: [headline, f"seeds/{headline}"] for f in sorted(cells) if f.startswith("results/metrics/")}
+
+
 def seed_table(name: str, config: dict, seed: int) -> str:
     """The headline table's JSON in the run with ``seed`` (params seed's own, or the seed run's under seed<s>/)."""
     return f"{layout.table_stem(name, load(name).headline, layout.seed_config(config, seed))}.json"
