@@ -93,3 +93,15 @@ def test_a_shortlist_deeper_than_k_and_a_second_stage_over_every_image(indexed):
     assert deep.hits[0].image_id == every.hits[0].image_id  # the shortlist held every test image: same winner
     assert every.first_stage == [] and all(h.first_score is None for h in every.hits)
     assert [h.score for h in every.hits] == sorted((h.score for h in every.hits), reverse=True)
+
+
+def test_dataset_option_searches_a_real_datasets_build_and_refuses_an_undeclared_one(capsys, monkeypatch):
+    from itr.cli import main
+
+    monkeypatch.chdir(ROOT)  # the shipped params.yaml; nothing on coco is built here
+    assert main(["search", "a dog", "--dataset", "coco", "--method", "be"]) == 2
+    err = capsys.readouterr().err
+    # the coco build's paths (snakemake --config dataset=coco), not ShapeCaptions'
+    assert "`snakemake models/coco/rfrs/be.pt --config dataset=coco`" in err
+    assert main(["search", "a dog", "--dataset", "cocoa"]) == 2
+    assert "'cocoa' is neither shapes nor a name under 'datasets'" in capsys.readouterr().err

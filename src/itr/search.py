@@ -70,7 +70,8 @@ class Searcher:
     """
 
     def __init__(self, first_stage, index_dir, data, features, second_stage=None, shortlist: int = 20,
-                 fusion: str = "ce", lam: float = 0.0, device="cpu", batch_size: int = 256):
+                 fusion: str = "ce", lam: float = 0.0, device="cpu", batch_size: int = 256,
+                 build: str = "snakemake {target}"):
         from itr.features.store import FeatureStore
         from itr.manifest import file_digest
         from itr.models import load_trained
@@ -79,11 +80,11 @@ class Searcher:
             raise SearchError("give a first stage (an embedding model and its index), a second stage, or both")
         for path in (first_stage, second_stage):
             if path is not None and not Path(path).exists():
-                raise SearchError(f"no model at {path}; train it with `snakemake {path}`")
+                raise SearchError(f"no model at {path}; train it with `{build.format(target=path)}`")
         t0 = time.perf_counter()
         self.data, self.store, self.device, self.batch_size = data, FeatureStore(features), device, batch_size
         self.shortlist, self.fusion, self.lam, self.reranks = shortlist, fusion, lam, second_stage is not None
-        self.collection = _collection(index_dir, file_digest(first_stage)) if first_stage is not None else None
+        self.collection = _collection(index_dir, file_digest(first_stage), build) if first_stage is not None else None
         self.models = {name: load_trained(path, self.store, device) for name, path in (("first", first_stage),
                                                                                        ("second", second_stage)) if path}
         self.load_seconds = time.perf_counter() - t0
@@ -91,10 +92,11 @@ class Searcher:
     @classmethod
     def from_spec(cls, spec: dict, device="cpu", default_shortlist: int = 20) -> Searcher:
         """A registry row's searcher (``itr.papers.search_spec``'s dict: models, index, data, features, and the
-        row's shortlist ``k``, fusion and lam when it re-ranks)."""
+        row's shortlist ``k``, fusion and lam when it re-ranks; ``build``: the command its error messages name,
+        with ``{target}``)."""
         return cls(spec.get("first_stage"), spec.get("index"), spec["data"], spec["features"], spec.get("second_stage"),
                    spec.get("k", default_shortlist), spec.get("fusion", "ce"), spec.get("lam") or 0.0, device,
-                   spec.get("batch_size", 256))
+                   spec.get("batch_size", 256), spec.get("build", "snakemake {target}"))
 
     def __call__(self, text: str, k: int = 5) -> SearchResult:
         import pandas as pd
@@ -135,18 +137,19 @@ class Searcher:
         return SearchResult(hits, firsts[:k], timings)
 
 
-def _collection(index_dir, model_id: str):
-    """The indexed collection, refused unless the first-stage model built it."""
+def _collection(index_dir, model_id: str, build: str = "snakemake {target}"):
+    """The indexed collection, refused unless the first-stage model built it (``build``: the command that builds a
+    ``{target}``, in the messages)."""
     from itr.index import IndexedCollection
     from itr.manifest import rebuild_hint
 
     done = Path(index_dir) / "collection.json"
     if not done.exists():
-        raise SearchError(f"no index at {index_dir}; build it with `snakemake {done}`")
+        raise SearchError(f"no index at {index_dir}; build it with `{build.format(target=done)}`")
     collection = IndexedCollection(Path(index_dir))
     if collection.model_id != model_id:
         raise SearchError(f"{index_dir} was built from another model than the one searching it; rebuild it with "
-                          f"`{rebuild_hint(done)}`")
+                          f"`{build.format(target=rebuild_hint(done).removeprefix('snakemake '))}`")
     return collection
 
 

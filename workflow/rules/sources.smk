@@ -1,6 +1,6 @@
 # Real datasets (params `datasets`, itr.data.sources): fetched from their mirrors (or placed by hand), checked,
 # extracted, imported into the canonical format, and given region features by torchvision's COCO Faster R-CNN
-# or imported from a released feature file. `snakemake --config dataset=<name> <target>` runs a paper on one.
+# or imported from a released feature file. `snakemake <target> --config dataset=<name>` runs a paper on one.
 # Inputs here are archives of many GB: jobs name them by their pinned sha256 (downloads/<name>/SHA256SUMS), not
 # by hashing them again at every Snakemake call.
 
