@@ -86,3 +86,43 @@ def test_collections_that_are_not_cocos_5k_test_split_are_not_judged(gts):
     assert not eccv.covers(images[1:], captions)  # an image left out
     assert not eccv.covers(images, captions[:-1])
     assert not eccv.covers(["img0", *images], captions)  # ShapeCaptions-style ids
+
+
+def test_a_reranked_row_on_cocos_5k_is_judged_on_its_reranked_shortlists(gts, tmp_path):
+    """evaluate_scores on a scores file of COCO's 5K test split (coco_ids in its meta, as score_collection writes
+    it): ECCV Caption's metrics of the shortlists as the cell re-sorts them; a first-stage miss stays missed."""
+    import json
+
+    from itr.evaluate import evaluate_scores
+    from itr.shortlist import Shortlist
+
+    ecc, coco = gts
+    images = sorted(coco["i2t"])
+    captions = sorted(coco["t2i"])
+    pos = {i: n for n, i in enumerate(images)}
+    caption_image = np.array([pos[coco["t2i"][c][0]] for c in captions])
+    rng = np.random.default_rng(0)
+    k = 5
+    # first stage: 4 random images, then the caption's own image last; the cross-encoder puts the own image first
+    t2i = np.stack([np.append(rng.choice(len(images), k - 1, replace=False), own) for own in caption_image])
+    t2i[:7, -1] = (caption_image[:7] + 1) % len(images)  # 7 captions whose own image the first stage missed
+    t2i_first = np.tile(np.linspace(1.0, 0.5, k, dtype=np.float32), (len(captions), 1))
+    t2i_cross = np.where(t2i == caption_image[:, None], 9.0, 0.0).astype(np.float32)
+    i2t = np.stack([rng.choice(len(captions), k, replace=False) for _ in images])
+    i2t_first = np.tile(np.linspace(1.0, 0.5, k, dtype=np.float32), (len(images), 1))
+    g = Shortlist(caption_image, t2i, t2i_first, t2i_cross, i2t, i2t_first, np.zeros_like(i2t_first))
+    meta = {"split": "test", "protocol": "full", "protocol_label": "5K", "n_images": len(images), "n_groups": 1,
+            "first_stage": {"index": "Flat", "model_id": "x"}, "reranker_model_id": "y", "pairs_scored": 0,
+            "coco_ids": {"images": images, "captions": captions}}
+    np.savez(tmp_path / "s.npz", meta=np.array(json.dumps(meta)), **g.to_arrays("g0/"))
+    names = {"method": "sep_coop", "dataset": "coco", "trained_on": "coco", "variant": "v"}
+    got = evaluate_scores(tmp_path / "s.npz", k, [k], [], [1], str(tmp_path / "m.json"), names)["metrics"]
+    reranked = {q: [images[p] for p in sorted(row, key=lambda p: p != own)]  # own image first where it is there
+                for q, row, own in zip(captions, t2i, caption_image)}
+    expected = eccv.eccv_metrics(reranked, {images[i]: [captions[p] for p in row] for i, row in enumerate(i2t)})
+    assert {m: v for m, v in got.items() if m.startswith("eccv/")} == pytest.approx(expected)
+    assert got["t2i/R@1"] == pytest.approx(100 * (1 - 7 / len(captions)))  # the 7 misses stay missed
+    meta.pop("coco_ids")  # any other collection: no ECCV metrics
+    np.savez(tmp_path / "s.npz", meta=np.array(json.dumps(meta)), **g.to_arrays("g0/"))
+    assert "eccv/t2i/R@1" not in evaluate_scores(tmp_path / "s.npz", k, [k], [], [1], None, names,
+                                                 str(tmp_path / "v"))["metrics"]

@@ -23,7 +23,7 @@ from itr.machine import fingerprint
 from itr.layout import fusion_cell, k_cell
 from itr.metrics import average_metrics, evaluate_rankings, precision_metrics
 from itr.protocols import EXTENDED, distractor_label, protocol_groups
-from itr.shortlist import SCORE_FUSIONS, Shortlist, rerank_metrics
+from itr.shortlist import SCORE_FUSIONS, Shortlist, fuse, rerank, rerank_metrics
 
 
 def evaluate_collection(index_dir: Path, cfg: EvalConfig, protocol: str, data: Path | None = None) -> dict:
@@ -66,6 +66,21 @@ def eccv_of_collection(c: IndexedCollection) -> dict[str, float]:
     return eccv.eccv_metrics(
         t2i={int(c.caption_ids[q]): [int(c.image_ids[p]) for p in row if p >= 0] for q, row in zip(captions, t2i)},
         i2t={int(c.image_ids[i]): [int(c.caption_ids[captions[p]]) for p in row if p >= 0] for i, row in zip(group, i2t)})
+
+
+def eccv_of_shortlists(groups: list[Shortlist], ids: dict, k: int | None, fusion: str, lam: float) -> dict:
+    """ECCV Caption's metrics (itr.eccv) of a re-ranked row on COCO's 5K test split: each query's first-stage top
+    ``k`` re-sorted by the fused score, as the cell's recalls rank it; what the first stage missed stays missed.
+    ``ids``: the COCO ids of the group's images and captions, in its numbering (the scores file's ``coco_ids``)."""
+    if len(groups) != 1 or len(ids["images"]) != len(groups[0].i2t_candidates):
+        raise ValueError(f"ECCV Caption's ids are for one group of {len(ids['images'])} images, the scores hold "
+                         f"{len(groups)} group(s); score COCO's 5K test split under protocol full, no distractors")
+    g, images, captions = groups[0], ids["images"], ids["captions"]
+    t2i = rerank(g.t2i_candidates[:, :k], fuse(g.t2i_first[:, :k], g.t2i_cross[:, :k], fusion, lam))  # (Q, k)
+    i2t = rerank(g.i2t_candidates[:, :k], fuse(g.i2t_first[:, :k], g.i2t_cross[:, :k], fusion, lam))  # (I, k)
+    return eccv.eccv_metrics(
+        t2i={captions[q]: [images[p] for p in row[:eccv.DEPTH] if p >= 0] for q, row in enumerate(t2i)},
+        i2t={images[i]: [captions[p] for p in row[:eccv.DEPTH] if p >= 0] for i, row in enumerate(i2t)})
 
 
 def extended_of_collection(c: IndexedCollection, data: Path) -> dict:
@@ -135,9 +150,12 @@ def evaluate_scores(scores_path, k: int, ks, lambdas, eval_ks, out: str | None, 
     written, machine = [], fingerprint()
     for path, depth, how, weight in cells:
         per_group = rerank_metrics(groups, depth, how, weight or 0.0, eval_ks)
+        metrics = average_metrics(per_group)
+        if "coco_ids" in meta:  # scored on COCO's 5K test split (itr.rerank.score_collection)
+            metrics |= eccv_of_shortlists(groups, meta["coco_ids"], depth, how, weight or 0.0)
         written.append({**{key: meta[key] for key in recorded}, "distractors": meta.get("distractors"),
                         "lang": meta.get("lang"), **names, "k": depth, "fusion": how, "lambda": weight,
-                        "metrics": average_metrics(per_group), "per_group": per_group if len(per_group) > 1 else None,
+                        "metrics": metrics, "per_group": per_group if len(per_group) > 1 else None,
                         "machine": machine})
         write_json(path, written[-1])
     return written[0]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from itr import eccv
 from itr.features.store import FeatureStore
 from itr.index import IndexedCollection, pin_search_threads, to_local
 from itr.models.encode import CaptionSet, score_pairs
@@ -143,6 +144,10 @@ def score_collection(reranker_path, first_stage: str | None, target, distractors
             "first_stage": ({"index": collection.factory, "model_id": collection.model_id} if collection else None),
             "reranker_model_id": file_digest(reranker_path), "pairs_scored": int(n_pairs), "precision": cfg.precision,
             "cross_seconds": round(seconds, 1)}
+    if protocol == "full" and c.n_targets == len(c.image_ids) and eccv.covers(c.image_ids, c.captions.caption_ids):
+        group = candidates[0]  # COCO's 5K test split: ECCV Caption judges the re-ranked lists too (itr.evaluate)
+        meta["coco_ids"] = {"images": [int(c.image_ids[p]) for p in group["images"]],
+                            "captions": [int(c.captions.caption_ids[r]) for r in group["captions"]]}
     arrays = {}
     for n, shortlist in enumerate(shortlists):
         arrays.update(shortlist.to_arrays(f"g{n}/"))
