@@ -27,6 +27,7 @@ def no_dropout_text(tiny_pipeline):
     return TextEncoderConfig(path=str(path), max_text_len=text.max_text_len)
 
 
+@pytest.mark.integration  # two torchrun processes (~16 s): past the unit loop's budget
 def test_two_gloo_processes_follow_the_one_process_trajectory(tiny_pipeline, no_dropout_text, tmp_path):
     """JOINT runs both kinds of objective: the triplet loss on gathered embeddings (batches of 7 captions: slices
     of 4 and 3, and a short last batch) and the match loss on each rank's slice of the 14 pairs."""

@@ -1,5 +1,7 @@
 import multiprocessing as mp
 
+import pytest
+
 from itr.config import TrackingConfig
 from itr.tracking import Tracker, compare_runs
 
@@ -13,6 +15,7 @@ def _job(uri, k):
             run.log({"train/loss": 1.0 / (step + 1), "t2i/R@1": float(k)}, step)
 
 
+@pytest.mark.integration  # four processes importing MLflow (~13 s): past the unit loop's budget
 def test_parallel_jobs_share_one_sqlite_store_without_losing_runs(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ctx = mp.get_context("spawn")
