@@ -126,3 +126,23 @@ def test_a_reranked_row_on_cocos_5k_is_judged_on_its_reranked_shortlists(gts, tm
     np.savez(tmp_path / "s.npz", meta=np.array(json.dumps(meta)), **g.to_arrays("g0/"))
     assert "eccv/t2i/R@1" not in evaluate_scores(tmp_path / "s.npz", k, [k], [], [1], None, names,
                                                  str(tmp_path / "v"))["metrics"]
+
+
+def test_eccv_all_on_coco_reads_the_5k_full_cells_and_no_other_real_dataset_has_any():
+    import yaml
+
+    from conftest import ROOT
+    from itr import papers
+    from itr.params import validate_params
+
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    coco = validate_params({**shipped, "dataset": "coco"})
+    cells = papers.extended_cells(papers.plan("rfrs", coco), coco)
+    assert cells == ["results/metrics/coco/rfrs/be/coco/full.json", "results/metrics/coco/rfrs/joint_be/coco/full.json"]
+    # a table that re-ranks the 5K split (rerank.protocol full): its re-ranked rows are in the report too
+    coco_full = validate_params({**coco, "rerank": {**coco["rerank"], "protocol": "full"}})
+    assert "results/metrics/coco/rfrs/sep_coop/coco/full.json" in papers.extended_cells(
+        papers.plan("rfrs", coco_full), coco_full)
+    flickr = validate_params({**shipped, "dataset": "flickr30k"})
+    assert papers.extended_cells(papers.plan("rfrs", flickr), flickr) == []
+    assert eccv.judges(coco["datasets"]["coco"]) and not eccv.judges(coco["datasets"]["flickr30k"])

@@ -265,6 +265,27 @@ def test_the_extended_report_sets_each_models_single_positive_r1_beside_the_exte
     assert json.loads((tmp_path / "eccv_all.json").read_text())["rfrs/be"]["i2t R@1 ext"] == 3.0
     assert "median 185 captions per image" in (tmp_path / "eccv_all.md").read_text()
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"protocol": "full", "variant": "v", "method": "m", "metrics": {}}))
-    with pytest.raises(ValueError, match="protocol 'full'"):
+    bad.write_text(json.dumps({"protocol": "folds", "variant": "v", "method": "m", "metrics": {}}))
+    with pytest.raises(ValueError, match=r"protocols \['folds'\]"):
         build_extended_report([str(bad)], tmp_path / "x", {str(bad): "rfrs"})
+
+
+def test_on_coco_the_report_sets_cocos_r1_beside_eccv_captions_and_never_mixes(tmp_path):
+    import json
+
+    from itr.tables import ECCV_REPORT_COLUMNS, build_extended_report
+
+    cell = tmp_path / "coco.json"
+    metrics = {key: float(i) for i, key in enumerate(ECCV_REPORT_COLUMNS.values())}
+    cell.write_text(json.dumps({"protocol": "full", "variant": "coco/rfrs", "method": "sep_coop", "metrics": metrics}))
+    row = build_extended_report([str(cell)], tmp_path / "eccv_all", {str(cell): "rfrs"}).iloc[0]
+    assert (row["t2i R@1 single"], row["t2i R@1 ext"], row["i2t R-P"]) == (0.0, 1.0, 7.0)  # t2i/R@1, eccv/t2i/R@1
+    assert "ECCV Caption's re-judged positives" in (tmp_path / "eccv_all.md").read_text()
+    flickr = tmp_path / "flickr.json"  # full, but no ECCV metrics: not COCO's 5K split
+    flickr.write_text(json.dumps({"protocol": "full", "variant": "v", "method": "be", "metrics": {"t2i/R@1": 1.0}}))
+    with pytest.raises(ValueError, match="no ECCV Caption metrics"):
+        build_extended_report([str(flickr)], tmp_path / "x", {str(flickr): "rfrs"})
+    shapes = tmp_path / "shapes.json"
+    shapes.write_text(json.dumps({"protocol": "extended", "variant": "v", "method": "be", "metrics": {}}))
+    with pytest.raises(ValueError, match="protocols"):
+        build_extended_report([str(cell), str(shapes)], tmp_path / "x", {str(cell): "rfrs", str(shapes): "rfrs"})

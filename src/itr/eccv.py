@@ -40,6 +40,12 @@ def queries() -> tuple[set[int], set[int]]:
     return set(gts["t2i"]), set(gts["i2t"])
 
 
+def judges(entry: dict) -> bool:
+    """Whether a real dataset's params entry (params ``datasets``) is COCO with Karpathy's splits, whose 5K test split
+    holds ECCV Caption's queries."""
+    return entry.get("format") == "karpathy" and str(entry.get("annotations", "")).endswith("dataset_coco.json")
+
+
 def covers(image_ids, caption_ids) -> bool:
     """Whether a collection (string ids, as our datasets keep them) is COCO's Karpathy 5K test split under COCO's
     ids: exactly its images, and every caption COCO's ground truth has."""

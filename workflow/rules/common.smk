@@ -333,7 +333,8 @@ def extended_report_outputs(wc):
     """eccv_all's files; on a real dataset, an error saying why there are none."""
     if not EXTENDED_CELLS:
         raise InputError(f"eccv_all is not built on dataset {MAIN}: the extended ground truth judges captions by their "
-                         "meanings, which only generated ShapeCaptions stores; set dataset: shapes")
+                         "meanings, which generated ShapeCaptions stores, or by ECCV Caption's re-judged positives, "
+                         "which cover COCO's 5K test split only; set dataset: shapes or coco")
     return EXTENDED_REPORT_FILES
 
 

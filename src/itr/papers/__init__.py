@@ -24,7 +24,7 @@ import re
 from importlib import resources
 from typing import Callable
 
-from itr import layout
+from itr import eccv, layout
 from itr.config import ConfigError
 from itr.errors import InputError
 from itr.protocols import EXTENDED, protocol_problems
@@ -175,20 +175,30 @@ def plan(name: str, config: dict) -> Plan:
 
 
 def extended_cells(result: Plan, config: dict) -> list[str]:
-    """The metrics file, under the extended ground truth (protocol ``extended``; itr.data.truth), of every embedding
-    row of every model the plan trains and searches on the whole generated test split: each paper reports its models
-    under it beside its own tables, and ``snakemake eccv_all`` sets them side by side (how much the single positive of
-    R@K undercounts each). None on a real dataset (its captions carry no meanings)."""
-    if config["dataset"] != layout.MAIN_DATASET:
+    """The metrics file, under the extended ground truth, of every embedding row of every model the plan trains and
+    searches on the whole test split: each paper reports its models under it beside its own tables, and
+    ``snakemake eccv_all`` sets them side by side (how much the single positive of R@K undercounts each).
+
+    On ShapeCaptions the ground truth is itr.data.truth's (protocol ``extended``); on COCO (itr.eccv.judges) it is
+    ECCV Caption's, which protocol ``full`` cells carry (``eccv/*``), the re-ranked rows' too where the plan's tables
+    re-rank the 5K test split; on any other real dataset there is none."""
+    data = config["dataset"]
+    if data != layout.MAIN_DATASET and not eccv.judges(config["datasets"][data]):
         return []
+    protocol = EXTENDED if data == layout.MAIN_DATASET else "full"
+    tabled = {f for spec in result.tables.values() for f in spec.inputs}
     cells = []
     for variant, collection in result.searched:
         c = result.collections.get(collection)
-        if (variant not in result.variants or c is None or c["dataset"] != layout.MAIN_DATASET or c["distractors"]
+        if (variant not in result.variants or c is None or c["dataset"] != data or c["distractors"]
                 or c.get("lang") or result.first_images.get(variant)):
             continue  # another paper's variant, or a grown, cut or one-language collection: not a whole test split
-        cells += [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=EXTENDED)
-                  for method, model in result.embedding_rows.items() if model in result.variants[variant]["models"]]
+        models = result.variants[variant]["models"]
+        cells += [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=protocol)
+                  for method, model in result.embedding_rows.items() if model in models]
+        reranked = [layout.EVAL_METRICS.format(variant=variant, method=method, collection=collection, protocol=protocol)
+                    for method, (reranker, first) in result.rerank_rows.items() if first and {reranker, first} <= set(models)]
+        cells += [f for f in reranked if protocol == "full" and f in tabled]  # scored for a table: not scored here
     return cells
 
 

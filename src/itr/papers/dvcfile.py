@@ -1,5 +1,5 @@
 """dvc.yaml, generated from the registry: the shared data and features stages, one stage per paper, and the report
-of every paper's models under the extended ground truth (``eccv``, on generated data).
+of every paper's models under the extended ground truth (``eccv``: the generated data's, or ECCV Caption's on COCO).
 
 Each stage runs Snakemake for its target (Snakemake decides which jobs inside it are stale) and lists
 exactly the params.yaml keys it reads, its inputs, the library code it runs (so an edit to it makes the
