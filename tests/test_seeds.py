@@ -190,13 +190,17 @@ def test_recording_a_spread_keeps_what_it_does_not_cover_and_refuses_what_it_can
 
     path = tmp_path / "expected.yaml"
     path.write_text("expected:\n  a.json:  # Table 1\n    tolerance: 0.05\n    spread:\n      rsum: 9.0\n      x: 1.0\n"
-                    "    scores: {\"rsum\": 400.0, \"x\": 1}\n  b.json:\n    tolerance: 1\n    spread: {\"y\": 0.5}\n"
+                    "    # about the scores\n    scores: {\"rsum\": 400.0, \"x\": 1}\n  b.json:\n    tolerance: 1\n    spread: {\"y\": 0.5}\n"
                     "    scores: {\"y\": 2}\n")
     assert record_spread(path, {"seeds": [0, 1, 2], "scores": {"a.json": {"rsum": {"std": 2.5}}}}) == ["a.json"]
     doc = load_expected(path)["expected"]
     assert doc["a.json"]["spread"] == {"rsum": 2.5, "x": 1.0}  # block style replaced; x not re-measured: kept
     assert doc["b.json"]["spread"] == {"y": 0.5}  # a file the measurement does not cover keeps its spread
-    assert "# Table 1" in path.read_text() and "x: from an earlier measurement" in path.read_text()
+    text = path.read_text()
+    assert "# Table 1" in text and "# about the scores" in text and "x: from an earlier measurement" in text
+    with pytest.raises(InputError, match="no 'expected' mapping"):
+        (tmp_path / "other.yaml").write_text("reference: {}\n")
+        record_spread(tmp_path / "other.yaml", {"seeds": [0, 1], "scores": {}})
     with pytest.raises(InputError, match="another paper"):
         record_spread(path, {"seeds": [0, 1], "scores": {"other.json": {"rsum": {"std": 1.0}}}})
     with pytest.raises(InputError, match="1 seed"):

@@ -135,18 +135,23 @@ def record_spread(expected_path: str | Path, spread: dict) -> list[str]:
     rt.width, rt.preserve_quotes = 4096, True
     rt.indent(mapping=2, sequence=4, offset=2)
     doc = rt.load(Path(expected_path).read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("expected"), dict):
+        raise InputError(f"{expected_path} has no 'expected' mapping (file -> tolerance, scores); is it an "
+                         "expected-scores file (src/itr/papers/<paper>/expected_scores.yaml)?")
     done = []
     for rel, spec in doc["expected"].items():
         measured = spread["scores"].get(rel, {})
         stds = {DoubleQuotedScalarString(k): measured[k]["std"] for k in spec["scores"] if k in measured}
         if not stds:
             continue
-        merged = CommentedMap({**(spec.get("spread") or {}), **stds})
-        merged.fa.set_flow_style()
-        if "spread" not in spec:  # after the tolerance, as a reader looks for it
-            spec.insert(list(spec).index("tolerance") + 1, "spread", merged)
+        if isinstance(spec.get("spread"), CommentedMap):  # updated in place, in its own style: its comments stay
+            merged = spec["spread"]
+            for k, v in stds.items():
+                merged[k] = v
         else:
-            spec["spread"] = merged
+            merged = CommentedMap(stds)
+            merged.fa.set_flow_style()
+            spec.insert(list(spec).index("tolerance") + 1 if "tolerance" in spec else len(spec), "spread", merged)
         kept = [str(k) for k in merged if k not in stds]
         spec.yaml_add_eol_comment(f"seed std, n = {len(seeds)} (seeds {seeds})"
                                   + (f"; {', '.join(kept)}: from an earlier measurement" if kept else ""), "spread")

@@ -307,7 +307,8 @@ def metrics_files(plan):
 
 # Every paper's models under the extended ground truth (itr.papers.extended_cells), by cell -> its paper: eccv_all.
 EXTENDED_CELLS = {cell: name for name, plan in PAPER_PLANS.items() for cell in papers.extended_cells(plan, config)}
-EXTENDED_REPORT_FILES = [f"{EXTENDED_REPORT}.{ext}" for ext in TABLE_FORMATS] if EXTENDED_CELLS else []
+EXTENDED_REPORT_FILES = ([f"{on_data(EXTENDED_REPORT, config)}.{ext}" for ext in TABLE_FORMATS]  # per dataset
+                         if EXTENDED_CELLS else [])
 # Every paper's headline files (itr.papers.headline_files; in the plans' extra_outputs): paper -> {file: cell}
 HEADLINES = {name: files for name, plan in PAPER_PLANS.items() if (files := papers.headline_files(name, plan, config))}
 # Every paper's retrieval galleries (itr.papers.gallery_specs; their files are in the plans' extra_outputs): stem -> spec

@@ -48,7 +48,7 @@ def dvc_stages(config: dict) -> dict:
         stages[name] = paper_stage(name, plan, upstream + sorted(patched[name]), papers.timed_models(timed), config)
     cells = sorted(c for plan in plans.values() for c in papers.extended_cells(plan, config))
     if cells:  # every paper's models under the extended ground truth: the cells are in the paper stages' outputs
-        files = [f"{layout.EXTENDED_REPORT}.{ext}" for ext in layout.TABLE_FORMATS]
+        files = [f"{layout.on_data(layout.EXTENDED_REPORT, config)}.{ext}" for ext in layout.TABLE_FORMATS]
         # their folders (results/metrics/<variant's top>), as the paper stages declare them: the same for any config
         folders = sorted({"/".join(c.split("/")[:3]) for c in cells})
         stages["eccv"] = {"cmd": "snakemake --cores all eccv_all", "deps": [*folders, "src/itr", "workflow"],
