@@ -34,6 +34,16 @@ def test_unknown_top_level_key_and_wrong_type():
     assert "unknown key 'sed'" in str(err.value) and "'detector.epochs'" in str(err.value)
 
 
+def test_a_list_of_numbers_from_snakemakes_config_gets_the_configfile_fix():
+    """`snakemake rfrs_seeds --config 'seeds=[0,1,2,3,4]'` hands the list's items over as strings."""
+    with pytest.raises(ConfigError) as err:
+        validate_params(dict(PARAMS, seeds=["0", "1", "2"]))
+    assert "'seeds.0': '0' is not of type 'integer'" in str(err.value) and "--configfile" in str(err.value)
+    with pytest.raises(ConfigError) as err:  # a word where a number belongs is a plain mistake: no hint
+        validate_params(dict(PARAMS, seeds=["zero"]))
+    assert "--configfile" not in str(err.value)
+
+
 def test_sections_reject_unknown_keys_too():
     with pytest.raises(ConfigError, match="unknown keys \\['lr_rate'\\]"):
         parse_section(BEConfig, '{"lr_rate": 1}')

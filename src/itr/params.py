@@ -44,7 +44,7 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 problems.append(f"unknown key '{full}'.{hint}")
         else:
-            problems.append(f"'{where or '<root>'}': {err.message}")
+            problems.append(f"'{where or '<root>'}': {err.message}" + _from_the_command_line(err))
     if not problems:  # the cross-field rules assume the types and keys the schema guarantees
         problems = consistency_problems(params)
     if problems:
@@ -53,6 +53,25 @@ def validate_params(params: dict, source: str = "params.yaml") -> dict:
             + f"\nFix the keys above; the allowed keys are in {SCHEMA_PATH}."
         )
     return params
+
+
+def _from_the_command_line(err) -> str:
+    """A hint for a list item that is a string spelling the number or boolean the schema wants: Snakemake's --config
+    parses ``seeds=[0,1,2,3,4]`` into the strings '0', '1', ... (scalars it parses), so the fix is a yaml file."""
+    import yaml
+
+    wanted = {"integer": int, "number": (int, float), "boolean": bool}.get(err.validator_value)
+    if not (err.validator == "type" and isinstance(err.instance, str) and err.path and isinstance(err.path[-1], int)
+            and wanted):
+        return ""
+    try:
+        parsed = yaml.safe_load(err.instance)
+    except yaml.YAMLError:
+        return ""
+    if not isinstance(parsed, wanted) or (wanted is not bool and isinstance(parsed, bool)):
+        return ""
+    return (" (a list item given as a string: Snakemake's --config reads list items as strings; put the list in a "
+            "yaml file, e.g. seeds.yaml, and pass it with --configfile seeds.yaml)")
 
 
 def consistency_problems(params: dict) -> list[str]:
