@@ -84,14 +84,17 @@ def _cell_from_path(rel: str, n: int) -> dict:
         fusion, lam = parts[-1].rsplit("_", 1)
         lam, parts = float(lam), parts[:-1]
     variant, method, collection, protocol = "/".join(parts[:-3]), *parts[-3:]
+    real = variant.split("/")[0] in ("coco", "flickr30k", "cc")  # a variant of a real dataset: <dataset>/<name>
+    trained_on = variant.split("/")[0] if real else "shapes_sketch" if "sketch" in variant else "shapes"
     r1 = 10.0 + n  # a different number in every cell, so each can be found in its table
     recalls = {f"{d}/R@{at}": r1 + (at - 1) * 3 + (0.25 if d == "i2t" else 0) for d in ("t2i", "i2t") for at in (1, 5, 10)}
     metrics = {**recalls, "rsum": sum(recalls.values()), "mR": sum(recalls.values()) / 6}
     return {"method": method, "protocol": protocol, "protocol_label": "fixed subset", "split": "test", "n_images": 10,
             "n_groups": 2 if protocol == "folds" else 1,
-            "variant": variant, "dataset": collection, "trained_on": "shapes_sketch" if "sketch" in variant else "shapes",
+            "variant": variant, "dataset": collection, "trained_on": trained_on,
             "lang": collection.rsplit("_", 1)[1] if "_multi_" in collection else None,
-            "distractors": ["data/shapes:features/shapes:val"] if "distractors" in collection else None,
+            "distractors": (["data/flickr30k:features/flickr30k:test", "data/cc:features/cc:test"] if real else
+                            ["data/shapes:features/shapes:val"]) if "distractors" in collection else None,
             "k": k, "fusion": fusion or "ce", "lambda": lam, "metrics": metrics}
 
 
@@ -106,15 +109,15 @@ def _write_cells(root: Path, plan) -> None:
 @pytest.mark.parametrize("dataset", ["shapes", "coco"])
 def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path, dataset):
     """Each registered table built from synthetic cells of the tiny config's plan (on ShapeCaptions, and on a real
-    dataset, where the tables of generated companions are not planned): every cell's number (rsum, or mR for the
-    language tables) is in the table, and the claims read every table."""
+    dataset, where Tables 5 and 6 read the other real test sets and the language tables are not planned): every
+    cell's number (rsum, or mR for the language tables) is in the table, and the claims read every table."""
     import yaml
 
     from itr import layout, papers
 
     params = yaml.safe_load((ROOT / ".test/params.yaml").read_text())
-    params |= {"dataset": dataset, "datasets": {"coco": yaml.safe_load((ROOT / "params.yaml").read_text())[
-        "datasets"]["coco"]}}
+    params |= {"dataset": dataset, "datasets": yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]}
+    params["shift"] |= {"real_test_sets": ["coco", "flickr30k", "cc"]}
     plan = papers.plan("rfrs", params)
     _write_cells(tmp_path, plan)
     for target, spec in plan.tables.items():
@@ -135,6 +138,18 @@ def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path, dataset):
     assert (verdicts != "not checked").sum() >= (15 if dataset == "shapes" else 8)
     shown_on = "ShapeCaptions" if dataset == "shapes" else "coco"
     assert f"checked on {shown_on}." in stem.with_suffix(".md").read_text()
+    claims = pd.read_csv(stem.with_suffix(".csv"))
+    assert {"Among distractors, JOINT+COOP remains the best-scoring variant",  # Tables 5 and 6 on either dataset
+            "Zero-shot, JOINT+COOP matches or beats the CE in each direction"} <= set(claims["claim"])
+    if dataset == "coco":  # the paper's sets: coco among flickr30k's and cc's test splits; coco's models on both
+        table6 = pd.read_csv((tmp_path / layout.table_stem("rfrs", "table6", params)).with_suffix(".csv"))
+        ours = table6[table6["Source"] == "ours"].groupby("Setting")["Model"].apply(list).to_dict()
+        assert ours == {"train coco, test cc (zero-shot)": ["BE", "SEP+COOP", "JOINT+COOP"],  # no CE: CC has no
+                        "train coco, test coco (in-domain)": ["JOINT+COOP"],                # training split
+                        "train coco, test flickr30k (zero-shot)": ["CE", "BE", "SEP+COOP", "JOINT+COOP"],
+                        "train flickr30k, test flickr30k (in-domain)": ["JOINT+COOP"]}
+        table5 = (tmp_path / layout.table_stem("rfrs", "table5", params)).with_suffix(".md").read_text()
+        assert "coco test + distractors from 2 splits" in table5 and "test of flickr30k, test of cc" in table5
 
 
 def _benchmark(path: Path, timing, n_images: int) -> dict:
