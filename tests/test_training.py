@@ -171,3 +171,45 @@ def test_steps_per_epoch_caps_an_epoch_and_refuses_more_than_one_pass(setup, tmp
     with pytest.raises(ValueError, match="exceeds one pass over the 16 training captions"):
         train_model("be", BEConfig(epochs=1, batch_size=4, steps_per_epoch=5), model, train, val, store,
                     tmp_path / "t", torch.device("cpu"), {}, log=lambda m: None)
+
+
+class _Stop(Exception):
+    """Raised by a stand-in to end training once the captions it will train on are known."""
+
+
+def test_train_languages_keep_only_those_captions_for_training_and_validation(tiny_pipeline, tmp_path, monkeypatch):
+    """A multilingual dataset (English and German captions of the same images) trains on every language by default and
+    on English alone with train_languages ["en"] (Retrieve Fast, Rerank Smart's Table 7 on Multi30k); a language the
+    dataset lacks is an error naming it."""
+    import dataclasses
+    import shutil
+
+    import pandas as pd
+
+    import itr.training
+    from conftest import BE
+    from itr.data.dataset import read_dataset, write_dataset
+
+    root, text = tiny_pipeline
+    shutil.copytree(root / "data", tmp_path / "data")
+    images, captions = read_dataset(root / "data")
+    german = captions.assign(caption_id=captions["caption_id"] + "-de", lang="de", text="ein roter kreis")
+    write_dataset(tmp_path / "data", images.to_dict("records"), pd.concat([captions, german]).to_dict("records"),
+                  {"name": "bilingual"})
+    seen = []
+
+    def record(frame, *args, **kwargs):
+        seen.append(sorted(set(frame["lang"])))
+        if len(seen) % 2 == 0:  # training, then validation captions
+            raise _Stop
+
+    monkeypatch.setattr(itr.training.CaptionSet, "from_frame", staticmethod(record))
+    for languages in ((), ("en",)):
+        with pytest.raises(_Stop):
+            itr.training.train_from_files("be", dataclasses.replace(BE, train_languages=languages), text,
+                                          tmp_path / "data", root / "feat", tmp_path / "state", tmp_path / "be.pt",
+                                          tmp_path / "be.csv", log=lambda m: None)
+    assert seen == [["de", "en"], ["de", "en"], ["en"], ["en"]]
+    with pytest.raises(ValueError, match=r"data train has no captions in \['fr'\]"):
+        itr.training.train_from_files("be", dataclasses.replace(BE, train_languages=("fr",)), text, tmp_path / "data",
+                                      root / "feat", tmp_path / "state", tmp_path / "be.pt", tmp_path / "be.csv")

@@ -238,8 +238,8 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     model, tokenizer = build_model(method, cfg, text_cfg, store, init)
     device = distributed.setup(torch.device(device), model)  # under torchrun: this rank's device, rank 0's weights
     model.to(device)
-    _, train_caps = read_dataset(data, "train")
-    _, val_caps = read_dataset(data, "val")
+    train_caps, val_caps = (_in_languages(read_dataset(data, split)[1], cfg.train_languages, f"{data} {split}")
+                            for split in ("train", "val"))
     train = CaptionSet.from_frame(first_images(train_caps, cfg.train_images), tokenizer, text_cfg.max_text_len)
     val = CaptionSet.from_frame(val_caps, tokenizer, text_cfg.max_text_len)
     extra = {"method": method, "architecture": model.architecture(), "text_encoder": text_cfg.to_dict(),
@@ -272,6 +272,17 @@ def train_from_files(method: str, cfg, text_cfg, data, features, state_dir, out,
     write_text(history, pd.DataFrame(result["history"]).to_csv(index=False))
     log(f"{method}: best epoch {result['best_epoch']}, val rsum {result['best_val_rsum']:.2f}")
     return result
+
+
+def _in_languages(captions, languages: tuple, where: str):
+    """The captions in ``languages`` (a training section's ``train_languages``; empty: all of them)."""
+    if not languages:
+        return captions
+    missing = sorted(set(languages) - set(captions["lang"]))
+    if missing:
+        raise ValueError(f"{where} has no captions in {missing} (it has {sorted(set(captions['lang']))}); set "
+                         "train_languages to languages the dataset has, or [] for all")
+    return captions[captions["lang"].isin(languages)]
 
 
 def _text_teacher(cfg, teacher, train: CaptionSet, train_caps, device) -> tuple[object, str]:

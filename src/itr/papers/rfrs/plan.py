@@ -36,9 +36,10 @@ AUX_VARIANT = "rfrs_aux"  # the main recipe at the auxiliary budget: Tables 6 an
 MULTI_VARIANT = "rfrs_multi"
 HALF_VARIANT = "rfrs_aux_half"
 ANCE_VARIANT = "rfrs_aux_ance"
-# Tables of captions in four languages: on a real dataset, Table 2 on Multi30k (its main models read every language);
-# Table 7's English-only models need training to select caption languages, which it does not yet.
+# Tables of captions in four languages: on a real dataset, Multi30k's (Table 2: the main models, trained on every
+# language; Table 7: models of the main recipe trained on English alone, variant <dataset>/rfrs_en).
 MULTILINGUAL = ("table2", "table7")
+ENGLISH_VARIANT = "rfrs_en"
 # Tables 5 and 6 on a real dataset (params shift.real_test_sets): the paper's test sets, one collection of them all
 TRANSFER = ("table5", "table6")
 
@@ -135,16 +136,15 @@ def plan(config: dict) -> Plan:
         searched |= ({(main, distracted), (aux_variant, shift_dataset), (shift_variant, MAIN_DATASET),
                       (shift_variant, shift_dataset)}
                      | {(v, c) for v in (aux_variant, multi_variant) for c in multi_collections})
-        why, in_domain = "", {}
+        why, main_recipe = "", set()
     else:
         more_variants, more_collections, more_tables, more_searched, why = _transfer(config, main, main_protocol)
-        if config["datasets"][data]["format"] == "multi30k":  # Table 2: the main models, one language at a time
-            languages = {f"{data}_{lang}": lang for lang in multi["languages"]}
-            more_collections |= {c: {"dataset": data, "distractors": [], "lang": lang} for c, lang in languages.items()}
-            more_tables["table2"] = TableSpec(_cells([main], PAPER_ROWS, list(languages), [main_protocol]), main_protocol)
-            more_searched |= {(main, c) for c in languages}
+        if config["datasets"][data]["format"] == "multi30k":
+            for more, extra in zip((more_variants, more_collections, more_tables, more_searched),
+                                   _multilingual(config, main, main_protocol)):
+                more |= extra
         variants |= more_variants
-        in_domain = set(more_variants)
+        main_recipe = set(more_variants)
         collections |= more_collections
         tables |= more_tables
         searched |= more_searched
@@ -162,8 +162,9 @@ def plan(config: dict) -> Plan:
     return Plan(
         variants=variants, collections=collections, embedding_rows=EMBEDDING_ROWS, rerank_rows=RERANK_ROWS,
         searched=sorted(searched), tables=tables,
-        # the main models and Table 6's in-domain ones (trained as the main ones) search whole test splits
-        first_images={v: (None if v == main or v in in_domain else aux_images) for v in variants},
+        # the main models and the real data's other main-recipe ones (Table 6's in-domain, Table 7's English) search
+        # whole test splits
+        first_images={v: (None if v == main or v in main_recipe else aux_images) for v in variants},
         sweep=Sweep(main, data, main_protocol, coop, list(rerank["ks"]), list(SCORE_FUSIONS), list(rerank["lambdas"])),
         # the BE under every protocol (the record of the spine), beside the tables; SEP+COOP under `subset` too,
         # which TGDT's Table I compares with (itr.papers.tgdt.plan.BASELINES)
@@ -172,11 +173,8 @@ def plan(config: dict) -> Plan:
         latency_models={"be": MODEL.format(variant=main, model="be"), "ce": MODEL.format(variant=main, model="ce")},
         galleries={"coop": ("sep_coop", "BE", "SEP+COOP")},
         unavailable={} if generated else {
-            **{t: (f"it tests captions in four languages, which {data} does not have; set dataset: multi30k "
-                   "(Table 2) or shapes") for t in MULTILINGUAL if t not in tables},
-            **({"table7": "it needs models trained on English captions only, and training does not yet select "
-                          "caption languages (Multi30k's import holds all four); set dataset: shapes"}
-               if "table2" in tables else {}),
+            **{t: (f"it tests captions in four languages, which {data} does not have; set dataset: multi30k or "
+                   "shapes") for t in MULTILINGUAL if t not in tables},
             **{t: why for t in TRANSFER if why}},
     )
 
@@ -185,6 +183,20 @@ def _has_training_split(entry: dict) -> bool:
     """Whether a real dataset (its params ``datasets`` entry) has images to train on: a URL list (Conceptual Captions'
     validation set) holds one split only, ``url_list.split``."""
     return entry["format"] != "url-list" or entry["url_list"]["split"] == "train"
+
+
+def _multilingual(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, dict, set]:
+    """Tables 2 and 7 on Multi30k, one caption language at a time: the main models (trained on every language, as the
+    paper's Table 2) and models of the main recipe trained on English alone (Table 7). Returns the variants,
+    collections and tables to add, and the (variant, collection) pairs searched."""
+    data = config["dataset"]
+    languages = {f"{data}_{lang}": lang for lang in config["multilingual"]["languages"]}
+    english = on_dataset(ENGLISH_VARIANT, config)
+    tables = {t: TableSpec(_cells([v], PAPER_ROWS, list(languages), [main_protocol]), main_protocol)
+              for t, v in (("table2", main), ("table7", english))}
+    return ({english: {"dataset": data, "overrides": {"train_languages": ["en"]}, "models": MODELS}},
+            {c: {"dataset": data, "distractors": [], "lang": lang} for c, lang in languages.items()}, tables,
+            {(v, c) for v in (main, english) for c in languages})
 
 
 def _transfer(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, dict, set, str]:
