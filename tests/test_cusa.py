@@ -274,20 +274,57 @@ def test_unimodal_rows_are_the_heads_and_the_teachers(tiny_pipeline, teacher_fil
 
 
 def test_tables_judged_by_meaning_are_not_planned_on_real_data():
+    """On COCO, Table 9 reads ECCV Caption's metrics from the protocol-full cells; on Flickr30k nothing judges
+    captions by meaning, so Table 9 is refused with the reason; the uni-modal and cost tables are generated only."""
     from pathlib import Path
 
     import yaml
 
     from itr import papers
 
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text()) | {"dataset": "coco"}
-    plan = papers.plan("cusa", params)
-    assert sorted(plan.unavailable) == ["table10", "table11", "table12", "table13", "table9"]
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    plan = papers.plan("cusa", params | {"dataset": "coco"})
+    assert sorted(plan.unavailable) == ["table10", "table11", "table12", "table13"]
     assert "detector" in plan.unavailable["table12"]
-    assert sorted(plan.tables) == ["ablations", "claims", "table7", "table8"]
-    assert "meanings" in plan.unavailable["table9"]
+    assert sorted(plan.tables) == ["ablations", "claims", "table7", "table8", "table9"]
+    assert plan.tables["table9"].inputs and all(f.endswith("/coco/full.json") for f in plan.tables["table9"].inputs)
+    assert [f.rsplit("/", 1)[1] for f in plan.tables["claims"].inputs] == ["cusa_table8.json",
+                                                                         "cusa_table9.json"]
     assert all(f.endswith("/full.json") for f in plan.tables["ablations"].inputs)  # no extended columns on COCO
     assert not any("pixels" in v for v in plan.variants)  # student (b) cuts one image size into patches: generated only
+    flickr = papers.plan("cusa", params | {"dataset": "flickr30k"})
+    assert "table9" not in flickr.tables and "meanings" in flickr.unavailable["table9"]
+    assert "ECCV Caption" in flickr.unavailable["table9"]
+
+
+def test_table9_on_coco_reads_eccv_captions_metrics_and_refuses_cells_without_them(tmp_path):
+    import json
+
+    import pytest
+
+    from itr.papers.cusa.tables import build_table9
+
+    def cell(variant, base, eccv=True):
+        metrics = {"rsum": 400.0, "t2i/R@1": 50.0}
+        if eccv:
+            metrics |= {f"eccv/{d}/{m}": base + i for i, (d, m) in enumerate(
+                (d, m) for d in ("t2i", "i2t") for m in ("R@1", "mAP@R", "R-P"))}
+        path = tmp_path / f"{variant.replace('/', '_')}.json"
+        path.write_text(json.dumps({"variant": variant, "protocol": "full", "protocol_label": "5K test split",
+                                    "dataset": "coco", "metrics": metrics}))
+        return path
+
+    labels = {"rows": {"coco/cusa_var/itc": "ITC", "coco/cusa_dual": "+ CUSA"}}
+    df = build_table9([cell("coco/cusa_var/itc", 30.0), cell("coco/cusa_dual", 40.0)], tmp_path / "t9", labels=labels)
+    ours = df[df.Source == "ours"]
+    assert list(ours.Model) == ["ours ITC", "ours + CUSA"]
+    assert list(ours.Benchmark) == ["coco 5K test split"] * 2
+    csv = (tmp_path / "t9.csv").read_text()
+    assert "30.00" in csv and "45.00" in csv  # ITC's eccv/t2i/R@1, + CUSA's last column
+    md = (tmp_path / "t9.md").read_text()
+    assert "ECCV Caption's extended ground truth" in md and "ShapeCaptions" not in md
+    with pytest.raises(ValueError, match="no extended-ground-truth metrics"):
+        build_table9([cell("coco/cusa_dual", 40.0, eccv=False)], tmp_path / "t9b", labels=labels)
 
 
 def test_the_ablation_sweeps_each_weight_alone_and_reduces_itc_the_other_way():
