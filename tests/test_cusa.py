@@ -304,11 +304,12 @@ def test_table9_on_coco_reads_eccv_captions_metrics_and_refuses_cells_without_th
 
     from itr.papers.cusa.tables import build_table9
 
+    names = [f"{d}/{m}" for d in ("t2i", "i2t") for m in ("R@1", "mAP@R", "R-P")]
+
     def cell(variant, base, eccv=True):
-        metrics = {"rsum": 400.0, "t2i/R@1": 50.0}
+        metrics = {"rsum": 400.0, "t2i/R@1": 50.0}  # COCO's single-positive R@1 is not Table 9's
         if eccv:
-            metrics |= {f"eccv/{d}/{m}": base + i for i, (d, m) in enumerate(
-                (d, m) for d in ("t2i", "i2t") for m in ("R@1", "mAP@R", "R-P"))}
+            metrics |= {f"eccv/{name}": base + i for i, name in enumerate(names)}  # a distinct value per metric
         path = tmp_path / f"{variant.replace('/', '_')}.json"
         path.write_text(json.dumps({"variant": variant, "protocol": "full", "protocol_label": "5K test split",
                                     "dataset": "coco", "metrics": metrics}))
@@ -316,11 +317,11 @@ def test_table9_on_coco_reads_eccv_captions_metrics_and_refuses_cells_without_th
 
     labels = {"rows": {"coco/cusa_var/itc": "ITC", "coco/cusa_dual": "+ CUSA"}}
     df = build_table9([cell("coco/cusa_var/itc", 30.0), cell("coco/cusa_dual", 40.0)], tmp_path / "t9", labels=labels)
-    ours = df[df.Source == "ours"]
-    assert list(ours.Model) == ["ours ITC", "ours + CUSA"]
-    assert list(ours.Benchmark) == ["coco 5K test split"] * 2
-    csv = (tmp_path / "t9.csv").read_text()
-    assert "30.00" in csv and "45.00" in csv  # ITC's eccv/t2i/R@1, + CUSA's last column
+    ours = df[df.Source == "ours"].set_index("Model")
+    assert list(ours.index) == ["ours ITC", "ours + CUSA"]
+    assert all("ECCV Caption" in b for b in ours.Benchmark)
+    for base, row in ((30.0, "ours ITC"), (40.0, "ours + CUSA")):
+        assert {name: ours.loc[row, name] for name in names} == {name: base + i for i, name in enumerate(names)}
     md = (tmp_path / "t9.md").read_text()
     assert "ECCV Caption's extended ground truth" in md and "ShapeCaptions" not in md
     with pytest.raises(ValueError, match="no extended-ground-truth metrics"):

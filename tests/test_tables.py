@@ -153,6 +153,9 @@ def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path, dataset):
             assert len(ours) == 4 and ours[params["multilingual"]["languages"]].notna().all().all()
             assert trained in stem.with_suffix(".md").read_text()
         assert plan.variants["multi30k/rfrs_en"]["overrides"] == {"train_languages": ["en"]}
+        narrowed = papers.plan("rfrs", {**params, "be": {**params["be"], "train_languages": ["de"]}})
+        assert "table2" not in narrowed.tables and "table7" in narrowed.tables  # the main BE is not every language's
+        assert "{'be': ['de']}" in narrowed.unavailable["table2"]
     if dataset == "coco":  # the paper's sets: coco among flickr30k's and cc's test splits; coco's models on both
         table6 = pd.read_csv((tmp_path / layout.table_stem("rfrs", "table6", params)).with_suffix(".csv"))
         ours = table6[table6["Source"] == "ours"].groupby("Setting")["Model"].apply(list).to_dict()
@@ -162,6 +165,8 @@ def test_every_table_of_the_plan_builds_and_shows_every_cell(tmp_path, dataset):
                         "train flickr30k, test flickr30k (in-domain)": ["JOINT+COOP"]}
         table5 = (tmp_path / layout.table_stem("rfrs", "table5", params)).with_suffix(".md").read_text()
         assert "coco test + distractors from 2 splits" in table5 and "test of flickr30k, test of cc" in table5
+        table6_md = (tmp_path / layout.table_stem("rfrs", "table6", params)).with_suffix(".md").read_text()
+        assert all(f" of {s} test" in table6_md for s in ("coco", "flickr30k", "cc"))  # the protocol of every set
 
 
 def _benchmark(path: Path, timing, n_images: int) -> dict:

@@ -82,8 +82,9 @@ def comparability(cell: dict | None) -> str:
 def protocol_note(cells: list[dict]) -> str:
     """Which test images the cells were measured on, and why absolute numbers are not comparable."""
     first = cells[0]
-    if test_set_name(first) != "ShapeCaptions":
-        return f"protocol: {first['protocol_label']} of {test_set_name(first)} {first['split']} ({comparability(first)})"
+    if test_set_name(first) != "ShapeCaptions":  # real data: a table may test on several sets (Table 6), name each
+        measured = dict.fromkeys(f"{m['protocol_label']} of {test_set_name(m)} {m['split']}" for m in cells)
+        return f"protocol: {'; '.join(measured)} ({comparability(first)})"
     return (f"protocol: {first['protocol_label']} of ShapeCaptions {first['split']} (generated shapes, not COCO or "
             f"Flickr30k; {comparability(first)})")
 

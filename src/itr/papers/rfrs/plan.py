@@ -136,12 +136,13 @@ def plan(config: dict) -> Plan:
         searched |= ({(main, distracted), (aux_variant, shift_dataset), (shift_variant, MAIN_DATASET),
                       (shift_variant, shift_dataset)}
                      | {(v, c) for v in (aux_variant, multi_variant) for c in multi_collections})
-        why, main_recipe = "", set()
+        why, main_recipe, refused = "", set(), {}
     else:
         more_variants, more_collections, more_tables, more_searched, why = _transfer(config, main, main_protocol)
+        refused = {}
         if config["datasets"][data]["format"] == "multi30k":
-            for more, extra in zip((more_variants, more_collections, more_tables, more_searched),
-                                   _multilingual(config, main, main_protocol)):
+            *extras, refused = _multilingual(config, main, main_protocol)
+            for more, extra in zip((more_variants, more_collections, more_tables, more_searched), extras):
                 more |= extra
         variants |= more_variants
         main_recipe = set(more_variants)
@@ -173,8 +174,8 @@ def plan(config: dict) -> Plan:
         latency_models={"be": MODEL.format(variant=main, model="be"), "ce": MODEL.format(variant=main, model="ce")},
         galleries={"coop": ("sep_coop", "BE", "SEP+COOP")},
         unavailable={} if generated else {
-            **{t: (f"it tests captions in four languages, which {data} does not have; set dataset: multi30k or "
-                   "shapes") for t in MULTILINGUAL if t not in tables},
+            **{t: refused.get(t, f"it tests captions in four languages, which {data} does not have; set dataset: "
+                                 "multi30k or shapes") for t in MULTILINGUAL if t not in tables},
             **{t: why for t in TRANSFER if why}},
     )
 
@@ -185,18 +186,22 @@ def _has_training_split(entry: dict) -> bool:
     return entry["format"] != "url-list" or entry["url_list"]["split"] == "train"
 
 
-def _multilingual(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, dict, set]:
+def _multilingual(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, dict, set, dict]:
     """Tables 2 and 7 on Multi30k, one caption language at a time: the main models (trained on every language, as the
     paper's Table 2) and models of the main recipe trained on English alone (Table 7). Returns the variants,
-    collections and tables to add, and the (variant, collection) pairs searched."""
+    collections and tables to add, the (variant, collection) pairs searched, and why a table is refused (Table 2
+    when a main model's section trains on some languages only)."""
     data = config["dataset"]
     languages = {f"{data}_{lang}": lang for lang in config["multilingual"]["languages"]}
     english = on_dataset(ENGLISH_VARIANT, config)
+    narrowed = {m: config[m]["train_languages"] for m in MODELS if config[m]["train_languages"]}
+    refused = {"table2": f"its main models train on every caption language, but params set train_languages {narrowed}: "
+                         "leave them [] (Table 7's English-only models set [en] themselves)"} if narrowed else {}
     tables = {t: TableSpec(_cells([v], PAPER_ROWS, list(languages), [main_protocol]), main_protocol)
-              for t, v in (("table2", main), ("table7", english))}
+              for t, v in (("table2", main), ("table7", english)) if t not in refused}
     return ({english: {"dataset": data, "overrides": {"train_languages": ["en"]}, "models": MODELS}},
             {c: {"dataset": data, "distractors": [], "lang": lang} for c, lang in languages.items()}, tables,
-            {(v, c) for v in (main, english) for c in languages})
+            {(v, c) for v in (main, english) for c in languages}, refused)
 
 
 def _transfer(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, dict, set, str]:
@@ -209,12 +214,12 @@ def _transfer(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, 
     Returns the variants, collections and tables to add, the (variant, collection) pairs searched, and why the tables
     cannot be built under this config ("" when they can)."""
     data, sets, entries = config["dataset"], config["shift"]["real_test_sets"], config["datasets"]
-    if data not in sets:
-        return {}, {}, {}, set(), f"it tests on shift.real_test_sets {sets}; {data} is not one of them"
     unknown = [s for s in sets if s not in entries]
     if unknown:
         raise ConfigError(f"params shift.real_test_sets names {unknown}, which params datasets does not declare; "
                           f"name datasets among {sorted(entries)}")
+    if data not in sets:
+        return {}, {}, {}, set(), f"it tests on shift.real_test_sets {sets}; {data} is not one of them"
     if not _has_training_split(entries[data]):
         return {}, {}, {}, set(), f"{data} has no training split: its models would be none (set a dataset that has)"
     others = [s for s in sets if s != data]
@@ -223,14 +228,14 @@ def _transfer(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, 
     collections[distracted] = {"dataset": data, "distractors": [{"dataset": s, "split": "test"} for s in others]}
     in_domain = {s: on_dataset(MAIN, {**config, "dataset": s}) for s in sets if _has_training_split(entries[s])}
     variants = {v: {"dataset": s, "overrides": {}, "models": ["joint"]} for s, v in in_domain.items() if s != data}
-    cell = lambda variant, method, collection: EVAL_METRICS.format(variant=variant, method=method,
-                                                                   collection=collection, protocol=main_protocol)
     tables = {
-        "table5": TableSpec([cell(main, m, c) for c in (data, distracted) for m in ("be", "sep_coop", "joint_coop")],
+        "table5": TableSpec(_cells([main], ["be", "sep_coop", "joint_coop"], [data, distracted], [main_protocol]),
                             main_protocol),
-        "table6": TableSpec([cell(main, m, s) for s in others for m in PAPER_ROWS
-                             if m != "ce" or _has_training_split(entries[s])]
-                            + [cell(v, "joint_coop", s) for s, v in in_domain.items()], main_protocol),
+        "table6": TableSpec([c for s in others for c in _cells(
+                                [main], [m for m in PAPER_ROWS if m != "ce" or _has_training_split(entries[s])], [s],
+                                [main_protocol])]
+                            + [c for s, v in in_domain.items()
+                               for c in _cells([v], ["joint_coop"], [s], [main_protocol])], main_protocol),
     }
     searched = {(main, c) for c in collections} | {(v, s) for s, v in in_domain.items()}
     return variants, collections, tables, searched, ""

@@ -226,7 +226,7 @@ def build_table6(metrics_paths: list[Path], out_stem: Path, protocol: str, note:
                 "on striped paper; one detector, trained on plain, extracts both)"
                 if test_set_name(cells[0]) == "ShapeCaptions" else
                 "trained on one dataset, tested on the others (one pretrained detector extracts every set; no CE row "
-                "where the test set has no training split, as the paper's CC column)")
+                "where the test set has no training split: CC, whose column in the paper has no CE row either)")
     caption = ("Table 6 of Geigle et al. (2022): zero-shot transfer. 'paper': OSCAR-base, trained on the other "
                f"dataset (the in-domain JOINT+COOP row is the upper bound). 'ours': {ours_are}. "
                + protocol_note(cells) + ". " + note)
