@@ -140,9 +140,10 @@ def _setting_table(paper_settings: dict, ours: dict[str, list[dict]], setting_co
 
 
 def _language_table(name: str, metrics_paths: list[Path], out_stem: Path, protocol: str, summary: str,
-                    caption: str) -> pd.DataFrame:
+                    caption) -> pd.DataFrame:
     """mR per caption language (columns), one row per model, the paper's rows first; ``summary`` names the last
-    column: 'mean' over all languages or 'avg' over the non-English ones."""
+    column: 'mean' over all languages or 'avg' over the non-English ones; ``caption(cell)`` the table's caption, from
+    its first cell (what the models were trained on)."""
     paper = paper_numbers()[name]
     cells = load_cells(metrics_paths, protocol)
     ours: dict[str, dict[str, float]] = {}
@@ -162,32 +163,33 @@ def _language_table(name: str, metrics_paths: list[Path], out_stem: Path, protoc
     shown = df.copy()
     for c in paper["columns"]:
         shown[c] = shown[c].map(lambda v: "—" if pd.isna(v) else f"{v:.1f}")
-    full_caption = caption + " Ours: " + protocol_note(cells) + "; every language searches the same images."
+    full_caption = caption(cells[0]) + " Ours: " + protocol_note(cells) + "; every language searches the same images."
     write_table(shown, out_stem, full_caption, flat, csv=df.to_csv(index=False, float_format="%.2f"))
     return df
 
 
 def build_table2(metrics_paths: list[Path], out_stem: Path, protocol: str, note: str = "") -> pd.DataFrame:
     """Table 2: models trained on captions in all four languages, mR in each language."""
-    cell = load_cells(metrics_paths[:1], protocol)[0]
-    ours = ("ShapeCaptions captions from per-language templates (itr.data.captions)"
-            if test_set_name(cell) == "ShapeCaptions" else f"the main models of {cell['trained_on']}, trained on "
-            "its captions in every language")
-    return _language_table("table2", metrics_paths, out_stem, protocol, "mean", (
-        "Table 2 of Geigle et al. (2022): multilingual retrieval, models trained on all four languages, mean recall "
-        f"(mR: mean of R@1, R@5, R@10 in both directions). 'paper': M3P on Multi30k; 'ours': {ours}. " + note))
+    def caption(cell: dict) -> str:
+        ours = ("ShapeCaptions captions from per-language templates (itr.data.captions)"
+                if test_set_name(cell) == "ShapeCaptions" else f"the main models of {cell['trained_on']}, trained on "
+                "its captions in every language")
+        return ("Table 2 of Geigle et al. (2022): multilingual retrieval, models trained on all four languages, mean "
+                f"recall (mR: mean of R@1, R@5, R@10 in both directions). 'paper': M3P on Multi30k; 'ours': {ours}. "
+                + note)
+    return _language_table("table2", metrics_paths, out_stem, protocol, "mean", caption)
 
 
 def build_table7(metrics_paths: list[Path], out_stem: Path, protocol: str, note: str = "") -> pd.DataFrame:
     """Table 7: models trained on English only, mR in each language (zero-shot for de, fr, cs)."""
-    cell = load_cells(metrics_paths[:1], protocol)[0]
-    ours = ("the main English models, whose text tower is the English MiniLM: the other languages are unseen words "
-            "to it" if test_set_name(cell) == "ShapeCaptions" else
-            f"models of the main recipe trained on the English captions of {cell['trained_on']} (train_languages)")
-    return _language_table("table7", metrics_paths, out_stem, protocol, "avg", (
-        "Table 7 of Geigle et al. (2022): models trained on English captions only, tested in each language "
-        f"(mR; avg = mean over de, fr, cs). 'paper': M3P (multilingual pre-training) on Multi30k; 'ours': {ours}. "
-        + note))
+    def caption(cell: dict) -> str:
+        ours = ("the main English models, whose text tower is the English MiniLM: the other languages are unseen "
+                "words to it" if test_set_name(cell) == "ShapeCaptions" else
+                f"models of the main recipe trained on the English captions of {cell['trained_on']} (train_languages)")
+        return ("Table 7 of Geigle et al. (2022): models trained on English captions only, tested in each language "
+                f"(mR; avg = mean over de, fr, cs). 'paper': M3P (multilingual pre-training) on Multi30k; 'ours': "
+                f"{ours}. " + note)
+    return _language_table("table7", metrics_paths, out_stem, protocol, "avg", caption)
 
 
 def build_table5(metrics_paths: list[Path], out_stem: Path, protocol: str) -> pd.DataFrame:
