@@ -52,7 +52,9 @@ def real(tmp_path_factory):
         "min_size": 64, "max_size": 96, "proposals": 50, "min_regions": 2, "max_regions": 6, "score_thresh": 0.5, "shard_size": 16,
         "batch_size": 8}
     (root / "project").mkdir()
-    proj = new_project(root / "project", dataset="fixture", datasets={"fixture": fixture},
+    # the fixture beside the shipped datasets, as a user adds one: shift.real_test_sets still names declared ones
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]
+    proj = new_project(root / "project", dataset="fixture", datasets=shipped | {"fixture": fixture},
                        pretrained_features=pretrained)
     (proj / "downloads" / "fixture").mkdir(parents=True)
     (proj / "downloads" / "fixture" / PLACED).write_bytes(files[PLACED])
@@ -103,3 +105,6 @@ def test_table1_on_the_real_dataset_has_every_row_measured_and_a_rerun_does_noth
     assert "fixture test" in (proj / "results/tables/fixture/rfrs_table1.md").read_text()
     assert not (proj / "results/tables/rfrs_table1.md").exists()  # ShapeCaptions' table is not this one
     assert "Nothing to be done" in run(["snakemake", "-n", "rfrs_table1"], proj).stdout
+    # a dataset outside shift.real_test_sets: Tables 5 and 6 are refused with the reason, not built from other data
+    refused = run(["snakemake", "-n", "rfrs_table5"], proj, check=False)
+    assert refused.returncode != 0 and "not one of them" in refused.stdout + refused.stderr
