@@ -24,6 +24,12 @@ FEATURES = dict(max_regions=3, score_thresh=0.0, shard_size=8, batch_size=4)
 BE = BEConfig(epochs=1, batch_size=4, lr=1e-3)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests on the built tiny project first. Under pytest-xdist (.ci/run: two workers, one file each at a
+    time) its build, most of the run, then starts at once and the other worker takes every other file beside it."""
+    items.sort(key=lambda item: "project" not in getattr(item, "fixturenames", ()))
+
+
 def train_small_detector(root, data, state, log=print):
     train_on_dataset(DETECTOR, data, root / "det.pt", root / "det.json", state, log=log)
     return torch.load(root / "det.pt", weights_only=True)["model"]

@@ -1,4 +1,6 @@
 """The machine fingerprint every metrics file records (itr.machine)."""
+import json
+
 from itr.machine import cpu_info, fingerprint
 
 CPUINFO = """processor	: 0
@@ -22,6 +24,19 @@ def test_the_id_tells_exact_agreement_apart():
     one, again, two = fingerprint(threads=1), fingerprint(threads=1), fingerprint(threads=2)
     assert one == again and one["id"] != two["id"]  # thread count decides bit-exact results, so it is in the id
     assert one["cpu"] and one["torch"] and one["faiss"] and one["numpy"]
+
+
+def test_torch_is_recorded_by_the_jobs_that_use_it_and_never_imported_for_the_record():
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from itr.machine import fingerprint; before = fingerprint(); "
+            "loaded = 'torch' in sys.modules; import torch; "
+            "print(json.dumps([loaded, before['torch'], before['threads'], fingerprint()['torch']]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    imported_for_the_record, unused, threads, used = json.loads(out)
+    assert not imported_for_the_record and unused is None and threads is None
+    assert used  # recorded once the job has imported torch
 
 
 def test_every_metrics_file_records_the_machine(tmp_path):

@@ -72,6 +72,19 @@ def test_build_writes_canonical_tables_with_scenes(tmp_path):
     assert (tmp_path / images["file"].iloc[0]).exists()
 
 
+def test_reading_a_dataset_starts_no_thread(tmp_path):
+    # pyarrow's thread pools can abort a finished job at exit (itr.data.dataset.read_parquet): a read starts none
+    import subprocess
+    import sys
+
+    shapes.build(ShapesConfig(n_train=4, n_val=2, n_test=4, seed=0), tmp_path)
+    code = ("import os; from itr.data.dataset import read_dataset; n = lambda: len(os.listdir('/proc/self/task')); "
+            f"before = n(); images, captions = read_dataset({str(tmp_path)!r}); print(before, n(), len(captions))")
+    before, after, captions = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                             check=True).stdout.split()
+    assert after == before and captions == "50"
+
+
 def test_objects_do_not_overlap():
     for s in shapes.generate_split(CFG, "train"):
         boxes = np.array([o["box"] for o in s["objects"]])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 from pathlib import Path
 
 # CPU features whose presence selects other kernels (and so other rounding) in torch, oneDNN, OpenBLAS and faiss.
@@ -44,18 +45,24 @@ def cpu_info(cpuinfo: str | None = None) -> tuple[str, list[str]]:
 
 
 def fingerprint(threads: int | None = None, device: str = "cpu") -> dict:
-    """This machine as a metrics file records it; ``threads``: torch's (default: its current setting)."""
+    """This machine as a metrics file records it; ``threads``: torch's (default: its current setting).
+
+    torch's fields (its version, its thread count) are recorded only when the job imported torch: a job that never did
+    (evaluating an index, a scores file) computed nothing with it, and importing torch only to record it would cost a
+    few seconds of every such job. Those jobs record ``"torch": None`` (and ``"threads": None`` unless given)."""
     import faiss
     import numpy
-    import torch
 
+    torch = sys.modules.get("torch")
     model, isa = cpu_info()
     if str(device).startswith("cuda"):
         device = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    if threads is None and torch is not None:
+        threads = torch.get_num_threads()
     # plain strings: torch's version is a str subclass, which a weights_only checkpoint load refuses
-    fp = {"cpu": model, "isa": isa, "platform": platform.platform(), "torch": str(torch.__version__),
-          "faiss": str(faiss.__version__), "numpy": str(numpy.__version__),
-          "threads": torch.get_num_threads() if threads is None else threads,
+    fp = {"cpu": model, "isa": isa, "platform": platform.platform(),
+          "torch": None if torch is None else str(torch.__version__),
+          "faiss": str(faiss.__version__), "numpy": str(numpy.__version__), "threads": threads,
           "faiss_threads": faiss.omp_get_max_threads(), "device": str(device)}
     exact = {k: fp[k] for k in ("cpu", "isa", "torch", "faiss", "numpy", "threads", "faiss_threads", "device")}
     return {**fp, "id": hashlib.sha256(json.dumps(exact, sort_keys=True).encode()).hexdigest()[:12]}

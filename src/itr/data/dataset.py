@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from itr.atomic import replacing
 from itr.errors import InputError
@@ -34,6 +35,17 @@ REBUILD = "snakemake --forcerun shapes_generate data"  # every generated dataset
 
 class DatasetError(InputError, ValueError):
     """A dataset table is missing, malformed or inconsistent."""
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """A parquet table, read on the calling thread alone. pyarrow's default read starts thread pools whose teardown at
+    interpreter exit now and then aborts a job that has done its work ("terminate called without an active exception",
+    apache/arrow#34314); our tables are small enough for one thread.
+
+    Example:
+        >>> captions = read_parquet("data/shapes/captions.parquet")  # doctest: +SKIP
+    """
+    return pq.ParquetFile(path, pre_buffer=False).read(use_threads=False).to_pandas(use_threads=False)
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -85,7 +97,7 @@ def read_dataset(data_dir: str | Path, split: str | None = None) -> tuple[pd.Dat
     tables = []
     for name, cols in zip(TABLES, (IMAGE_COLUMNS, CAPTION_COLUMNS)):
         path = data_dir / name
-        df = pd.read_parquet(path)
+        df = read_parquet(path)
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise DatasetError(f"{path}: missing columns {missing}; rebuild the dataset: "

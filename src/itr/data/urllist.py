@@ -17,7 +17,7 @@ import csv
 import os
 from pathlib import Path
 
-from itr.data.dataset import DatasetError, write_dataset
+from itr.data.dataset import DatasetError, read_parquet, write_dataset
 from itr.data.importers import image_row
 
 def read_url_list(path: str | Path) -> list[tuple[str, str]]:
@@ -47,7 +47,7 @@ def import_url_list(annotations: str | Path, out: str | Path, split: str = "test
     pd.DataFrame({"caption": [c for c, _ in rows], "url": [u for _, u in rows],
                   "line": range(1, len(rows) + 1)}).to_parquet(listing, index=False)
     _download(listing, images, threads, timeout, retries)
-    status = pd.concat([pd.read_parquet(p) for p in sorted(images.glob("*.parquet")) if p != listing],
+    status = pd.concat([read_parquet(p) for p in sorted(images.glob("*.parquet")) if p != listing],
                        ignore_index=True)
     image_rows, caption_rows = [], []
     for r in status[status["status"] == "success"].sort_values("line").itertuples():
