@@ -74,6 +74,7 @@ def test_snakemake_fails_fast_on_a_misspelled_key(tmp_path):
     assert "Building DAG of jobs" not in log
 
 
+@pytest.mark.integration  # snakemake --lint parses the whole workflow (~6 s)
 def test_workflow_is_lint_clean():
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--lint"], cwd=ROOT,
                           capture_output=True, text=True)

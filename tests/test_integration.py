@@ -329,6 +329,7 @@ def test_a_code_edit_reruns_the_jobs_that_run_it_and_what_follows(project):
     assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout
 
 
+@pytest.mark.slow  # a dvc repro after the edit and one back (~1 min); the param-edit and theta tests check the same in dry runs
 def test_a_fusion_param_change_recomputes_cells_from_the_cached_scores(project):
     proj, _ = project
     # rerank.lambdas changes Table 9's cells only: no training, extraction, indexing or cross-encoding again,
@@ -374,6 +375,7 @@ def _rules(dry_run: str) -> set[str]:
     return {line.split()[1][:-1] for line in dry_run.splitlines() if line.startswith(("rule ", "localrule "))}
 
 
+@pytest.mark.slow  # five Snakemake runs and a retrained chain (~1.5 min): past CI's budget on an AVX2 runner
 def test_a_failed_job_after_a_param_edit_leaves_no_result_up_to_date(project):
     """Issue 13, finding 2: a training job that fails after a param edit (Snakemake then deletes its model)
     used to leave the old metrics "up to date"; every job downstream names its inputs' content in its params."""

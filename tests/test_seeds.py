@@ -129,6 +129,7 @@ def test_check_files_reports_the_mode_it_used(tmp_path):
     assert failed == 0 and "statistical for 1 score(s)" in report
 
 
+@pytest.mark.integration  # a Snakemake dry run of every seed's chain (~5 s)
 def test_rfrs_seeds_is_a_dag_of_seed_runs(tmp_path):
     """The dry run of rfrs_seeds on the shipped params: every seed's detector, features and models; the seed runs'
     jobs read their own detector's features and pass their seed."""

@@ -62,6 +62,7 @@ def _dry_run(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.integration  # two Snakemake dry runs of the whole DAG on a real dataset (~12 s)
 def test_one_param_runs_a_paper_on_a_real_dataset_and_refuses_tables_it_cannot_build():
     proc = _dry_run("rfrs_table1", "rfrs_table2", "--config", "dataset=flickr30k")
     assert proc.returncode != 0 and "rfrs_table2 is not built on dataset flickr30k" in proc.stdout + proc.stderr
