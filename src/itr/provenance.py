@@ -72,7 +72,8 @@ def module_file(module: str) -> Path | None:
 
 @functools.lru_cache(maxsize=None)
 def _tree(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), filename=str(path))
+    """A source file's syntax tree without docstrings: what the code does, not what it says about itself."""
+    return _without_docstrings(ast.parse(path.read_text(), filename=str(path)))
 
 
 def _imports(nodes) -> set[str]:
@@ -93,7 +94,7 @@ def _entry(entry: str) -> tuple[list[ast.AST], set[str]]:
     module's top-level statements that are not other functions (imports, constants); for a script
     (``path.py``, outside the library), all of it."""
     if entry.endswith(".py"):
-        tree = ast.parse(Path(entry).read_text(), filename=entry)
+        tree = _without_docstrings(ast.parse(Path(entry).read_text(), filename=entry))
         return [tree], _imports([tree])
     module, function = entry.split(":")
     tree = _tree(module_file(module))
@@ -139,17 +140,17 @@ def _module_imports(module: str) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=None)
 def _normalised(path: Path) -> str:
-    return _without_docstrings(_tree(path))
+    return ast.dump(_tree(path))
 
 
-def _without_docstrings(tree: ast.AST) -> str:
-    tree = ast.parse(ast.unparse(tree))  # a copy
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree``, its docstrings removed in place (a body of a docstring alone becomes ``pass``)."""
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return tree
 
 
 def code_digest(*entries: str, data: tuple = ()) -> str:
@@ -158,7 +159,7 @@ def code_digest(*entries: str, data: tuple = ()) -> str:
     h = hashlib.sha256()
     for entry in entries:
         if ":" in entry or entry.endswith(".py"):
-            h.update("".join(_without_docstrings(node) for node in _entry(entry)[0]).encode())
+            h.update("".join(ast.dump(node) for node in _entry(entry)[0]).encode())
         for module in closure(entry):
             h.update(module.encode() + _normalised(module_file(module)).encode())
     for path in data:
