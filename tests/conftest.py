@@ -25,8 +25,8 @@ BE = BEConfig(epochs=1, batch_size=4, lr=1e-3)
 
 
 def pytest_collection_modifyitems(config, items):
-    """The tests on the built tiny project first. Under pytest-xdist (.ci/run: two workers, one file each at a
-    time) its build, most of the run, then starts at once and the other worker takes every other file beside it."""
+    """The tests on the built tiny project first. Under pytest-xdist (pyproject's addopts: two workers, one file each
+    at a time) its build, most of the run, then starts at once and the other worker takes every other file beside it."""
     items.sort(key=lambda item: "project" not in getattr(item, "fixturenames", ()))
 
 

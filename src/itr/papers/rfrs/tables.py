@@ -9,6 +9,7 @@ Example:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -140,7 +141,7 @@ def _setting_table(paper_settings: dict, ours: dict[str, list[dict]], setting_co
 
 
 def _language_table(name: str, metrics_paths: list[Path], out_stem: Path, protocol: str, summary: str,
-                    caption) -> pd.DataFrame:
+                    caption: Callable[[dict], str]) -> pd.DataFrame:
     """mR per caption language (columns), one row per model, the paper's rows first; ``summary`` names the last
     column: 'mean' over all languages or 'avg' over the non-English ones; ``caption(cell)`` the table's caption, from
     its first cell (what the models were trained on)."""
