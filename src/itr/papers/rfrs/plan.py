@@ -115,6 +115,7 @@ def plan(config: dict) -> Plan:
             for m in coop for f in SCORE_FUSIONS for lam in rerank["lambdas"]], main_protocol),
     }
     searched = {(main, data)} | {(v, data) for by_variant in labels.values() for v in by_variant}
+    refused = {}  # table -> why it cannot be built on this real dataset
     if generated:
         tables |= {
             # multilingual: models trained on all four languages (2) and on English only (7), tested per language
@@ -136,10 +137,9 @@ def plan(config: dict) -> Plan:
         searched |= ({(main, distracted), (aux_variant, shift_dataset), (shift_variant, MAIN_DATASET),
                       (shift_variant, shift_dataset)}
                      | {(v, c) for v in (aux_variant, multi_variant) for c in multi_collections})
-        why, main_recipe, refused = "", set(), {}
+        why, main_recipe = "", set()
     else:
         more_variants, more_collections, more_tables, more_searched, why = _transfer(config, main, main_protocol)
-        refused = {}
         if config["datasets"][data]["format"] == "multi30k":
             *extras, refused = _multilingual(config, main, main_protocol)
             for more, extra in zip((more_variants, more_collections, more_tables, more_searched), extras):
