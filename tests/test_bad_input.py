@@ -35,6 +35,9 @@ def _params(tmp_path, **edits) -> Path:
     ({"shapes__n_test": 150}, "protocol 'subset' takes the first 200 test images, but the split has 150"),
     ({"shapes__min_objects": 5}, "'shapes.min_objects' (5) exceeds 'shapes.max_objects' (4)"),
     ({"be__lr": float("nan")}, "'be.lr': nan is not a finite number"),
+    ({"be__lr": 0.0}, "be.lr"),  # a learning rate must be positive as well as finite
+    ({"ce__lr": -1e-5}, "ce.lr"),
+    ({"evaluation__n_folds": 100}, "protocol 'folds' scores groups of 10 test images, fewer than the deepest ranking"),
     ({"rerank__k": 500}, "protocol 'subset100' scores groups of 100 test images, fewer than the deepest ranking (500"),
 ])
 def test_degenerate_params_are_refused(tmp_path, edits, message):
@@ -134,6 +137,13 @@ def test_runs_compare_on_a_missing_store_creates_nothing(capsys, tmp_path):
     where = tmp_path / "nonexistent" / "dir"
     err = _cli(capsys, "runs", "compare", "--uri", f"sqlite:///{where}/x.db")
     assert "no tracking store at" in err
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_runs_compare_of_a_paper_on_a_missing_store_creates_nothing(capsys, tmp_path):
+    where = tmp_path / "nonexistent" / "dir"
+    err = _cli(capsys, "runs", "compare", "--paper", "rfrs", "--uri", f"sqlite:///{where}/x.db")
+    assert "no tracking store at" in err and "snakemake" in err
     assert not (tmp_path / "nonexistent").exists()
 
 

@@ -59,6 +59,20 @@ def test_terminated_runs_end_killed_and_orphans_are_closed(tmp_path):
     assert _runs(uri, "e") == {"sigterm": "KILLED", "sigkill": "KILLED", "next": "FINISHED"}
 
 
+def test_a_real_sigterm_ends_a_tracked_jobs_run_killed(tmp_path):
+    """The signal itself, not a raised Terminated: the handler every itr job installs turns it into KILLED."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    code = ("import time; from itr.config import TrackingConfig; from itr.jobs import die_with_scheduler; "
+            "from itr.tracking import Tracker; die_with_scheduler(); "
+            f"t = Tracker(TrackingConfig(uri={uri!r}, experiment='e'), 'job')\n"
+            "with t:\n    print('ready', flush=True); time.sleep(120)")
+    job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert job.stdout.readline().strip() == "ready"
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    assert _runs(uri, "e") == {"job": "KILLED"}
+
+
 SLOW_SHAPES = {"captions_per_image": 5, "domain": "plain", "image_size": 64, "languages": ["en"], "max_objects": 4,
                "min_objects": 1, "n_test": 10, "n_train": 4000, "n_val": 10, "noise": 0.08, "seed": 0,
                "twin_fraction": 0.5}

@@ -34,3 +34,5 @@ def test_the_slurm_profile_sends_training_to_the_gpu_partition():
     config = yaml.safe_load((ROOT / "workflow/profiles/slurm/config.yaml").read_text())
     for rule in ("train", "train_detector", "extract_features"):
         assert config["set-resources"][rule]["slurm_partition"] == "gpu", rule
+        # finding 4: training fell back to the default resources, whose runtime (minutes) is far too short
+        assert config["set-resources"][rule]["runtime"] > config["default-resources"]["runtime"], rule

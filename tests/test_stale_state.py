@@ -67,12 +67,68 @@ def test_unchanged_inputs_resume_and_publish_the_same_model(tiny_pipeline, tmp_p
     assert resumed["model"].keys() and _same(resumed["model"], torch.load(root / "be.pt", weights_only=True)["model"])
 
 
-def test_an_edited_feature_manifest_is_refused(tiny_pipeline, tmp_path):
+def test_new_data_retrains_the_bi_encoder_from_scratch(tiny_pipeline, tmp_path):
+    root, text = tiny_pipeline
+    shapes.build(ShapesConfig(**SHAPES, noise=0.3), tmp_path / "data")  # shapes.noise edited: new images, new features
+    extract_dataset(tmp_path / "data", root / "det.pt", FeaturesConfig(**FEATURES), tmp_path / "feat")
+    shutil.copytree(root / "be_state", tmp_path / "be_state")
+    logs = []
+    resumed = _be(tmp_path, tmp_path / "data", tmp_path / "feat", tmp_path / "be_state", text, log=logs.append)
+    assert any("discarding" in line and "changed: data" in line for line in logs), logs
+    fresh = _be(tmp_path / "f", tmp_path / "data", tmp_path / "feat", tmp_path / "fresh", text)
+    assert _same(resumed["model"], fresh["model"])
+    assert not _same(resumed["model"], torch.load(root / "be.pt", weights_only=True)["model"])
+
+
+def test_new_code_retrains_the_bi_encoder_from_scratch(tiny_pipeline, tmp_path, monkeypatch):
+    """The training code's digest is part of the state's identity: after a code edit, nothing is resumed."""
+    import itr.provenance
+
+    root, text = tiny_pipeline
+    shutil.copytree(root / "be_state", tmp_path / "be_state")
+    real = itr.provenance.code_digest
+    monkeypatch.setattr(itr.provenance, "code_digest", lambda entry: "edited-" + real(entry))  # as after an edit
+    logs = []
+    _be(tmp_path, root / "data", root / "feat", tmp_path / "be_state", text, log=logs.append)
+    assert any("discarding" in line and "changed: code" in line for line in logs), logs
+    assert not any(line.startswith("resuming") for line in logs), logs
+
+
+def test_a_new_initial_checkpoint_restarts_fine_tuning(tiny_pipeline, tmp_path):
+    """A fine-tuned model's state is keyed by the checkpoint it starts from (ALADIN's init): another init, a new run."""
+    from itr.config import DisentangledConfig
+    from itr.training import train_from_files
+
+    root, text = tiny_pipeline
+    cfg = DisentangledConfig.from_dict({**DisentangledConfig().to_dict(), "epochs": 1, "batch_size": 4, "lr": 1e-3,
+                                        "layers": 1, "heads": 2, "ff": 16, "seed": 0,
+                                        "loss_weights": {"alignment": 1.0, "triplet": 0.0, "distill": 0.0}})
+    ckpt = torch.load(root / "be.pt", weights_only=True)
+    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
+    ckpt["model"][name] = ckpt["model"][name] + 0.5  # another BE: the init checkpoint edited
+    torch.save(ckpt, tmp_path / "be2.pt")
+
+    def fine_tune(init, state, out, log=print):
+        train_from_files("disentangled", cfg, text, root / "data", root / "feat", state, out, out.with_suffix(".csv"),
+                         init=init, log=log)
+        return torch.load(out, weights_only=True)["model"]
+
+    first = fine_tune(root / "be.pt", tmp_path / "state", tmp_path / "a.pt")
+    logs = []
+    resumed = fine_tune(tmp_path / "be2.pt", tmp_path / "state", tmp_path / "b.pt", log=logs.append)
+    assert any("discarding" in line and "changed: init" in line for line in logs), logs
+    assert _same(resumed, fine_tune(tmp_path / "be2.pt", tmp_path / "fresh", tmp_path / "c.pt"))
+    assert not _same(resumed, first)
+
+
+@pytest.mark.parametrize("edit", [{"dim": 8}, {"max_regions": 2}])
+def test_an_edited_feature_manifest_is_refused(tiny_pipeline, tmp_path, edit):
     root, _ = tiny_pipeline
     shutil.copytree(root / "feat", tmp_path / "feat")
     path = tmp_path / "feat" / "manifest.json"
     manifest = json.loads(path.read_text())
-    path.write_text(json.dumps({**manifest, "dim": 8}))  # finding 8: dim edited by hand
+    assert all(manifest[key] != value for key, value in edit.items())
+    path.write_text(json.dumps({**manifest, **edit}))  # finding 8: dim or max_regions edited by hand
     with pytest.raises(FeatureStoreError, match="manifest.json was edited.*rebuild it: snakemake --force .*feat/manifest.json"):
         FeatureStore(tmp_path / "feat")
 
