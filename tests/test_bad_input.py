@@ -35,8 +35,8 @@ def _params(tmp_path, **edits) -> Path:
     ({"shapes__n_test": 150}, "protocol 'subset' takes the first 200 test images, but the split has 150"),
     ({"shapes__min_objects": 5}, "'shapes.min_objects' (5) exceeds 'shapes.max_objects' (4)"),
     ({"be__lr": float("nan")}, "'be.lr': nan is not a finite number"),
-    ({"be__lr": 0.0}, "be.lr"),  # a learning rate must be positive as well as finite
-    ({"ce__lr": -1e-5}, "ce.lr"),
+    ({"be__lr": 0.0}, "'be.lr': 0.0 is less than or equal to the minimum of 0"),  # positive as well as finite
+    ({"ce__lr": -1e-5}, "'ce.lr': -1e-05 is less than or equal to the minimum of 0"),
     ({"evaluation__n_folds": 100}, "protocol 'folds' scores groups of 10 test images, fewer than the deepest ranking"),
     ({"rerank__k": 500}, "protocol 'subset100' scores groups of 100 test images, fewer than the deepest ranking (500"),
 ])

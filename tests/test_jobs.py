@@ -67,9 +67,14 @@ def test_a_real_sigterm_ends_a_tracked_jobs_run_killed(tmp_path):
             f"t = Tracker(TrackingConfig(uri={uri!r}, experiment='e'), 'job')\n"
             "with t:\n    print('ready', flush=True); time.sleep(120)")
     job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert job.stdout.readline().strip() == "ready"
-    job.send_signal(signal.SIGTERM)
-    assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    try:
+        lines = iter(job.stdout.readline, "")  # until "ready" or the end of its output (the job died)
+        assert any(line.strip() == "ready" for line in lines), "the tracked job ended before its run started"
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        job.kill()
+        job.stdout.close()
     assert _runs(uri, "e") == {"job": "KILLED"}
 
 

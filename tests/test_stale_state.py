@@ -103,21 +103,23 @@ def test_a_new_initial_checkpoint_restarts_fine_tuning(tiny_pipeline, tmp_path):
     cfg = DisentangledConfig.from_dict({**DisentangledConfig().to_dict(), "epochs": 1, "batch_size": 4, "lr": 1e-3,
                                         "layers": 1, "heads": 2, "ff": 16, "seed": 0,
                                         "loss_weights": {"alignment": 1.0, "triplet": 0.0, "distill": 0.0}})
-    ckpt = torch.load(root / "be.pt", weights_only=True)
-    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
-    ckpt["model"][name] = ckpt["model"][name] + 0.5  # another BE: the init checkpoint edited
-    torch.save(ckpt, tmp_path / "be2.pt")
+    init = tmp_path / "init.pt"  # one path, as upstream retraining overwrites the file the fine-tune reads
+    shutil.copy(root / "be.pt", init)
 
-    def fine_tune(init, state, out, log=print):
+    def fine_tune(state, out, log=print):
         train_from_files("disentangled", cfg, text, root / "data", root / "feat", state, out, out.with_suffix(".csv"),
                          init=init, log=log)
         return torch.load(out, weights_only=True)["model"]
 
-    first = fine_tune(root / "be.pt", tmp_path / "state", tmp_path / "a.pt")
+    first = fine_tune(tmp_path / "state", tmp_path / "a.pt")
+    ckpt = torch.load(init, weights_only=True)
+    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
+    ckpt["model"][name] = ckpt["model"][name] + 0.5  # another BE at the same path: the init checkpoint retrained
+    torch.save(ckpt, init)
     logs = []
-    resumed = fine_tune(tmp_path / "be2.pt", tmp_path / "state", tmp_path / "b.pt", log=logs.append)
+    resumed = fine_tune(tmp_path / "state", tmp_path / "b.pt", log=logs.append)
     assert any("discarding" in line and "changed: init" in line for line in logs), logs
-    assert _same(resumed, fine_tune(tmp_path / "be2.pt", tmp_path / "fresh", tmp_path / "c.pt"))
+    assert _same(resumed, fine_tune(tmp_path / "fresh", tmp_path / "c.pt"))
     assert not _same(resumed, first)
 
 
