@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from itr.config import BEConfig, DetectorConfig, FeaturesConfig, ShapesConfig, TextEncoderConfig
+from itr.config import BEConfig, DetectorConfig, DisentangledConfig, FeaturesConfig, ShapesConfig, TextEncoderConfig
 from itr.data import shapes
 from itr.features.detector import train_on_dataset
 from itr.features.extract import extract_dataset
@@ -22,6 +22,12 @@ SHAPES = dict(image_size=64, n_train=12, n_val=4, n_test=2, seed=0)
 DETECTOR = DetectorConfig(epochs=1, batch_size=4, channels=(8, 8, 8), representation_size=16, anchor_sizes=(8, 16))
 FEATURES = dict(max_regions=3, score_thresh=0.0, shard_size=8, batch_size=4)
 BE = BEConfig(epochs=1, batch_size=4, lr=1e-3)
+
+
+def disentangled_config(**kw) -> DisentangledConfig:
+    """A one-epoch, one-layer ALADIN config for the tiny pipeline, with ``kw`` replacing its keys."""
+    base = dict(epochs=1, batch_size=4, lr=1e-3, layers=1, heads=2, ff=16, seed=0)
+    return DisentangledConfig.from_dict({**DisentangledConfig().to_dict(), **base, **kw})
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import disentangled_config as _cfg
 from itr.checkpoint import CheckpointError
-from itr.config import BEConfig, ConfigError, DisentangledConfig, TextEncoderConfig
+from itr.config import BEConfig, ConfigError, TextEncoderConfig
 from itr.data.dataset import read_dataset
 from itr.features.store import FeatureStore, FeatureStoreError, FeatureStoreWriter
 from itr.losses import listnet_distillation, max_violation_hinge
@@ -176,11 +177,6 @@ def test_a_checkpointed_architecture_rebuilds_the_same_model(tiny):
 
 
 # ---------------------------------------------------------------------------------------------- training (itr train)
-def _cfg(**kw):
-    base = dict(epochs=1, batch_size=4, lr=1e-3, layers=1, heads=2, ff=16, seed=0)
-    return DisentangledConfig.from_dict({**DisentangledConfig().to_dict(), **base, **kw})
-
-
 A_FT = {"alignment": 1.0, "triplet": 0.0, "distill": 0.0}
 DISTILL = {"alignment": 0.0, "triplet": 0.0, "distill": 1.0}
 

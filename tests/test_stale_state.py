@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import FEATURES, SHAPES, train_be as _be, train_small_detector as _detector
+from conftest import FEATURES, SHAPES, disentangled_config, train_be as _be, train_small_detector as _detector
 
 from itr.config import FeaturesConfig, ShapesConfig, TextEncoderConfig
 from itr.data import shapes
@@ -96,13 +96,10 @@ def test_new_code_retrains_the_bi_encoder_from_scratch(tiny_pipeline, tmp_path, 
 
 def test_a_new_initial_checkpoint_restarts_fine_tuning(tiny_pipeline, tmp_path):
     """A fine-tuned model's state is keyed by the checkpoint it starts from (ALADIN's init): another init, a new run."""
-    from itr.config import DisentangledConfig
     from itr.training import train_from_files
 
     root, text = tiny_pipeline
-    cfg = DisentangledConfig.from_dict({**DisentangledConfig().to_dict(), "epochs": 1, "batch_size": 4, "lr": 1e-3,
-                                        "layers": 1, "heads": 2, "ff": 16, "seed": 0,
-                                        "loss_weights": {"alignment": 1.0, "triplet": 0.0, "distill": 0.0}})
+    cfg = disentangled_config(loss_weights={"alignment": 1.0, "triplet": 0.0, "distill": 0.0})
     init = tmp_path / "init.pt"  # one path, as upstream retraining overwrites the file the fine-tune reads
     shutil.copy(root / "be.pt", init)
 
