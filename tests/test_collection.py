@@ -5,10 +5,10 @@ import torch
 
 from itr.collection import Source, StackedStore
 from itr.protocols import protocol_groups
-from itr.config import EvalConfig
+from itr.config import ConfigError, EvalConfig
 from itr.features.store import FeatureStoreError
 from itr.metrics import evaluate_rankings
-from itr.rerank import cross_score_groups, first_stage_groups
+from itr.rerank import cross_score_groups, first_stage_groups, shortlists_from_all_pairs
 from itr.shortlist import rerank_metrics
 
 
@@ -82,3 +82,55 @@ def test_subset_protocols():
     assert groups[0].tolist() == list(range(7)) and label == "fixed subset: first 7 test images"
     with pytest.raises(ValueError, match="subset<N>"):
         protocol_groups(10, cfg, "subsetx")
+
+
+class _PairScorer:  # a cross-encoder whose score depends on the (caption, image) pair alone: 10 * caption + image
+    def eval(self):
+        return self
+
+    def match_logits(self, ids, mask, regions, *rest):
+        return 10 * ids[:, 0].float() + regions[:, 0, 0]
+
+
+class _Rows:
+    def batch(self, rows):
+        return torch.as_tensor(rows)[:, None], torch.ones(len(rows), 1)
+
+
+class _Shuffled:
+    """A first stage whose shortlists are the group's items in a seeded order, cut to k (-1 past the group)."""
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def first_stage(self, group, k):
+        n = len(group)
+        t2i = np.stack([self.rng.permutation(n)[:k] for _ in range(n)])  # one caption per image: n queries each way
+        i2t = np.stack([self.rng.permutation(n)[:k] for _ in range(n)])
+        return self.rng.random(t2i.shape), t2i, self.rng.random(i2t.shape), i2t
+
+
+def test_shortlist_scores_read_from_the_all_pairs_file_are_those_the_reranker_gives():
+    # 6 images, one caption each; two protocol groups of 3 (as folds). The pair scores tell every pair apart.
+    n = 6
+    store = _Store("det", [f"i{m}" for m in range(n)])
+    store.get = lambda ids: {"regions": torch.tensor([[[float(i[1:])]] for i in ids]), "geometry": torch.zeros(len(ids)),
+                             "mask": torch.ones(len(ids)), "global": torch.zeros(len(ids))}
+    image_ids, groups = [f"i{m}" for m in range(n)], [np.array([0, 1, 2]), np.array([3, 4, 5])]
+    every = first_stage_groups(groups, np.arange(n), k=0)
+    every_pair, n_all = cross_score_groups(_PairScorer(), _Rows(), store, image_ids, every, 64, "cpu")
+    shortlists = first_stage_groups(groups, np.arange(n), k=2, collection=_Shuffled(0))
+    scored, n_scored = cross_score_groups(_PairScorer(), _Rows(), store, image_ids, shortlists, 64, "cpu")
+    read, n_read = shortlists_from_all_pairs(every_pair, shortlists, n)
+    assert n_all == 2 * 3 * 3 and n_read == n_scored < n_all
+    for a, b in zip(scored, read):
+        for field in ("t2i_candidates", "t2i_first", "t2i_cross", "i2t_candidates", "i2t_first", "i2t_cross"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    # The scores are the pairs': caption c of group image j -> 10 * c + j (global numbering), in both directions
+    g = shortlists[1]
+    assert read[1].t2i_cross[0].tolist() == [10 * 3 + 3 + j for j in g["t2i_candidates"][0]]
+    assert read[1].i2t_cross[2].tolist() == [10 * (3 + c) + 5 for c in g["i2t_candidates"][2]]
+    with pytest.raises(ConfigError, match="other captions or images"):  # another protocol's groups
+        shortlists_from_all_pairs(every_pair[::-1], first_stage_groups([np.arange(4), np.array([4, 5])], np.arange(n),
+                                                                        k=2, collection=_Shuffled(1)), n)
+    with pytest.raises(ConfigError, match="2 protocol groups, the shortlists 1"):
+        shortlists_from_all_pairs(every_pair, shortlists[:1], n)

@@ -34,7 +34,8 @@ STAGES = {
     "train CE": ("train", "models/rfrs/ce.pt", ["models/rfrs/ce.pt"]),
     "train JOINT": ("train", "models/rfrs/joint.pt", ["models/rfrs/joint.pt"]),
     "index": ("build_index", "indexes/rfrs/be/shapes/collection.json", ["indexes/rfrs/be/shapes"]),
-    "rerank score": ("rerank_score", "scores/rfrs/sep_coop/shapes/subset.npz", ["scores/rfrs/sep_coop/shapes/subset.npz"]),
+    # the CE's every pair (the COOP rows on its collection and protocol read their scores from this file)
+    "rerank score": ("rerank_score", "scores/rfrs/ce/shapes/subset.npz", ["scores/rfrs/ce/shapes/subset.npz"]),
     "tables": ("paper_table", "results/tables/rfrs_table1.md", ["results/tables/rfrs_table1.md",
                                                                "results/tables/rfrs_table1.csv"]),
 }
@@ -46,7 +47,7 @@ STATE = {"detector": ["models/detector/.state/shapes"], "extract": ["features/sh
          "train JOINT": ["models/rfrs/.state/joint"]}
 BENCHMARKS = {"generate": "shapes_generate/shapes", "detector": "train_detector", "extract": "extract_features/shapes",
               "train BE": "train/rfrs/be", "train CE": "train/rfrs/ce", "train JOINT": "train/rfrs/joint",
-              "index": "build_index/rfrs/be/shapes", "rerank score": "rerank_score/rfrs/sep_coop/shapes/subset",
+              "index": "build_index/rfrs/be/shapes", "rerank score": "rerank_score/rfrs/ce/shapes/subset",
               "tables": "table/rfrs_table1"}
 
 

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import numpy as np
 import pytest
 import yaml
 
@@ -89,6 +90,11 @@ def test_dvc_repro_builds_every_registered_table_from_nothing(project):
     for name in ("shapes_generate/shapes_sketch", "train_detector", "extract_features/shapes_sketch", "train/rfrs/ce",
                  "train/rfrs_sketch/joint", "rerank_score/rfrs/sep_coop/shapes_distractors/subset"):
         assert (proj / "logs" / f"{name}.log").exists()
+    # SEP+COOP reranks with the CE: its shortlists' scores are read from the CE's scores of every pair, not computed again
+    with np.load(proj / "scores/rfrs/sep_coop/shapes/subset.npz") as z:
+        assert json.loads(str(z["meta"]))["scores_from"] == "scores/rfrs/ce/shapes/subset.npz"
+    with np.load(proj / "scores/rfrs/sep_coop/shapes_distractors/subset.npz") as z:  # no CE row there: scored
+        assert json.loads(str(z["meta"]))["scores_from"] is None and json.loads(str(z["meta"]))["cross_seconds"] is not None
     shown = run(["dvc", "metrics", "show"], proj).stdout  # the headline cells, a row each, and the detector's mAP
     assert "results/headline/rfrs/rfrs.sep_coop.shapes.subset.json" in shown and "mAP@0.5" in shown
 

@@ -305,6 +305,9 @@ def metrics_files(plan):
                    if f.startswith("results/metrics/")})
 
 
+PLANNED_CELLS = {f for plan in [*PAPER_PLANS.values(), *SEED_PLANS.values()] for f in metrics_files(plan)}
+
+
 # Every paper's models under the extended ground truth (itr.papers.extended_cells), by cell -> its paper: eccv_all.
 EXTENDED_CELLS = {cell: name for name, plan in PAPER_PLANS.items() for cell in papers.extended_cells(plan, config)}
 EXTENDED_REPORT_FILES = ([f"{on_data(EXTENDED_REPORT, config)}.{ext}" for ext in TABLE_FORMATS]  # per dataset
@@ -348,11 +351,16 @@ def table_outputs(paper, target):
 
 
 def rerank_inputs(wc):
-    """Inputs of a cross-encoder row: its reranker, the collection, and the first-stage index of COOP rows."""
+    """Inputs of a cross-encoder row: its reranker, the collection, the first-stage index of COOP rows, and the
+    reranker's all-pairs scores of the same collection and protocol where a table builds them (itr.papers.all_pairs_row)."""
     reranker, first_stage = RERANK[wc.method]
     inputs = {"reranker": MODEL.format(variant=wc.variant, model=reranker), **collection_inputs(wc.collection, wc.variant)}
     if first_stage:
         inputs["first_stage"] = INDEX_DONE.format(variant=wc.variant, model=first_stage, collection=wc.collection)
+    every_pair = papers.all_pairs_row(wc.method, RERANK, RERANK_SETTINGS, config["rerank"])
+    cell = dict(variant=wc.variant, method=every_pair, collection=wc.collection, protocol=wc.protocol)
+    if every_pair and EVAL_METRICS.format(**cell) in PLANNED_CELLS:  # built anyway: read the shortlists' scores from it
+        inputs["pair_scores"] = RERANK_SCORES.format(**cell)
     return inputs
 
 

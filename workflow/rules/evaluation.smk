@@ -56,7 +56,9 @@ rule unimodal_evaluate:
 
 
 # Rerank rows: second-stage scores (a cross-encoder's, or a dual transformer's local similarity) of every
-# shortlisted pair (COOP, TGDT-GL) or of every pair (CE, JOINT+CE, TGDT-L). The expensive part; the cells
+# shortlisted pair (COOP, TGDT-GL) or of every pair (CE, JOINT+CE, TGDT-L). The expensive part, paid once: where a
+# table also builds the reranker's all-pairs row on the same collection and protocol, the shortlists' scores are
+# read from its file (input pair_scores; itr.rerank.shortlists_from_all_pairs). The cells
 # below are computed from its output in seconds.
 rule rerank_score:
     input:
@@ -74,6 +76,7 @@ rule rerank_score:
                                       [RERANK_SETTINGS.get(wc.method, config["rerank"])["k"]]),
         eval_cfg=section("evaluation", stage="rerank_score"),  # only the group definitions matter here
         first_stage=lambda wc, input: f"--first-stage $(dirname {input.first_stage})" if "first_stage" in input.keys() else "",
+        pair_scores=lambda wc, input: f"--pair-scores {input.pair_scores}" if "pair_scores" in input.keys() else "",
         test=test_dirs,
         distractors=lambda wc: distractor_args(wc.collection, wc.variant),
     conda:
@@ -87,7 +90,7 @@ rule rerank_score:
         mem_mb=6000,
         gpu=1,
     shell:
-        "itr rerank score --reranker {input.reranker} {params.first_stage} {params.test} {params.distractors}"
+        "itr rerank score --reranker {input.reranker} {params.first_stage} {params.pair_scores} {params.test} {params.distractors}"
         " --config {params.cfg} --eval-config {params.eval_cfg}"
         " --protocol {wildcards.protocol} --out {output} --threads {threads} > {log} 2>&1"
 

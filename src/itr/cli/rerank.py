@@ -11,6 +11,8 @@ def register(sub) -> None:
     for a in ("--reranker", "--config", "--eval-config", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--first-stage", help="index directory of the bi-encoder; omit to score every pair")
+    p.add_argument("--pair-scores", help="the reranker's all-pairs scores of the same collection and protocol: "
+                   "the shortlists' scores are read from it, and the reranker is not run")
     p.add_argument("--protocol", required=True, help=PROTOCOL_HELP)
     add_collection(p)
     add_compute(p)
@@ -38,7 +40,7 @@ def score(args) -> int:
     device = compute(args)
     target, distractors = sources(args.data, args.features, args.split, args.distractors)
     score_collection(args.reranker, args.first_stage, target, distractors, args.lang, args.first_images, cfg,
-                     eval_cfg, args.protocol, args.out, device, log=log.info)
+                     eval_cfg, args.protocol, args.out, device, log=log.info, pair_scores=args.pair_scores)
     return 0
 
 

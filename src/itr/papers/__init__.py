@@ -317,6 +317,23 @@ def merged(plans: dict[str, Plan], field: str) -> dict:
     return out
 
 
+def all_pairs_row(method: str, rows: dict, settings: dict, rerank: dict) -> str | None:
+    """The row that scores every pair with a shortlist row's reranker, at its precision; None for an all-pairs row.
+    Where a table builds both on one collection and protocol, the shortlist row's scores are read from that row's
+    file (itr.rerank.shortlists_from_all_pairs) rather than computed twice. ``rows``: merged rerank_rows;
+    ``settings``: merged rerank_settings; ``rerank``: params.yaml's rerank section.
+
+    >>> all_pairs_row("sep_coop", {"sep_coop": ("ce", "be"), "ce": ("ce", None)}, {}, {"precision": "fp32"})
+    'ce'
+    """
+    reranker, first_stage = rows[method]
+    if first_stage is None:
+        return None
+    precision = settings.get(method, rerank)["precision"]
+    return next((m for m, (r, first) in rows.items()
+                 if r == reranker and first is None and settings.get(m, rerank)["precision"] == precision), None)
+
+
 def timed_models(specs: dict) -> list[str]:
     """Every model the timed methods (timed_methods) load."""
     return sorted({path for spec in specs.values() for key, path in spec.items() if key.endswith("_stage")})
