@@ -28,6 +28,18 @@ def test_the_chain_starts_from_joint_and_every_variant_trains_something_or_nothi
     assert p.variants["aladin_var/a_ft_notags"]["overrides"]["object_tags"] is False
 
 
+def test_the_efficiency_comparison_times_a_row_of_every_registered_paper():
+    from itr.papers import PAPERS
+
+    plans = {name: plan(name, PARAMS) for name in PAPERS}
+    timed = plans["aladin"].timing.methods
+    for name, p in plans.items():  # a paper that lands later joins the one map of every method
+        rows = {**p.embedding_rows, **p.rerank_rows}
+        assert set(rows) & set(timed), f"no row of {name} ({sorted(rows)}) on aladin_comparison_efficiency"
+    assert set(timed) <= set(tables.METHODS)  # and each is named in the table
+    assert timed["cusa_dual"] == "cusa"  # CUSA's paper model: student (a) + CUSA
+
+
 def _cell(path, variant, method, protocol, r1, dataset="shapes"):
     metrics = {c: r1 for c in RECALL_COLUMNS} | {"rsum": 6 * r1}
     path.write_text(json.dumps({"variant": variant, "method": method, "protocol": protocol, "dataset": dataset,

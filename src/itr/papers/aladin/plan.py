@@ -59,8 +59,10 @@ DISENTANGLED = {"be": "rfrs", "tgdt_g": "tgdt"}
 EMBEDDING_ONLY = {"be", "tgdt_g"}
 # Figure 2 and the comparison table: every method of every registered paper, timed whole in one run
 # (benchmarks/inference_time.py) on the 1K analogue: method -> the variant whose models it uses.
+# CUSA's row is its student (a) + CUSA over the detector's regions (the benchmark reads one feature store).
 TIMED = {"be": "rfrs", "ce": "rfrs", "sep_coop": "rfrs", "joint_coop": "rfrs", "tgdt_g": "tgdt", "tgdt_l": "tgdt",
-         "tgdt_gl": "tgdt", "aladin_align": f"{VARIANTS}/a_ft", "aladin_match": MAIN, "aladin_match_align": MAIN}
+         "tgdt_gl": "tgdt", "aladin_align": f"{VARIANTS}/a_ft", "aladin_match": MAIN, "aladin_match_align": MAIN,
+         "cusa_dual": "cusa"}
 
 
 def variant_name(name: str) -> str:

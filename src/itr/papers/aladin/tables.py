@@ -29,6 +29,7 @@ METHODS = {
     "aladin_align": ("ALADIN A/ft., alignment over all pairs", "ALADIN"),
     "aladin_match": ("ALADIN A/ft. + D/ft., matching head", "ALADIN"),
     "aladin_match_align": ("ALADIN matching top-k, re-ranked by alignment", "ALADIN"),
+    "cusa_dual": ("student (a) + CUSA", "CUSA"),
 }
 
 
