@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import subprocess
@@ -78,6 +79,50 @@ def indexed(tiny_pipeline):
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=(
+    "no headless browser: Debian's chromium and chromium-driver are not installed (bash tests/setup-browser.sh installs "
+    "them; CI runs it)"))
+
+
+@contextlib.contextmanager
+def headless_browser(profile: Path):
+    """Debian's Chromium, headless under ChromeDriver (Selenium), with a fresh profile in ``profile`` and nothing that
+    reaches off the machine."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def open_report_entry(browser, path: list[str], file: str | None = None, timeout: float = 30) -> str:
+    """In a Snakemake report open in ``browser``, follow the menu entries ``path``, then show ``file`` (its eye
+    button) and return the text of the frame it is shown in; without ``file``, the page's text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    for entry in path:
+        WebDriverWait(browser, timeout).until(lambda b: b.find_element(By.XPATH, f"//a[normalize-space()='{entry}']")).click()
+    if file is None:
+        return browser.find_element(By.TAG_NAME, "body").text
+    row = WebDriverWait(browser, timeout).until(lambda b: b.find_element(By.XPATH, f"//td[normalize-space()='{file}']/.."))
+    row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
+    frame = WebDriverWait(browser, timeout).until(lambda b: b.find_element(By.TAG_NAME, "iframe"))
+    browser.switch_to.frame(frame)
+    try:
+        return WebDriverWait(browser, timeout).until(lambda b: b.find_element(By.TAG_NAME, "body").text)
+    finally:
+        browser.switch_to.default_content()
 
 
 def run(cmd, cwd, check=True):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import BIN, ROOT, run
+from conftest import BIN, ROOT, headless_browser, needs_browser, open_report_entry, run
 
 from itr import layout, papers
 
@@ -439,10 +439,16 @@ def test_every_repair_hint_is_a_command_that_repairs(project, monkeypatch):
     assert "Nothing to be done" in run(["snakemake", "-n", "all"], proj).stdout
 
 
-def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project):
+@pytest.fixture(scope="module")
+def report(project):
     proj, _ = project
     run(["snakemake", "all", "--report", "report.html"], proj)  # a target: without, 9.27's report finds no rule graph
-    page = (proj / "report.html").read_text()
+    return proj / "report.html"
+
+
+def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project, report):
+    proj, _ = project
+    page = report.read_text()
     shown = json.loads(re.search(r"categories = (\{.*?\});", page).group(1))  # the report's own index of results
     expected = {name: {t.name: [f"results/tables/{name}_{t.name}.html"] + ([f"results/tables/{name}_{t.name}.png"]
                                                                            if t.png else [])
@@ -457,3 +463,18 @@ def test_the_report_has_a_category_per_paper_and_a_subcategory_per_table(project
             expected[name]["training curves"] = [layout.CURVES.format(paper=name)]
     expected["detector"] = {"shapes": [layout.DETECTOR_CURVES.format(dataset="shapes")]}  # its AP per class, mAP
     assert {p: {t: sorted(files) for t, files in targets.items()} for p, targets in shown.items()} == expected
+
+
+@needs_browser
+def test_in_a_browser_the_report_shows_every_paper_and_a_tables_caption_and_rows(report, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    with headless_browser(tmp_path / "profile") as browser:
+        browser.get(report.as_uri())
+        open_report_entry(browser, ["Results"])
+        for name in papers.PAPERS:  # each paper's category is listed
+            browser.find_element(By.XPATH, f"//a[normalize-space()='{name}']")
+        shown = open_report_entry(browser, ["rfrs", "table1"], "results/tables/rfrs_table1.html")
+        assert "Table 1 of Geigle et al. (2022)" in shown and "SEP+COOP" in shown, shown[:500]
+        assert {"paper", "ours"} <= set(shown.split()), shown[:500]  # the paper's numbers beside ours
+        browser.save_screenshot(str(tmp_path / "report.png"))

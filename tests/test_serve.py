@@ -2,15 +2,13 @@
 images; and in a real browser (Debian's headless Chromium, driven by Selenium) a typed query shows images and
 timings."""
 import re
-import shutil
 import threading
 
 import pytest
 
+from conftest import headless_browser, needs_browser
 from itr.search import search_text
 from itr.serve import create_app
-
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -64,42 +62,31 @@ def test_images_are_served_by_dataset_id_and_nothing_else(app):
     assert all(f"<option>{row}</option>" in page for row in ("be", "sep_coop", "ce"))
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                    reason="no headless browser: Debian's chromium and chromium-driver are not installed "
-                           "(bash tests/setup-browser.sh installs them; CI runs it)")
+@needs_browser
 def test_in_a_browser_a_typed_query_shows_both_stages_images_and_timings(app, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
     from werkzeug.serving import make_server
 
     server = make_server("127.0.0.1", 0, app[0], threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}"):  # no connection leaves the machine
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
-        browser.get(f"http://127.0.0.1:{server.server_port}/")
-        browser.find_element(By.ID, "query").send_keys("two red circles above a zorbleflax")
-        Select(browser.find_element(By.ID, "method")).select_by_visible_text("sep_coop")
-        Select(browser.find_element(By.ID, "k")).select_by_visible_text("1")
-        browser.find_element(By.ID, "go").click()
-        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "timings").text)
-        timings = browser.find_element(By.ID, "timings").text
-        assert all(step in timings for step in ("encode", "search", "rerank", "ms")), timings
-        for column in ("first", "reranked"):
-            images = browser.find_elements(By.CSS_SELECTOR, f"#{column} img")
-            assert len(images) == 1, column  # k = 1, as selected
-            WebDriverWait(browser, 30).until(lambda b: all(b.execute_script(
-                "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images))
-        assert browser.find_element(By.ID, "error").text == ""
-        browser.save_screenshot(str(tmp_path / "serve.png"))
-        assert (tmp_path / "serve.png").read_bytes()[:4] == b"\x89PNG"
+        with headless_browser(tmp_path / "profile") as browser:
+            browser.get(f"http://127.0.0.1:{server.server_port}/")
+            browser.find_element(By.ID, "query").send_keys("two red circles above a zorbleflax")
+            Select(browser.find_element(By.ID, "method")).select_by_visible_text("sep_coop")
+            Select(browser.find_element(By.ID, "k")).select_by_visible_text("1")
+            browser.find_element(By.ID, "go").click()
+            WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "timings").text)
+            timings = browser.find_element(By.ID, "timings").text
+            assert all(step in timings for step in ("encode", "search", "rerank", "ms")), timings
+            for column in ("first", "reranked"):
+                images = browser.find_elements(By.CSS_SELECTOR, f"#{column} img")
+                assert len(images) == 1, column  # k = 1, as selected
+                WebDriverWait(browser, 30).until(lambda b: all(b.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images))
+            assert browser.find_element(By.ID, "error").text == ""
+            browser.save_screenshot(str(tmp_path / "serve.png"))
+            assert (tmp_path / "serve.png").read_bytes()[:4] == b"\x89PNG"
     finally:
-        browser.quit()
         server.shutdown()
