@@ -105,3 +105,25 @@ def test_dataset_option_searches_a_real_datasets_build_and_refuses_an_undeclared
     assert "`snakemake models/coco/rfrs/be.pt --config dataset=coco`" in err
     assert main(["search", "a dog", "--dataset", "cocoa"]) == 2
     assert "'cocoa' is neither shapes nor a name under 'datasets'" in capsys.readouterr().err
+
+
+def test_the_command_prints_each_hit_with_both_scores_and_the_timings_and_writes_the_grid(indexed, tmp_path,
+                                                                                            monkeypatch, capsys):
+    """`itr search` in a project laid out as the workflow builds it (links to the tiny pipeline's files)."""
+    from itr.cli import main
+
+    root = indexed
+    for link, target in {"models/rfrs/be.pt": "be.pt", "models/rfrs/ce.pt": "ce.pt", "indexes/rfrs/be/shapes": "index",
+                         "data/shapes": "data", "features/shapes": "feat"}.items():
+        (tmp_path / link).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / link).symlink_to(root / target)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "rerank": {**PARAMS["rerank"], "k": 2}}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "a blue square", "--method", "sep_coop", "--k", "2", "--png", "hits.png"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    expected = search_text("a blue square", root / "be.pt", root / "index", root / "data", root / "feat", k=2,
+                           second_stage=root / "ce.pt", shortlist=2)
+    assert [line.split()[1] for line in lines[:2]] == [h.image_id for h in expected.hits]  # "1. <id>  <score>  (first…)"
+    assert all("(first stage " in line for line in lines[:2])
+    assert lines[2].startswith("timings: ") and all(f"{step} " in lines[2] for step in ("load", "encode", "search", "rerank"))
+    assert (tmp_path / "hits.png").read_bytes()[:4] == b"\x89PNG"
