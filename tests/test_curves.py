@@ -27,6 +27,9 @@ def test_a_history_or_metrics_file_of_the_wrong_kind_is_refused_by_name(tmp_path
         plot_detector(tmp_path / "m.json", tmp_path / "d.png")
     assert not (tmp_path / "c.png").exists() and not (tmp_path / "d.png").exists()
     (tmp_path / "d.json").write_text(json.dumps({"mAP@0.5": 0.9, "per_class_AP": {"red circle": 0.9}}))
-    plot_detector(tmp_path / "d.json", tmp_path / "d.png", headline=tmp_path / "h.json")
+    with pytest.raises(InputError, match=r"h.csv: a training history without columns \['train/loss'\]"):
+        plot_detector(tmp_path / "d.json", tmp_path / "d.png", history=tmp_path / "h.csv")  # a model's history
+    pd.DataFrame({"epoch": [0, 1], "train/loss": [1.2, 0.7]}).to_csv(tmp_path / "det.csv", index=False)
+    plot_detector(tmp_path / "d.json", tmp_path / "d.png", headline=tmp_path / "h.json", history=tmp_path / "det.csv")
     assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "h.json").read_text()) == {"mAP@0.5": 0.9}  # dvc metrics show: the mAP alone

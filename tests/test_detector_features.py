@@ -96,7 +96,7 @@ def test_killed_detector_training_resumes_to_identical_weights(tmp_path, capsys)
     args = ([tmp_path / "d" / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
             [tmp_path / "d" / f for f in va["file"]], targets_from_scenes(va, shapes.label_of),
             len(shapes.detection_labels()), 64)
-    reference, _ = train_detector(cfg, *args, tmp_path / "ref", torch.device("cpu"))
+    reference, _, reference_history = train_detector(cfg, *args, tmp_path / "ref", torch.device("cpu"))
 
     def die(epoch, metrics):
         raise KeyboardInterrupt
@@ -104,10 +104,13 @@ def test_killed_detector_training_resumes_to_identical_weights(tmp_path, capsys)
     with pytest.raises(KeyboardInterrupt):
         train_detector(cfg, *args, tmp_path / "killed", torch.device("cpu"), on_epoch=die)
     logs = []
-    resumed, _ = train_detector(cfg, *args, tmp_path / "killed", torch.device("cpu"), log=logs.append)
+    resumed, _, history = train_detector(cfg, *args, tmp_path / "killed", torch.device("cpu"), log=logs.append)
     assert any("resuming detector" in line and "epoch 1" in line for line in logs)
     # the bar shows the epoch's running mean loss; at the epoch's end, the mean the log line gives
     logged = next(line for line in logs if line.startswith("epoch 1: loss")).split()[-1]
     assert f"loss={logged}" in capsys.readouterr().err.split("detector epoch 1")[-1]
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+    # the loss curve (dvc plots) keeps the epoch trained before the kill: it came back from the saved state
+    assert [row["epoch"] for row in history] == [0, 1] and history == reference_history
+    assert f"{history[1]['train/loss']:.4f}" == logged

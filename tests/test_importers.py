@@ -137,3 +137,20 @@ def test_multi30k_captions_out_of_step_with_the_image_list_are_refused(tmp_path)
         fh.write("only one line\n")
     with pytest.raises(DatasetError, match=r"val\.fr\.gz: 1 captions for the 2 images"):
         import_multi30k(task1, images, tmp_path / "m30k")
+
+
+def test_a_missing_caption_language_names_the_fix_that_fits_the_dataset(tmp_path):
+    """Imported data cannot be regenerated in another language: its error points at the languages searched."""
+    from conftest import SHAPES
+
+    from itr.collection import Source, read_collection
+    from itr.config import ShapesConfig
+    from itr.data import shapes
+
+    ann, images = karpathy_coco(tmp_path)
+    import_karpathy(ann, images, tmp_path / "coco")
+    shapes.build(ShapesConfig(**SHAPES), tmp_path / "shapes")
+    for data, fix in (("coco", r"search only the languages it has \(params multilingual.languages\)"),
+                      ("shapes", r"generate it with shapes.languages including 'de'")):
+        with pytest.raises(ValueError, match=rf"has no test captions in 'de' \(it has \['en'\]\); {fix}"):
+            read_collection(Source(str(tmp_path / data), str(tmp_path / "no-features"), "test"), [], lang="de")

@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import faiss
 import numpy as np
 import pytest
 
@@ -127,3 +128,20 @@ def test_collection_of_the_first_images_answers_only_subsets_it_holds(tmp_path):
     for protocol in ("full", "folds", "subset11"):
         with pytest.raises(ValueError, match="--first-images 10"):
             evaluate_collection(cut, cfg, protocol)
+
+
+def test_a_large_collection_is_added_in_chunks_under_a_progress_bar(monkeypatch, capsys):
+    """At a million vectors the faiss add shows progress: chunks of ADD_CHUNK, the same index as one add
+    (Flat, IVF), the bar on stderr only past four chunks."""
+    import itr.index as index_module
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1000, 16)).astype("float32")
+    for factory in ("Flat", "IVF4,Flat"):
+        monkeypatch.setattr(index_module, "ADD_CHUNK", 10**9)
+        whole = faiss.serialize_index(index_module.build_index(vectors, factory))
+        assert f"index {factory}" not in capsys.readouterr().err
+        monkeypatch.setattr(index_module, "ADD_CHUNK", 100)
+        chunked = index_module.build_index(vectors, factory)
+        assert chunked.ntotal == 1000 and np.array_equal(faiss.serialize_index(chunked), whole), factory
+        assert f"index {factory}: 100%|██████████| 10/10" in capsys.readouterr().err

@@ -97,6 +97,13 @@ def test_dvc_repro_builds_every_registered_table_from_nothing(project):
         assert json.loads(str(z["meta"]))["scores_from"] is None and json.loads(str(z["meta"]))["cross_seconds"] is not None
     shown = run(["dvc", "metrics", "show"], proj).stdout  # the headline cells, a row each, and the detector's mAP
     assert "results/headline/rfrs/rfrs.sep_coop.shapes.subset.json" in shown and "mAP@0.5" in shown
+    # the detector's loss curve (dvc plots): a row per epoch, the mean loss its log gave at the epoch's end
+    history = pd.read_csv(proj / "results/train/detector/shapes.csv")
+    epochs = yaml.safe_load((proj / "params.yaml").read_text())["detector"]["epochs"]
+    assert list(history["epoch"]) == list(range(epochs))
+    logged = [line.split()[-1] for line in (proj / "logs/train_detector.log").read_text().splitlines()
+              if " epoch " in line and ": loss " in line]
+    assert [f"{loss:.4f}" for loss in history["train/loss"]] == logged
 
 
 def test_distractors_only_ever_lower_recall(project):
@@ -210,6 +217,7 @@ def test_dvc_metrics_plots_and_an_experiment_as_the_readme_uses_them(project, tm
     run(["dvc", "plots", "show", "-o", "plots"], lab)
     page = (lab / "plots" / "index.html").read_text()
     assert all(f"results/train/{v}" in page for v in ("rfrs", "tgdt", "aladin", "cusa")), "a paper's curves"
+    assert "results/train/detector/shapes.csv" in page, "the detector's loss curve"
     # an experiment on TGDT's theta: it reruns only the two-stage cells, from cached scores (the README's example)
     theta = 0.25
     assert params["dual"]["theta"] != theta

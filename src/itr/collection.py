@@ -110,7 +110,7 @@ def read_collection(target: Source, distractors: list[Source], lang: str | None 
     (a multilingual dataset is searched one language at a time, Tables 2 and 7). ``first_images`` keeps
     only the split's first N images and their captions: all that a ``subset<N>`` protocol reads, so the
     auxiliary models do not encode the 95 % of the test split their tables never look at."""
-    from itr.data.dataset import read_dataset
+    from itr.data.dataset import dataset_manifest, read_dataset
 
     images, captions = read_dataset(target.data, target.split)
     if first_images is not None:
@@ -121,8 +121,11 @@ def read_collection(target: Source, distractors: list[Source], lang: str | None 
         captions = captions[captions["image_id"].isin(set(images["image_id"]))]
     if lang is not None:
         if lang not in set(captions["lang"]):
+            imported = "source" in dataset_manifest(target.data)  # imported datasets name their source; shapes do not
+            fix = (f"search only the languages it has (params multilingual.languages)" if imported
+                   else f"generate it with shapes.languages including {lang!r}")
             raise ValueError(f"{target.data} has no {target.split} captions in {lang!r} (it has "
-                             f"{sorted(set(captions['lang']))}); generate it with shapes.languages including {lang!r}")
+                             f"{sorted(set(captions['lang']))}); {fix}")
         captions = captions[captions["lang"] == lang]
     frames_i, frames_c, stores = [images], [captions], {}
     for src in distractors:

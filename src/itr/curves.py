@@ -81,15 +81,36 @@ def plot_histories(histories: dict[str, str | Path], out, title: str, columns: i
     return kept
 
 
-def plot_detector(metrics_path, out, headline=None) -> None:
+def _read_history(path, columns: list[str]):
+    """A per-epoch CSV that has ``columns``, refused by name otherwise."""
+    import pandas as pd
+
+    h = pd.read_csv(path)
+    missing = [c for c in columns if c not in h.columns]
+    if missing:
+        raise InputError(f"{path}: a training history without columns {missing}; retrain: snakemake -f {path}")
+    return h
+
+
+def plot_detector(metrics_path, out, headline=None, history=None) -> None:
     """The detector's validation AP@0.5 per class, its mAP in the title (``itr detector train``'s metrics file);
-    with ``headline``, also the mAP alone as a flat JSON there (``dvc metrics show``)."""
+    with ``history`` (its per-epoch CSV), the mean training loss by epoch in a panel on the left; with
+    ``headline``, also the mAP alone as a flat JSON there (``dvc metrics show``)."""
     m = json.loads(Path(metrics_path).read_text())
     if "per_class_AP" not in m or "mAP@0.5" not in m:
         raise InputError(f"{metrics_path}: not a detector metrics file (no per_class_AP / mAP@0.5)")
+    losses = _read_history(history, ["epoch", "train/loss"]) if history else None
     plt = _pyplot()
     names, ap = list(m["per_class_AP"]), list(m["per_class_AP"].values())
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(names)), 3.2))
+    width = max(6.0, 0.28 * len(names))
+    if losses is None:
+        fig, ax = plt.subplots(figsize=(width, 3.2))
+    else:
+        fig, (loss_ax, ax) = plt.subplots(1, 2, figsize=(width + 3.0, 3.2), width_ratios=[3.0, width])
+        loss_ax.plot(losses["epoch"], losses["train/loss"], marker="o", color="tab:blue")
+        loss_ax.set_xlabel("epoch")
+        loss_ax.set_ylabel("mean training loss")
+        loss_ax.set_title("training", fontsize=9)
     ax.bar(range(len(names)), ap, color="tab:green")
     ax.set_xticks(range(len(names)), names, rotation=70, ha="right", fontsize=6)
     ax.set_ylim(0, 1)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 from itr.atomic import remove_stale_temporaries, replacing, save_npy, write_text
 from itr.errors import InputError
@@ -52,6 +53,9 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
 
 
+ADD_CHUNK = 65_536  # vectors per faiss add: a progress step at 1M
+
+
 def build_index(vectors: np.ndarray, factory: str, search_params: str = "") -> faiss.Index:
     """Index over L2-normalised vectors (N, d) with inner-product metric."""
     vectors = normalise(vectors)
@@ -61,7 +65,11 @@ def build_index(vectors: np.ndarray, factory: str, search_params: str = "") -> f
         raise IndexFileError(f"faiss cannot build factory string {factory!r}: {e}") from e
     if not index.is_trained:
         index.train(vectors)
-    index.add(vectors)
+    # added in chunks, so that a million vectors show progress (the same index as one add, but for HNSW, whose
+    # graph depends on the order of insertion: deterministic either way)
+    for start in tqdm(range(0, len(vectors), ADD_CHUNK), desc=f"index {factory}", mininterval=10,
+                      disable=len(vectors) <= 4 * ADD_CHUNK):
+        index.add(vectors[start:start + ADD_CHUNK])
     if search_params:
         faiss.ParameterSpace().set_index_parameters(index, search_params)
     return index

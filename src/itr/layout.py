@@ -46,6 +46,7 @@ PATCHES_MANIFEST = "features/{dataset}-patches/manifest.json"
 FEATURE_STORES = {"regions": FEATURES_MANIFEST, "patches": PATCHES_MANIFEST}  # a variant's "features" -> its store
 DETECTOR = "models/detector/{dataset}.pt"
 DETECTOR_METRICS = "results/metrics/detector/{dataset}.json"
+DETECTOR_HISTORY = "results/train/detector/{dataset}.csv"  # its mean training loss per epoch (dvc plots)
 MODEL = "models/{variant}/{model}.pt"
 TRAIN_HISTORY = "results/train/{variant}/{model}.csv"
 TRAIN_STATE = "models/{variant}/.state/{model}"  # resumable state, outside the declared outputs
@@ -74,6 +75,7 @@ SOFTLABEL_COST = "results/benchmarks/softlabel_cost/{variant}.json"
 # A seed run (seed_config): the detector chain under seed<s>/, and what is built over every seed
 SEEDED_DETECTOR = "models/seed{seed}/detector/{dataset}.pt"
 SEEDED_DETECTOR_METRICS = "results/metrics/seed{seed}/detector/{dataset}.json"
+SEEDED_DETECTOR_HISTORY = "results/train/seed{seed}/detector/{dataset}.csv"
 SEEDED_FEATURES = "features/seed{seed}/{dataset}/manifest.json"
 SPREAD_TABLE_STEM = "results/tables/seeds/{paper}_{target}"  # itr.seeds: a table's cells as mean ± std over seeds
 SPREAD_CLAIMS_STEM = "results/tables/seeds/{paper}_claims"  # itr.seeds: each claim's verdict in every seed

@@ -12,10 +12,11 @@ from itr.expected import load_expected
 from itr.errors import InputError
 from itr.layout import (DATASET_MANIFEST, DOWNLOAD, EVAL_METRICS, EXTENDED_REPORT, EXTRACTED, GALLERY_STEM, CURVES, DETECTOR_CURVES, DETECTOR_HEADLINE, FEATURE_STORES, FEATURES_MANIFEST,
                         INDEX_DONE, PATCHES_MANIFEST, INFERENCE_BENCHMARK, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, RERANK_SCORES,
-                        SOFTLABEL_COST, TEXT_TEACHER, SEEDED_DETECTOR, SEEDED_DETECTOR_METRICS, SEEDED_FEATURES,
+                        SOFTLABEL_COST, TEXT_TEACHER, SEEDED_DETECTOR, SEEDED_DETECTOR_METRICS, SEEDED_DETECTOR_HISTORY, SEEDED_FEATURES,
                         seed_config, features_manifest, TRACKED_CELLS, UNIMODAL_METRICS, TRAIN_HISTORY, TRAIN_STATE, VARIANTS_DIR, cell_variants, datasets,
                         TABLE_FORMATS, main_dataset, on_data, table_files, table_stem)
-from itr.layout import DETECTOR as LAYOUT_DETECTOR, DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS
+from itr.layout import (DETECTOR as LAYOUT_DETECTOR, DETECTOR_HISTORY as LAYOUT_DETECTOR_HISTORY,
+                        DETECTOR_METRICS as LAYOUT_DETECTOR_METRICS)
 from itr.manifest import content_digest, files_identity
 from itr.provenance import RULE_ENTRIES, code_digest, package_modules
 from itr.shortlist import SCORE_FUSIONS
@@ -77,6 +78,7 @@ TABLES = {(name, target): spec for name, plan in PAPER_PLANS.items() for target,
 
 DETECTOR = LAYOUT_DETECTOR.format(dataset=DATASET)  # one detector (trained on the main dataset) for every dataset
 DETECTOR_METRICS = LAYOUT_DETECTOR_METRICS.format(dataset=DATASET)
+DETECTOR_HISTORY = LAYOUT_DETECTOR_HISTORY.format(dataset=DATASET)
 DETECTOR_FIGURE = DETECTOR_CURVES.format(dataset=DATASET)
 
 

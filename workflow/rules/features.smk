@@ -4,6 +4,7 @@ rule train_detector:
     output:
         model=DETECTOR,
         metrics=DETECTOR_METRICS,
+        history=DETECTOR_HISTORY,
     params:
         code=CODE["train_detector"],
         upstream=upstream(DATASET_MANIFEST.format(dataset=DATASET)),
@@ -25,7 +26,7 @@ rule train_detector:
         gpu=1,
     shell:
         "itr detector train --data $(dirname {input}) --config {params.cfg} --out {output.model}"
-        " --metrics {output.metrics} --state-dir {params.state} --threads {threads}"
+        " --metrics {output.metrics} --history {output.history} --state-dir {params.state} --threads {threads}"
         " --tracking {params.tracking} --run-name {params.run_name} > {log} 2>&1"
 
 
@@ -89,7 +90,8 @@ rule patch_features:
 # "detector".
 rule detector_curves:
     input:
-        DETECTOR_METRICS,
+        metrics=DETECTOR_METRICS,
+        history=DETECTOR_HISTORY,
     output:
         figure=report(DETECTOR_FIGURE, caption="../report/detector.rst", category="detector", subcategory=DATASET),
         headline=DETECTOR_HEADLINE.format(dataset=DATASET),
@@ -104,4 +106,5 @@ rule detector_curves:
     resources:
         mem_mb=1000,
     shell:
-        "itr curves --detector {input} --out {output.figure} --headline {output.headline} > {log} 2>&1"
+        "itr curves --detector {input.metrics} --detector-history {input.history} --out {output.figure}"
+        " --headline {output.headline} > {log} 2>&1"

@@ -24,6 +24,7 @@ use rule train_detector as train_detector_seeded with:
     output:
         model=SEEDED_DETECTOR.replace("{dataset}", DATASET),
         metrics=SEEDED_DETECTOR_METRICS.replace("{dataset}", DATASET),
+        history=SEEDED_DETECTOR_HISTORY.replace("{dataset}", DATASET),
     wildcard_constraints:
         seed=r"\d+",
     params:

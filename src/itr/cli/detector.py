@@ -8,7 +8,7 @@ from itr.cli.common import add_compute, compute, log
 def register(sub) -> None:
     from itr.cli import tracked
     p = sub.add_parser("detector", help="Faster R-CNN").add_subparsers(dest="cmd", required=True).add_parser("train")
-    for a in ("--data", "--config", "--out", "--metrics", "--state-dir"):
+    for a in ("--data", "--config", "--out", "--metrics", "--history", "--state-dir"):
         p.add_argument(a, required=True)
     add_compute(p)
     tracked.add_tracking(p)
@@ -50,7 +50,8 @@ def train(args) -> int:
     device = compute(args)
     with tracker(args, cfg.to_dict(), {"rule": "train_detector"}) as run:
         metrics = train_on_dataset(cfg, args.data, args.out, args.metrics, args.state_dir, device, log=log.info,
-                                   on_epoch=(lambda epoch, m: run.log(m, epoch)) if run else None)
+                                   on_epoch=(lambda epoch, m: run.log(m, epoch)) if run else None,
+                                   history_path=args.history)
         if run:
             run.log({"val/mAP_0.5": metrics["mAP@0.5"]}, cfg.epochs)
     return 0

@@ -69,6 +69,7 @@ def _register_figures(sub) -> None:
     source.add_argument("--histories", nargs="+", metavar="LABEL=CSV", help="training histories (results/train/...)")
     source.add_argument("--detector", help="a detector metrics file (results/metrics/detector/<dataset>.json)")
     p.add_argument("--headline", help="with --detector: also write its mAP alone here (dvc metrics show)")
+    p.add_argument("--detector-history", help="with --detector: its training loss by epoch (results/train/detector/)")
     p.add_argument("--title", default="training")
     p.add_argument("--out", required=True, help="the PNG to write")
     p.set_defaults(func=curves)
@@ -121,7 +122,7 @@ def curves(args) -> int:
     from itr.curves import plot_detector, plot_histories
 
     if args.detector:
-        plot_detector(args.detector, args.out, args.headline)
+        plot_detector(args.detector, args.out, args.headline, args.detector_history)
     else:
         plot_histories(dict(h.split("=", 1) for h in args.histories), args.out, args.title)
     print(f"wrote {args.out}")

@@ -142,7 +142,7 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
 
     A killed run restarts from the last finished epoch, if the saved state has the same identity: the
     config plus ``inputs`` (the dataset's digest and the code's; train_on_dataset fills them). Returns
-    (model, val metrics).
+    (model, val metrics, history): the history has one row per epoch, ``epoch`` and ``train/loss``.
     """
     identity = {"config": cfg.to_dict(), **(inputs or {})}
     torch.manual_seed(cfg.seed)
@@ -151,14 +151,14 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     state_dir.mkdir(parents=True, exist_ok=True)
     last = state_dir / "last.pt"
-    start_epoch = 0
+    start_epoch, history = 0, []
     state = resume_state(last, identity, log)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])  # the RPN/RoI samplers draw from torch's RNG
-        start_epoch = state["epoch"] + 1
+        start_epoch, history = state["epoch"] + 1, state["history"]
         log(f"resuming detector from {last} at epoch {start_epoch}")
     images = [load_image(p) for p in train_paths]  # small generated images: keep them in memory
     for epoch in range(start_epoch, cfg.epochs):
@@ -179,23 +179,27 @@ def train_detector(cfg: DetectorConfig, train_paths, train_targets, val_paths, v
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", refresh=False)  # the epoch's running mean
         sched.step()
+        history.append({"epoch": epoch, "train/loss": float(np.mean(losses))})
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "epoch": epoch, "identity": identity,
-                               "torch_rng": torch.get_rng_state()})
+                               "torch_rng": torch.get_rng_state(), "history": history})
         log(f"epoch {epoch}: loss {np.mean(losses):.4f}")
         if on_epoch:
-            on_epoch(epoch, {"train/loss": float(np.mean(losses))})
+            on_epoch(epoch, {"train/loss": history[-1]["train/loss"]})
     metrics = mean_average_precision(predict(model, val_paths, 16, device), val_targets)
-    return model, metrics
+    return model, metrics, history
 
 
 def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, device="cpu", log=print,
-                     on_epoch=None) -> dict:
-    """Train the detector on a ShapeCaptions dataset's train boxes, save it, and write its val box AP.
+                     on_epoch=None, history_path=None) -> dict:
+    """Train the detector on a ShapeCaptions dataset's train boxes, save it, and write its val box AP (and, with
+    ``history_path``, its mean training loss per epoch as CSV: ``dvc plots`` draws it).
 
     The classes are (colour, kind) pairs (itr.data.shapes.detection_labels). Returns the val metrics.
     """
-    from itr.atomic import write_json
+    import pandas as pd
+
+    from itr.atomic import write_json, write_text
     from itr.data import shapes
     from itr.data.dataset import dataset_manifest, read_dataset
     from itr.jobs import state_lock
@@ -209,7 +213,7 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     with state_lock(state_dir):  # one trainer per state directory
         for where in (Path(state_dir), Path(out).parent):
             remove_stale_temporaries(where)  # a killed run's half-written files (live writers' are kept)
-        model, metrics = train_detector(
+        model, metrics, history = train_detector(
             cfg, [data / f for f in tr["file"]], targets_from_scenes(tr, shapes.label_of),
             [data / f for f in va["file"]], targets_from_scenes(va, shapes.label_of), len(labels), size,
             Path(state_dir), device, log=log, on_epoch=on_epoch,
@@ -219,5 +223,7 @@ def train_on_dataset(cfg: DetectorConfig, data, out, metrics_path, state_dir, de
     write_json(metrics_path, {"dataset": data.name, "split": "val", "iou_threshold": 0.5,
                               "mAP@0.5": metrics["mAP@0.5"], "n_val_images": len(va),
                               "per_class_AP": {labels[c]: ap for c, ap in metrics["per_class_AP"].items()}})
+    if history_path is not None:
+        write_text(history_path, pd.DataFrame(history).to_csv(index=False))
     log(f"detector val mAP@0.5 = {metrics['mAP@0.5']:.4f}")
     return metrics

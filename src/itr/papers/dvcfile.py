@@ -84,7 +84,7 @@ def _data_stage(generated: list[str], real: list[str]) -> dict:
 def _features_stage(generated: list[str], real: list[str], config: dict, patch_stores: list[str]) -> dict:
     """Region features: ShapeCaptions' detector, trained here, for the generated datasets; torchvision's COCO
     Faster R-CNN or released feature files for real ones; and the raw-pixel patch stores some students read."""
-    deps, params, outs, metrics = [f"data/{d}" for d in generated + real], ["dataset"], [], []
+    deps, params, outs, metrics, plots = [f"data/{d}" for d in generated + real], ["dataset"], [], [], []
     if generated:
         detector = layout.DETECTOR.format(dataset=layout.MAIN_DATASET)
         deps += [*_code("train_detector", "extract_features", "detector_curves"), "workflow/rules/features.smk"]
@@ -92,6 +92,8 @@ def _features_stage(generated: list[str], real: list[str], config: dict, patch_s
         outs += [{detector: KEEP}, {layout.DETECTOR_CURVES.format(dataset=layout.MAIN_DATASET): KEEP},
                  {layout.DETECTOR_METRICS.format(dataset=layout.MAIN_DATASET): KEEP}]  # mAP and AP per class
         metrics.append({layout.DETECTOR_HEADLINE.format(dataset=layout.MAIN_DATASET): KEEP})  # the mAP alone
+        plots.append({layout.DETECTOR_HISTORY.format(dataset=layout.MAIN_DATASET): {**KEEP, "x": "epoch",
+                                                                                   "y": "train/loss"}})
     if real:
         kinds = {"pretrained_features" if config["datasets"][d]["features"]["format"] == "pretrained"
                  else "import_features" for d in real}
@@ -102,7 +104,7 @@ def _features_stage(generated: list[str], real: list[str], config: dict, patch_s
         params += ["softlabel.pixel_tower.patch"]
     stage = {"cmd": "snakemake --cores all features", "deps": list(dict.fromkeys(deps)), "params": params,
              "outs": outs + [{f"features/{d}": KEEP} for d in generated + real] + [{p: KEEP} for p in patch_stores]}
-    return stage | ({"metrics": metrics} if metrics else {})
+    return stage | ({"metrics": metrics} if metrics else {}) | ({"plots": plots} if plots else {})
 
 
 def _code(*rules: str) -> list[str]:
