@@ -101,10 +101,10 @@ def tiny(tmp_path_factory):
 
 
 def _model(path, **kw):
-    from transformers import BertModel
+    from itr.models.bert import BertModel
 
     torch.manual_seed(0)
-    return DualTransformer(BertModel.from_pretrained(path, add_pooling_layer=False), region_dim=5, dim=8, heads=2,
+    return DualTransformer(BertModel.from_pretrained(path), region_dim=5, dim=8, heads=2,
                            ff=16, stage1_layers=1, stage2_layers=1, dropout=0.0, **kw)
 
 
@@ -188,14 +188,14 @@ def test_late_interaction_pair_scores_equal_each_pair_encoded_alone(tiny_pipelin
     from itr.features.store import FeatureStore
     from itr.models.encode import CaptionSet, image_batch, image_inputs, score_pairs
     from itr.models.encoder import load_tokenizer as tokenizer_of
-    from transformers import BertModel
+    from itr.models.bert import BertModel
 
     root, text = tiny_pipeline
     store = FeatureStore(root / "feat")
     _, caps = read_dataset(root / "data", "val")
     captions = CaptionSet.from_frame(caps, tokenizer_of(text.path), text.max_text_len)
     torch.manual_seed(0)
-    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
+    model = DualTransformer(BertModel.from_pretrained(text.path), store.dim, dim=8, heads=2,
                             ff=16, stage1_layers=1, stage2_layers=1, local_reduction="sum", local_scale=10.0).eval()
     images = captions.unique_images
     rows = np.array([0, 3, 5, 0, len(captions) - 1])
@@ -246,7 +246,7 @@ def test_cmc_training_trains_end_to_end_unless_stage_1_is_detached(tiny_pipeline
 
 def _tiny_dual(tiny_pipeline, split: str, **kwargs):
     """A small dual transformer (seed 0) on the tiny pipeline's text tower, the split's captions and the store."""
-    from transformers import BertModel
+    from itr.models.bert import BertModel
 
     from itr.data.dataset import read_dataset
     from itr.features.store import FeatureStore
@@ -258,7 +258,7 @@ def _tiny_dual(tiny_pipeline, split: str, **kwargs):
     _, caps = read_dataset(root / "data", split)
     captions = CaptionSet.from_frame(caps, load_tokenizer(text.path), text.max_text_len)
     torch.manual_seed(0)
-    model = DualTransformer(BertModel.from_pretrained(text.path, add_pooling_layer=False), store.dim, dim=8, heads=2,
+    model = DualTransformer(BertModel.from_pretrained(text.path), store.dim, dim=8, heads=2,
                             ff=16, stage1_layers=1, stage2_layers=1, **kwargs)
     return model, captions, store
 

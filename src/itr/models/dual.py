@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from itr.models.alignment import REDUCTIONS, local_similarity, pair_local_similarity
-from itr.models.hf import BertConfig, BertModel
+from itr.models.bert import BertConfig, BertModel
 
 GEOMETRY_DIM = 6  # the feature store's box: x1, y1, x2, y2, w, h, normalised by the image size
 WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0, 1.0, 1.0)
@@ -122,7 +122,7 @@ class DualTransformer(nn.Module):
 
     @classmethod
     def from_architecture(cls, arch: dict) -> "DualTransformer":
-        bert = BertModel(BertConfig.from_dict(arch["bert_config"]), add_pooling_layer=False)
+        bert = BertModel(BertConfig.from_dict(arch["bert_config"]))
         return cls(bert, **{k: v for k, v in arch.items() if k not in ("name", "bert_config")})
 
 

@@ -18,12 +18,12 @@ Example:
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
-from itr.models.hf import AutoTokenizer, BertConfig, BertModel
+
+from itr.models.bert import BertConfig, BertModel, Tokenizer, additive_mask
 
 PACKAGED_MINILM = "minilm"
 
@@ -42,9 +42,8 @@ def resolve_text_encoder(path: str) -> Path:
     return p
 
 
-def load_tokenizer(path: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
-    return AutoTokenizer.from_pretrained(resolve_text_encoder(path), local_files_only=True)
+def load_tokenizer(path: str) -> Tokenizer:
+    return Tokenizer.from_pretrained(resolve_text_encoder(path))
 
 
 class MultimodalEncoder(nn.Module):
@@ -86,8 +85,7 @@ class MultimodalEncoder(nn.Module):
     # -------------------------------------------------------------------- encoders
     def encode(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run the transformer on (B, T, H) embeddings with a (B, T) mask of real tokens."""
-        additive = (1.0 - mask[:, None, None, :].to(embeds.dtype)) * torch.finfo(embeds.dtype).min  # (B,1,1,T)
-        return self.bert.encoder(embeds, attention_mask=additive).last_hidden_state
+        return self.bert.encoder(embeds, attention_mask=additive_mask(mask, embeds.dtype)).last_hidden_state
 
     @staticmethod
     def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -125,7 +123,7 @@ class MultimodalEncoder(nn.Module):
     @classmethod
     def from_architecture(cls, arch: dict) -> "MultimodalEncoder":
         """Empty model of the given architecture, to load a checkpoint's state dict into."""
-        bert = BertModel(BertConfig.from_dict(arch["bert_config"]), add_pooling_layer=False)
+        bert = BertModel(BertConfig.from_dict(arch["bert_config"]))
         return cls(bert, arch["region_dim"], arch["match_head"])
 
 
@@ -153,12 +151,11 @@ def load_text_tower(path: str, layers: str = "all") -> BertModel:
     """
     if layers not in LAYER_CHOICES:
         raise ValueError(f"layers={layers!r}; choose one of {LAYER_CHOICES}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    bert = BertModel.from_pretrained(resolve_text_encoder(path), add_pooling_layer=False, local_files_only=True)
+    bert = BertModel.from_pretrained(resolve_text_encoder(path))
     return keep_every_other_layer(bert) if layers == "every_other" else bert
 
 
 def load_encoder(path: str, region_dim: int, match_head: bool = False,
-                 layers: str = "all") -> tuple[MultimodalEncoder, object]:
+                 layers: str = "all") -> tuple[MultimodalEncoder, Tokenizer]:
     """The single-stream model on a pretrained text encoder (``load_text_tower``) -> (model, tokenizer)."""
     return MultimodalEncoder(load_text_tower(path, layers), region_dim, match_head), load_tokenizer(path)

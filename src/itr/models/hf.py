@@ -1,10 +1,11 @@
-"""transformers, imported without two optional dependencies this project never uses.
+"""transformers, imported without two optional dependencies this project never uses: only the tiny-BERT writer
+(itr.models.tiny) imports it; every job reads checkpoints with itr.models.bert, without transformers.
 
 When they are installed (scikit-learn comes with MLflow), transformers imports scikit-learn for assisted text
 generation and SciPy's optimizer for object-detection losses. Neither runs here, and together they cost about
-1.8 s of every job that loads a text tower: over 100 jobs in the tiny config's DAG. Marking them unavailable
-before the model modules load leaves them out; tests/test_layers.py checks that loading our encoders imports
-neither, so a transformers release that changes how it finds them is noticed.
+1.8 s of every process that loads transformers' models. Marking them unavailable before the model modules load
+leaves them out; tests/test_layers.py checks that importing this imports neither, so a transformers release that
+changes how it finds them is noticed.
 
 Example:
     >>> from itr.models.hf import BertModel

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from itr.models.encoder import MultimodalEncoder
-from itr.models.hf import BertConfig, BertModel
+from itr.models.bert import BertConfig, BertModel
 
 # The release's clamp ranges (seed-code-notes §1, ``clamp_tau``): ITC, CSA's student, USA's students.
 TEMPERATURE_RANGES = {"itc_tau": (0.01, 0.10), "csa_tau": (0.10, 0.99), "usa_image_tau": (0.10, 1.00),
@@ -48,7 +48,7 @@ def pixel_tower(width: int, region_dim: int, layers: int, heads: int) -> Multimo
                          "pick a divisor")
     config = BertConfig(vocab_size=1, hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
                         intermediate_size=4 * width, max_position_embeddings=8, type_vocab_size=2)
-    return MultimodalEncoder(BertModel(config, add_pooling_layer=False), region_dim)
+    return MultimodalEncoder(BertModel(config), region_dim)
 
 
 class SoftLabelDualEncoder(nn.Module):
