@@ -79,6 +79,33 @@ def test_a_new_model_initialises_as_transformers_does_and_its_config_round_trips
     assert ours.config.to_dict()["vocab_size"] == config["vocab_size"]
 
 
+def test_a_tokenizer_config_that_disagrees_with_the_tokenizer_file_wins_as_in_transformers(tmp_path):
+    """transformers' BertTokenizerFast rebuilds the normaliser from tokenizer_config.json (do_lower_case, ...)."""
+    import json
+    import shutil
+
+    folder = shutil.copytree(resolve_text_encoder("minilm"), tmp_path / "cased")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+    ours, theirs = Tokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
+    assert ours(["A Red Circle"])["input_ids"] == theirs(["A Red Circle"])["input_ids"]
+    assert ours(["A Red Circle"])["input_ids"] != Tokenizer.from_pretrained(resolve_text_encoder("minilm"))(
+        ["A Red Circle"])["input_ids"]  # cased: the capitalised words are other tokens
+
+
+def test_tensorflow_era_layer_norm_names_load(folder, tmp_path):
+    from safetensors.torch import load_file, save_file
+    import shutil
+
+    old = shutil.copytree(folder, tmp_path / "old")
+    weights = load_file(old / "model.safetensors")
+    save_file({k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
+               for k, v in weights.items()}, old / "model.safetensors")
+    for (name, a), b in zip(BertModel.from_pretrained(old).state_dict().items(),
+                            BertModel.from_pretrained(folder).state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_what_this_bert_cannot_read_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="position_embedding_type 'relative_key': only absolute"):
         BertConfig(position_embedding_type="relative_key")

@@ -207,7 +207,9 @@ class BertModel(nn.Module):
         with torch.random.fork_rng(devices=[]):  # the initial weights, overwritten below, draw on a forked state
             model = cls(config)
         weights = _read_weights(folder)
-        state = {k.removeprefix("bert."): v for k, v in weights.items()}
+        # TensorFlow-era names (LayerNorm.gamma / .beta), renamed as transformers renames them
+        state = {k.removeprefix("bert.").replace("LayerNorm.gamma", "LayerNorm.weight")
+                 .replace("LayerNorm.beta", "LayerNorm.bias"): v for k, v in weights.items()}
         wanted = model.state_dict()
         missing = sorted(set(wanted) - set(state))
         if missing:
@@ -215,6 +217,10 @@ class BertModel(nn.Module):
                              f"({len(missing)} weights missing)")
         model.load_state_dict({k: state[k] for k in wanted})
         return model.eval()  # as transformers returns it: a training loop's model.train() turns dropout on
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -249,15 +255,23 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, folder) -> "Tokenizer":
-        from tokenizers import Tokenizer as Backend
+        """The folder's ``tokenizer.json``, its normaliser set from ``tokenizer_config.json`` where the two disagree
+        (lower-casing, accents, Chinese characters), and its pad token, as transformers' BertTokenizerFast loads it."""
+        from tokenizers import Tokenizer as Backend, normalizers
 
         folder = Path(folder)
         if not (folder / "tokenizer.json").exists():
             raise FileNotFoundError(f"{folder}: no tokenizer.json (save the tokenizer with a fast tokenizer's "
                                     "save_pretrained)")
-        config = folder / "special_tokens_map.json"
-        pad = json.loads(config.read_text()).get("pad_token", "[PAD]") if config.exists() else "[PAD]"
-        return cls(Backend.from_file(str(folder / "tokenizer.json")), pad["content"] if isinstance(pad, dict) else pad)
+        backend = Backend.from_file(str(folder / "tokenizer.json"))
+        config = _read_json(folder / "tokenizer_config.json")
+        wanted = {"lowercase": config.get("do_lower_case", True), "strip_accents": config.get("strip_accents"),
+                  "handle_chinese_chars": config.get("tokenize_chinese_chars", True)}
+        state = json.loads(backend.normalizer.__getstate__()) if backend.normalizer is not None else None
+        if state is not None and any(state.get(k, v) != v for k, v in wanted.items()):
+            backend.normalizer = getattr(normalizers, state.pop("type"))(**{**state, **wanted})
+        pad = _read_json(folder / "special_tokens_map.json").get("pad_token", config.get("pad_token", "[PAD]"))
+        return cls(backend, pad["content"] if isinstance(pad, dict) else pad)
 
     def __call__(self, texts, padding: bool = False, truncation: bool = False, max_length: int | None = None,
                  return_tensors: str | None = None, add_special_tokens: bool = True) -> Encoding:
