@@ -80,6 +80,52 @@ def test_shared_layers_name_no_paper():
         assert not named, f"{path} names paper(s) {named}; paper specifics belong in src/itr/papers/<paper>/"
 
 
+def string_constants(path: Path) -> set[str]:
+    """Every string constant of a file's code (docstrings and comments are words, not code)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and n.body
+                  and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and id(n) not in docstrings}
+
+
+def test_a_paper_names_no_other_papers_variant():
+    """A paper compares with another's rows by method (itr.papers.owners), never by the other's variant names, so the
+    registry is the one place that knows which paper trains what."""
+    from itr.papers import PAPERS, plan
+    from itr.params import load_params
+
+    params = load_params(SRC.parents[1] / "params.yaml")
+    variants = {p: {v.split("/")[0] for v in plan(p, params).variants} for p in PAPERS}
+    assert variants["aladin"] >= {"aladin", "aladin_var"}  # the check below sees each paper's variant directories
+    for paper in PAPERS:
+        others = set().union(*(v for p, v in variants.items() if p != paper)) - variants[paper]
+        for path in sorted((SRC / "papers" / paper).rglob("*.py")):
+            named = {s for s in string_constants(path) if s.split("/")[0] in others}
+            assert not named, f"{path} names another paper's variant(s) {sorted(named)}; use itr.papers.owners"
+
+
+def test_rows_resolve_to_the_paper_that_trains_them():
+    from itr.papers import UnknownPaperError
+    from itr.papers.owners import owner, trained_by
+
+    tgdt = importlib_plan("tgdt")
+    assert {m: owner(m) for m in tgdt.ROWS} == {"tgdt_g": (tgdt.MAIN, tgdt.MODEL), "tgdt_l": (tgdt.MAIN, tgdt.MODEL),
+                                                 "tgdt_gl": (tgdt.MAIN, tgdt.MODEL)}
+    aladin = importlib_plan("aladin")
+    assert trained_by(aladin.RERANK_ROWS) == {m: aladin.MAIN for m in aladin.RERANK_ROWS}
+    assert owner(aladin.INIT)[1] != aladin.METHOD  # the single-stream checkpoint: the reranker of a JOINT row
+    with pytest.raises(UnknownPaperError, match="'no_such_row' is declared by 0"):
+        owner("no_such_row")
+
+
+def importlib_plan(paper: str):
+    import importlib
+
+    return importlib.import_module(f"itr.papers.{paper}.plan")
+
+
 def test_the_layer_check_catches_a_wrong_way_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from itr.rerank import cross_score_groups\n")
@@ -103,3 +149,22 @@ def test_a_job_that_loads_a_text_tower_imports_no_transformers():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+@pytest.mark.parametrize("module", ["itr.papers", "itr.papers.owners", "itr.papers.dvcfile"])
+def test_the_registry_examples_run(module, monkeypatch):
+    """The registry's docstring examples, run against params.yaml (``params``) and every paper's plan (``plans``)."""
+    import doctest
+    import importlib
+
+    import yaml
+
+    from itr.papers import PAPERS, plan
+    from itr.params import load_params
+
+    monkeypatch.chdir(SRC.parents[1])
+    params = load_params("params.yaml")
+    mod = importlib.import_module(module)
+    globs = {**vars(mod), "params": params, "plans": {p: plan(p, params) for p in PAPERS}, "yaml": yaml}
+    result = doctest.testmod(mod, globs=globs, report=True)
+    assert result.attempted and not result.failed, f"{module}: {result.failed} of {result.attempted} examples fail"

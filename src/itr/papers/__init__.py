@@ -11,10 +11,10 @@ every table). Everything else is generated from this registry, never kept in a s
 * the expected scores checked by ``snakemake check_scores`` (each package's ``expected_scores.yaml``).
 
 Example:
-    >>> [t.name for t in load("rfrs").targets][:3]
+    >>> [t.name for t in load("tgdt").targets][:3]
     ['table1', 'table2', 'table3']
-    >>> plan("rfrs", params).tables["table1"].protocol
-    'subset100'
+    >>> plan("tgdt", params).tables["table1"].protocol
+    'subset'
 """
 from __future__ import annotations
 
@@ -345,8 +345,8 @@ def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
     rerank_settings, else params.yaml's ``rerank`` section, and its row_fusions). ``plans``: every paper's plan, as
     a paper may time another's rows.
 
-    >>> timed_methods(Timing("subset", {"be": "rfrs"}), plans, params["rerank"])
-    {'be': {'first_stage': 'models/rfrs/be.pt'}}
+    >>> timed_methods(Timing("subset", {"tgdt_g": "tgdt"}), plans, params["rerank"])
+    {'tgdt_g': {'first_stage': 'models/tgdt/cmc.pt'}}
     """
     embedding, reranked, settings, fusions = (merged(plans, f) for f in ("embedding_rows", "rerank_rows",
                                                                           "rerank_settings", "row_fusions"))

@@ -8,8 +8,8 @@ writes the file; a test checks that the committed one is current.
 
 Example:
     >>> stages = dvc_stages(yaml.safe_load(open("params.yaml")))
-    >>> list(stages)
-    ['data', 'features', 'rfrs', 'tgdt', 'aladin', 'cusa', 'eccv']
+    >>> list(stages) == ["data", "features", *papers.PAPERS, "eccv"]
+    True
 """
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def paper_stage(name: str, plan: papers.Plan, upstream: list[str], timed_models:
     """One paper's stage: its Snakemake target, and every directory and file its rules write (``timed_models``: the
     models its inference-time benchmark runs)."""
     paper = papers.load(name)
-    # rfrs_aux_sizes/n60 lives in rfrs_aux_sizes/ (on a real dataset: coco/rfrs_aux_sizes/n60 in coco/rfrs_aux_sizes/)
+    # a nested variant (<paper>_aux_sizes/n60) lives in its top directory (on a real dataset: coco/<paper>_aux_sizes/)
     depth = 1 if config["dataset"] == layout.MAIN_DATASET else 2
     top = lambda parts: "/".join(parts[:depth])  # noqa: E731
     variants = sorted({top(v.split("/")) for v in plan.variants})

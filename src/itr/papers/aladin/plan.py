@@ -26,13 +26,14 @@ from __future__ import annotations
 
 from itr.layout import EVAL_METRICS, INFERENCE_BENCHMARK, MODEL, main_dataset, on_data, on_dataset, table_stem
 from itr.papers import Plan, TableSpec, Timing
+from itr.papers.owners import owner, trained_by
 
 METHOD = "disentangled"  # itr train disentangled (params section disentangled)
 EMBEDDING_ROWS = {"aladin_match": METHOD}
 RERANK_ROWS = {"aladin_align": (METHOD, None), "aladin_match_align": (METHOD, METHOD)}
 MAIN = "aladin"  # A/ft + D/ft, the paper's best model
 VARIANTS = "aladin_var"  # models/aladin_var/<name>/disentangled.pt: one directory for dvc.yaml
-INIT = ("rfrs", "joint")  # the trained single-stream checkpoint every chain starts from (variant, model)
+INIT = "joint_coop"  # every chain starts from the single-stream checkpoint that re-ranks this row (JOINT)
 ALIGNMENT = {"alignment": 1.0, "triplet": 0.0, "distill": 0.0}
 TRIPLET = {"alignment": 0.0, "triplet": 1.0, "distill": 0.0}
 DISTILL = {"alignment": 0.0, "triplet": 0.0, "distill": 1.0}
@@ -52,17 +53,18 @@ TABLE1 = ["a", "a_ft", MAIN, "a_ft_notags"]  # the alignment head's rows
 TABLE2 = ["t", "t_ft", "d", MAIN]  # the matching head's rows
 # Table 1's entangled baselines (cross-attention over each pair: Retrieve Fast, Rerank Smart's rows) and Table 2's
 # disentangled ones (an embedding each: BE, TGDT-G), as (variant, method); their cells are those papers'.
-ENTANGLED = {"sep_coop": "rfrs", "joint_coop": "rfrs"}
-DISENTANGLED = {"be": "rfrs", "tgdt_g": "tgdt"}
+ENTANGLED = ("sep_coop", "joint_coop")  # (itr.papers.owners: the variant that trains each)
+DISENTANGLED = ("be", "tgdt_g")
 # Baselines measured on the 5K analogue too: embeddings are cheap there; cross-encoding shortlists or every pair of
 # 1000 images and 5000 captions is not (120k to 5M pairs). Table 1's CE row is the benchmark run's (Figure 2).
 EMBEDDING_ONLY = {"be", "tgdt_g"}
 # Figure 2 and the comparison table: every method of every registered paper, timed whole in one run
-# (benchmarks/inference_time.py) on the 1K analogue: method -> the variant whose models it uses.
-# CUSA's row is its student (a) + CUSA over the detector's regions (the benchmark reads one feature store).
-TIMED = {"be": "rfrs", "ce": "rfrs", "sep_coop": "rfrs", "joint_coop": "rfrs", "tgdt_g": "tgdt", "tgdt_l": "tgdt",
-         "tgdt_gl": "tgdt", "aladin_align": f"{VARIANTS}/a_ft", "aladin_match": MAIN, "aladin_match_align": MAIN,
-         "cusa_dual": "cusa"}
+# (benchmarks/inference_time.py) on the 1K analogue, in this order; each uses the models of the variant that
+# trains it (itr.papers.owners), ALADIN's own those of OWN_TIMED. CUSA's row is its student (a) + CUSA over the
+# detector's regions (the benchmark reads one feature store).
+TIMED = ("be", "ce", "sep_coop", "joint_coop", "tgdt_g", "tgdt_l", "tgdt_gl", "aladin_align", "aladin_match",
+         "aladin_match_align", "cusa_dual")
+OWN_TIMED = {"aladin_align": f"{VARIANTS}/a_ft", "aladin_match": MAIN, "aladin_match_align": MAIN}
 
 
 def variant_name(name: str) -> str:
@@ -80,7 +82,7 @@ def plan(config: dict) -> Plan:
     data = main_dataset(config)
 
     def model_of(name):
-        variant, model = (INIT[0], INIT[1]) if name is None else (variant_name(name), METHOD)
+        variant, model = owner(INIT) if name is None else (variant_name(name), METHOD)
         return MODEL.format(variant=on_dataset(variant, config), model=model)
 
     chain = {**CHAIN, MAIN: ("a_ft", {})}  # the main model: the section's own keys, from the A/ft warm-up
@@ -88,13 +90,14 @@ def plan(config: dict) -> Plan:
                                                       "init": model_of(start)}
                 for n, (start, o) in chain.items()}
     tables = {}
-    timing = Timing(PROTOCOLS["1K"], {m: on_dataset(v, config) for m, v in TIMED.items()})
+    timed = {m: OWN_TIMED[m] if m in OWN_TIMED else owner(m)[0] for m in TIMED}
+    timing = Timing(PROTOCOLS["1K"], {m: on_dataset(v, config) for m, v in timed.items()})
     benchmark = on_data(INFERENCE_BENCHMARK, config).format(paper="aladin")
     for target, names, row, baselines in (("table1", TABLE1, "aladin_align", ENTANGLED),
                                           ("table2", TABLE2, "aladin_match", DISENTANGLED)):
         inputs = [cell(variant_name(n), row, p, config) for p in PROTOCOLS.values() for n in names]
-        inputs += [cell(v, m, PROTOCOLS["1K"], config) for m, v in baselines.items()]
-        inputs += [cell(v, m, PROTOCOLS["5K"], config) for m, v in baselines.items() if m in EMBEDDING_ONLY]
+        inputs += [cell(v, m, PROTOCOLS["1K"], config) for m, v in trained_by(baselines).items()]
+        inputs += [cell(v, m, PROTOCOLS["5K"], config) for m, v in trained_by(baselines).items() if m in EMBEDDING_ONLY]
         rows = {on_dataset(variant_name(n), config): LABELS[n] for n in names}
         tables[target] = TableSpec(inputs + ([benchmark] if target == "table1" else []), None, _note(config),
                                    {"rows": rows})

@@ -1,8 +1,8 @@
 """TGDT's claims, checked against our tables: each one holds, does not hold, or is not checked (and why).
 
 A claim reads the flat JSON of the tables that show it (``results/tables/tgdt_<target>.json``). Recall is the mean
-of the two directions at R@1, as in itr.papers.rfrs.claims; "near the best" means at most ``TOLERANCE`` points
-below the best value of its sweep; "beats" means strictly above; "a fraction of its time" means at most
+of the two directions at R@1, as in Retrieve Fast, Rerank Smart's claims; "near the best" means at most
+``TOLERANCE`` points below the best value of its sweep; "beats" means strictly above; "a fraction of its time" means at most
 ``FRACTION`` of it (the paper: hundreds of minutes against dozens of seconds). Times are Table IV's, measured in one
 run (benchmarks/inference_time.py). Nothing is tuned per claim.
 

@@ -21,6 +21,7 @@ from itr.config import EvalConfig
 from itr.layout import (EVAL_METRICS, FUSION_METRICS, INFERENCE_BENCHMARK, K_METRICS, RERANK_SCORES, main_dataset,
                          on_data, on_dataset, table_stem)
 from itr.papers import Plan, Sweep, TableSpec, Timing
+from itr.papers.owners import trained_by
 
 MODEL = "cmc"  # itr train cmc: the dual transformer (params section dual)
 EMBEDDING_ROWS = {"tgdt_g": MODEL}
@@ -48,10 +49,10 @@ TABLE6_ROWS = {  # row label -> (variant name in ABLATIONS, method)
 }
 # The protocol analogue of each results table (issue "TGDT"), and the baselines of this project beside TGDT.
 PROTOCOLS = {"table1": "subset", "table2": "folds", "table3": "full"}
-BASELINES = {"be": "rfrs", "sep_coop": "rfrs"}  # method -> the variant that trains it (Retrieve Fast, Rerank Smart)
+BASELINES = ("be", "sep_coop")  # Retrieve Fast, Rerank Smart's rows (itr.papers.owners: the variant that trains each)
 # Tables IV-V, Figures 1 and 7: whole evaluations timed in one run (benchmarks/inference_time.py) on Table I's
 # protocol; the cross-encoder (all pairs) plays VinVL, the paper's vision-language pre-trained model.
-TIMED = {**{m: MAIN for m in ROWS}, "be": "rfrs", "sep_coop": "rfrs", "ce": "rfrs"}
+TIMED = (*ROWS, *BASELINES, "ce")
 TIMING_TABLES = ("table4", "figure1", "figure7")
 
 
@@ -92,7 +93,7 @@ def plan(config: dict) -> Plan:
     where = {"variant": main, "method": "tgdt_gl", "collection": data, "protocol": ablation_protocol}
     tables = {
         name: TableSpec([cell(main, m, protocol, config) for m in ROWS]
-                        + [cell(on_dataset(v, config), m, protocol, config) for m, v in BASELINES.items()
+                        + [cell(on_dataset(v, config), m, protocol, config) for m, v in trained_by(BASELINES).items()
                            if protocol == PROTOCOLS["table1"] or m == "be"],
                         protocol, _note(tgdt))
         for name, protocol in PROTOCOLS.items()
@@ -112,7 +113,7 @@ def plan(config: dict) -> Plan:
     tables["evaluator"] = TableSpec([cell(main, "tgdt_gl", p, config) for p in PROTOCOLS.values()]
                                     + [RERANK_SCORES.format(variant=main, method="tgdt_gl", collection=data,
                                                             protocol=p) for p in PROTOCOLS.values()], None, _note(tgdt))
-    timing = Timing(PROTOCOLS["table1"], {m: on_dataset(v, config) for m, v in TIMED.items()})
+    timing = Timing(PROTOCOLS["table1"], {m: on_dataset(v, config) for m, v in trained_by(TIMED).items()})
     benchmark = on_data(INFERENCE_BENCHMARK, config).format(paper="tgdt")
     for name in TIMING_TABLES:
         tables[name] = TableSpec([benchmark], timing.protocol, _timing_note(tgdt))
