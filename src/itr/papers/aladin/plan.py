@@ -96,8 +96,9 @@ def plan(config: dict) -> Plan:
     for target, names, row, baselines in (("table1", TABLE1, "aladin_align", ENTANGLED),
                                           ("table2", TABLE2, "aladin_match", DISENTANGLED)):
         inputs = [cell(variant_name(n), row, p, config) for p in PROTOCOLS.values() for n in names]
-        inputs += [cell(v, m, PROTOCOLS["1K"], config) for m, v in trained_by(baselines).items()]
-        inputs += [cell(v, m, PROTOCOLS["5K"], config) for m, v in trained_by(baselines).items() if m in EMBEDDING_ONLY]
+        trained = trained_by(baselines)
+        inputs += [cell(v, m, PROTOCOLS["1K"], config) for m, v in trained.items()]
+        inputs += [cell(v, m, PROTOCOLS["5K"], config) for m, v in trained.items() if m in EMBEDDING_ONLY]
         rows = {on_dataset(variant_name(n), config): LABELS[n] for n in names}
         tables[target] = TableSpec(inputs + ([benchmark] if target == "table1" else []), None, _note(config),
                                    {"rows": rows})

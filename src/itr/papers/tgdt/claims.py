@@ -2,9 +2,9 @@
 
 A claim reads the flat JSON of the tables that show it (``results/tables/tgdt_<target>.json``). Recall is the mean
 of the two directions at R@1, as in Retrieve Fast, Rerank Smart's claims; "near the best" means at most
-``TOLERANCE`` points below the best value of its sweep; "beats" means strictly above; "a fraction of its time" means at most
-``FRACTION`` of it (the paper: hundreds of minutes against dozens of seconds). Times are Table IV's, measured in one
-run (benchmarks/inference_time.py). Nothing is tuned per claim.
+``TOLERANCE`` points below the best value of its sweep; "beats" means strictly above; "a fraction of its time" means
+at most ``FRACTION`` of it (the paper: hundreds of minutes against dozens of seconds). Times are Table IV's,
+measured in one run (benchmarks/inference_time.py). Nothing is tuned per claim.
 
 Example:
     >>> build_claims(paths, Path("results/tables/tgdt_claims"), labels={"k": 100, "theta": 0.5, "slack": 0.3})
