@@ -40,6 +40,13 @@ def test_the_efficiency_comparison_times_a_row_of_every_registered_paper():
     assert timed["cusa_dual"] == "cusa"  # CUSA's paper model: student (a) + CUSA
 
 
+def test_figure_points_are_named_by_their_row_less_only_the_paper():
+    # "student (a) + CUSA (CUSA)" was drawn as "student": the label cut at the first parenthesis
+    assert tables.point_label("student (a) + CUSA (CUSA)", "CUSA") == "student (a) + CUSA"
+    assert tables.point_label("BE (Retrieve Fast, Rerank Smart)", "Retrieve Fast, Rerank Smart") == "BE"
+    assert tables.point_label("ALADIN A/ft. (no object tags)", "ALADIN") == "ALADIN A/ft. (no object tags)"
+
+
 def _cell(path, variant, method, protocol, r1, dataset="shapes"):
     metrics = {c: r1 for c in RECALL_COLUMNS} | {"rsum": 6 * r1}
     path.write_text(json.dumps({"variant": variant, "method": method, "protocol": protocol, "dataset": dataset,

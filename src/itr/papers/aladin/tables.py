@@ -144,6 +144,15 @@ def build_comparison(paths, out_stem: Path, protocol: str, note: str = "") -> pd
     return df
 
 
+def point_label(model: str, paper: str) -> str:
+    """A row's name on the figure: its table name without the paper it belongs to (the legend's colour says that).
+
+        >>> point_label("student (a) + CUSA (CUSA)", "CUSA")
+        'student (a) + CUSA'
+    """
+    return model.removesuffix(f" ({paper})")
+
+
 def _plot(df: pd.DataFrame, out: Path, title: str) -> None:
     import matplotlib
 
@@ -154,7 +163,7 @@ def _plot(df: pd.DataFrame, out: Path, title: str) -> None:
     for paper, part in df.groupby("Paper", sort=True):
         ax.scatter(part["ms per text query"], part["t2i rsum"], label=paper)
         for _, r in part.iterrows():
-            ax.annotate(r["Model"].split(" (")[0], (r["ms per text query"], r["t2i rsum"]), fontsize=6,
+            ax.annotate(point_label(r["Model"], paper), (r["ms per text query"], r["t2i rsum"]), fontsize=6,
                         xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("time per text query (ms, log)")
