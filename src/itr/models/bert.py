@@ -77,8 +77,9 @@ class BertEmbeddings(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
         b, t = inputs_embeds.shape[:2]
-        if position_ids is None:
-            position_ids = torch.arange(t, device=inputs_embeds.device).expand(b, t)
+        if position_ids is None:  # (1, T), broadcast: its gradient sums the batch before the gather's backward, as
+            # transformers' does; (B, T) ids give the same forward but another summation order, so training drifts
+            position_ids = torch.arange(t, device=inputs_embeds.device).unsqueeze(0)
         if token_type_ids is None:
             token_type_ids = torch.zeros((b, t), dtype=torch.long, device=inputs_embeds.device)
         x = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
