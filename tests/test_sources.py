@@ -81,6 +81,28 @@ def test_one_param_runs_a_paper_on_a_real_dataset_and_refuses_tables_it_cannot_b
     assert "results/metrics/flickr30k/rfrs/ce/coco/" in out and "results/metrics/flickr30k/rfrs/ce/cc/" not in out
 
 
+def test_on_a_dataset_with_no_training_split_no_paper_plans_a_model_and_every_target_says_why():
+    from itr import papers
+
+    assert not sources.has_training_split(PARAMS["datasets"]["cc"]) and sources.has_training_split(COCO)
+    for name in papers.PAPERS:  # CC's URL list holds its validation split only: it once planned 17 trainings on it
+        plan = papers.plan(name, {**PARAMS, "dataset": "cc"})
+        assert not plan.variants and not plan.tables and not plan.extra_outputs, name
+        assert {t.name for t in papers.load(name).targets} == set(plan.unavailable), name
+        assert all("cc has no training split" in why for why in plan.unavailable.values()), name
+    assert papers.plan("rfrs", {**PARAMS, "dataset": "coco"}).variants  # a dataset with one still trains
+
+
+@pytest.mark.integration  # three Snakemake dry runs on Conceptual Captions (~10 s)
+def test_a_dataset_with_no_training_split_is_fetched_but_all_and_every_paper_refuse_saying_why():
+    for target in ("all", "tgdt_all", "aladin_table2"):
+        proc = _dry_run(target, "--config", "dataset=cc")
+        assert proc.returncode != 0 and "cc has no training split" in proc.stdout + proc.stderr, target
+    out = _dry_run("data", "--config", "dataset=cc").stdout  # the data layer still fetches and imports it
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1].split("total")[0], re.M))
+    assert jobs.get("import_dataset") == "1" and "train" not in jobs and "data/cc/manifest.json" in out
+
+
 def test_the_multi30k_entry_imports_from_githubs_archive_of_its_pinned_commit(tmp_path, monkeypatch):
     import shutil
     import tarfile

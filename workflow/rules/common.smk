@@ -48,7 +48,7 @@ def merged(field):
 
 
 # The datasets the plans use (generated ones first), and whether any needs ShapeCaptions' detector.
-_USED = set().union(*(plan.datasets() for plan in PAPER_PLANS.values()))
+_USED = {MAIN}.union(*(plan.datasets() for plan in PAPER_PLANS.values()))  # MAIN: fetched even where nothing trains
 USED_DATASETS = [d for d in [*DATASETS, *REAL_DATASETS] if d in _USED]
 GENERATED_USED = [d for d in USED_DATASETS if d in DATASETS]
 
@@ -285,10 +285,24 @@ def section(name, stage=None, **overrides):
 
 def paper_outputs(paper):
     """Every file a paper's <paper>_all target builds: its tables and figures (those its plan can build on this
-    dataset), its files beside them, and the MLflow runs mirroring its metrics files."""
+    dataset), its files beside them, and the MLflow runs mirroring its metrics files; an error saying why when its
+    plan builds none here (a dataset with no training split)."""
+    if not PAPER_PLANS[paper].tables:
+        raise InputError(f"{paper}_all builds nothing on dataset {MAIN}: "
+                         + "; ".join(sorted(set(PAPER_PLANS[paper].unavailable.values()))))
     return ([f for t in papers.load(paper).targets if t.name in PAPER_PLANS[paper].tables
              for f in table_outputs(paper, t.name)]
             + PAPER_PLANS[paper].extra_outputs + [TRACKED.format(paper=paper)])
+
+
+def all_outputs(wc):
+    """What ``snakemake all`` builds: every paper's outputs where its plan has tables on this dataset; an error saying
+    why when no paper's has."""
+    built = [p for p in papers.PAPERS if PAPER_PLANS[p].tables]
+    if not built:
+        raise InputError(f"all builds nothing on dataset {MAIN}: " + "; ".join(
+            sorted({why for p in papers.PAPERS for why in PAPER_PLANS[p].unavailable.values()})))
+    return [paper_outputs(p) for p in built]
 
 
 def paper_cells(wc):

@@ -27,6 +27,12 @@ from itr.layout import DOWNLOAD_LOCK, EXTRACTED
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
+def has_training_split(entry: dict) -> bool:
+    """Whether a real dataset (its params ``datasets`` entry) has images to train on: a URL list (Conceptual Captions'
+    validation set) holds one split only, ``url_list.split``."""
+    return entry["format"] != "url-list" or entry["url_list"]["split"] == "train"
+
+
 def is_archive(file: str) -> bool:
     return file.endswith(ARCHIVE_SUFFIXES)
 

@@ -26,6 +26,7 @@ from typing import Callable
 
 from itr import eccv, layout
 from itr.config import ConfigError
+from itr.data.sources import has_training_split
 from itr.errors import InputError
 from itr.protocols import EXTENDED, protocol_problems
 
@@ -160,6 +161,9 @@ def plan(name: str, config: dict) -> Plan:
     if declared != planned or set(result.tables) & set(result.unavailable):
         raise UnknownPaperError(f"itr.papers.{name}: targets {sorted(declared ^ planned)} are in only one of PAPER.targets "
                                 "and the plan's tables (or unavailable); declare each target in both")
+    data = config["dataset"]
+    if data != layout.MAIN_DATASET and not has_training_split(config["datasets"][data]):
+        return _nothing_to_train(paper, result, data)
     extra = [f for f in extended_cells(result, config) if f not in result.extra_outputs
              and all(f not in spec.inputs for spec in result.tables.values())]
     extra += [f"{stem}.{ext}" for stem in gallery_specs(name, result, config) for ext in layout.GALLERY_FORMATS]
@@ -172,6 +176,18 @@ def plan(name: str, config: dict) -> Plan:
     if problems:
         raise ConfigError(f"params do not fit the tables of {name}:\n  - " + "\n  - ".join(problems))
     return result
+
+
+def _nothing_to_train(paper: Paper, result: Plan, data: str) -> Plan:
+    """The plan on a dataset with no training split: every paper trains its models on params ``dataset``, so nothing
+    is planned and each target is unavailable, saying why (its test split is still fetched, imported and searched as
+    another dataset's shift.real_test_sets)."""
+    why = (f"{data} has no training split (its datasets entry fetches one split, for testing), and every paper trains "
+           f"on params dataset: set dataset to one that has one; {data}'s test split joins the tables that test on "
+           "shift.real_test_sets")
+    return dataclasses.replace(result, variants={}, collections={}, searched=[], tables={}, first_images={}, sweep=None,
+                               extra_outputs=[], latency_models=None, timing=None, galleries={},
+                               unavailable={t.name: why for t in paper.targets})
 
 
 def extended_cells(result: Plan, config: dict) -> list[str]:

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from itr.config import BEConfig, ConfigError, EvalConfig
+from itr.data.sources import has_training_split
 from itr.layout import (EVAL_METRICS, K_METRICS, FUSION_METRICS, LATENCY_BENCHMARK, MAIN_DATASET, MODEL, datasets,
                          main_dataset, on_data, on_dataset, table_stem)
 from itr.papers import Plan, Sweep, TableSpec
@@ -180,12 +181,6 @@ def plan(config: dict) -> Plan:
     )
 
 
-def _has_training_split(entry: dict) -> bool:
-    """Whether a real dataset (its params ``datasets`` entry) has images to train on: a URL list (Conceptual Captions'
-    validation set) holds one split only, ``url_list.split``."""
-    return entry["format"] != "url-list" or entry["url_list"]["split"] == "train"
-
-
 def _multilingual(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, dict, set, dict]:
     """Tables 2 and 7 on Multi30k, one caption language at a time: the main models (trained on every language, as the
     paper's Table 2) and models of the main recipe trained on English alone (Table 7). Returns the variants,
@@ -220,19 +215,19 @@ def _transfer(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, 
                           f"name datasets among {sorted(entries)}")
     if data not in sets:
         return {}, {}, {}, set(), f"it tests on shift.real_test_sets {sets}; {data} is not one of them"
-    if not _has_training_split(entries[data]):
+    if not has_training_split(entries[data]):
         return {}, {}, {}, set(), f"{data} has no training split: its models would be none (set a dataset that has)"
     others = [s for s in sets if s != data]
     distracted = f"{data}_distractors"
     collections = {s: {"dataset": s, "distractors": []} for s in others}
     collections[distracted] = {"dataset": data, "distractors": [{"dataset": s, "split": "test"} for s in others]}
-    in_domain = {s: on_dataset(MAIN, {**config, "dataset": s}) for s in sets if _has_training_split(entries[s])}
+    in_domain = {s: on_dataset(MAIN, {**config, "dataset": s}) for s in sets if has_training_split(entries[s])}
     variants = {v: {"dataset": s, "overrides": {}, "models": ["joint"]} for s, v in in_domain.items() if s != data}
     tables = {
         "table5": TableSpec(_cells([main], ["be", "sep_coop", "joint_coop"], [data, distracted], [main_protocol]),
                             main_protocol),
         "table6": TableSpec([c for s in others for c in _cells(
-                                [main], [m for m in PAPER_ROWS if m != "ce" or _has_training_split(entries[s])], [s],
+                                [main], [m for m in PAPER_ROWS if m != "ce" or has_training_split(entries[s])], [s],
                                 [main_protocol])]
                             + [c for s, v in in_domain.items()
                                for c in _cells([v], ["joint_coop"], [s], [main_protocol])], main_protocol),
