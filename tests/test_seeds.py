@@ -187,6 +187,7 @@ def test_every_paper_with_headline_claims_checks_them_on_its_headline_table():
     d_over_t, main_best = papers.headline_claims("aladin")(t2)
     assert d_over_t[1] is False and d_over_t[3] == -1.0  # 5K's D is a point below T
     assert main_best[1] is True and main_best[3] == 0.0  # level with T/ft. on 5K: at or above every row holds
+    assert papers.headline_claims("aladin")({})[0][1:] == (None, "Table 2 has no row of D", None)  # not checked
 
 
 def test_a_measured_spread_is_recorded_into_the_yaml_keeping_its_comments(tmp_path):

@@ -57,7 +57,8 @@ def verdict(holds: list[bool | None]) -> str:
 
 def claim_rows(checked: dict[int, list[tuple]]) -> list[dict]:
     """Each claim's verdict over seeds, from each seed's checks: (claim, holds or None, evidence, margin) where
-    ``margin`` is how far the compared numbers are past the claim's threshold (> 0: holds; None: no number)."""
+    ``margin`` is how far the compared numbers are past the claim's threshold (> 0: holds, and 0 too for an "at or
+    above" claim; None: no number)."""
     seeds = sorted(checked)
     claims = list(dict.fromkeys(c[0] for s in seeds for c in checked[s]))
     rows = []
@@ -139,7 +140,7 @@ def build_seed_report(tables: dict[int, Path], scores: dict[int, dict[str, Path]
         write_claim_rows(claim_rows({s: check_claims(per_seed[s]) for s in seeds}), Path(out_claims),
                          f"The claims of {name}, checked in each of {where}: 'undecided' when the seeds disagree. "
                          "margin: mean ± std over seeds of how far the compared numbers are past the claim's "
-                         "threshold (points; > 0 holds).")
+                         "threshold (points; > 0 holds, and 0 for an 'at or above' claim).")
     result = {"seeds": seeds, "scores": score_spread(scores)}
     write_json(out_spread, result)
     return result

@@ -302,7 +302,7 @@ def all_outputs(wc):
     if not built:
         raise InputError(f"all builds nothing on dataset {MAIN}: " + "; ".join(
             sorted({why for p in papers.PAPERS for why in PAPER_PLANS[p].unavailable.values()})))
-    return [paper_outputs(p) for p in built]
+    return [f for p in built for f in paper_outputs(p)]
 
 
 def paper_cells(wc):

@@ -44,27 +44,31 @@ def _sets(t2: dict, row: str) -> list[str]:
     return sorted({key.rsplit("/", 1)[1] for key in t2 if key.startswith(row + "/")})
 
 
-def _d_beats_t(t2: dict) -> tuple[bool, str, float]:
+def _d_beats_t(t2: dict) -> tuple[bool | None, str, float | None]:
     """D above T on every benchmark; margin: the smallest lead (R@1 points; > 0 holds)."""
     lead = {s: _r(t2[f"{LABELS['d']}/{s}"]) - _r(t2[f"{LABELS['t']}/{s}"]) for s in _sets(t2, LABELS["d"])}
+    if not lead:
+        return None, "Table 2 has no row of D", None
     return (min(lead.values()) > 0,
             "; ".join(f"{s}: D {_r(t2[LABELS['d'] + '/' + s]):.1f}, T {_r(t2[LABELS['t'] + '/' + s]):.1f}" for s in lead),
             min(lead.values()))
 
 
-def _main_is_best(t2: dict) -> tuple[bool, str, float]:
+def _main_is_best(t2: dict) -> tuple[bool | None, str, float | None]:
     """A/ft. + D/ft. at or above every other matching-head row on every benchmark; margin: the smallest lead over the
-    best other row (R@1 points; >= 0 holds)."""
+    best other row (R@1 points; >= 0 holds: level with the best is "at or above")."""
     others = [row for row in MATCHING_ROWS if row != LABELS[MAIN]]
     lead = {s: _r(t2[f"{LABELS[MAIN]}/{s}"]) - max(_r(t2[f"{row}/{s}"]) for row in others)
             for s in _sets(t2, LABELS[MAIN])}
+    if not lead:
+        return None, f"Table 2 has no row of {LABELS[MAIN]}", None
     return (min(lead.values()) >= 0,
             "; ".join(s + ": " + ", ".join(f"{row.removeprefix('ALADIN ')} {_r(t2[f'{row}/{s}']):.1f}"
                                            for row in MATCHING_ROWS) for s in lead),
             min(lead.values()))
 
 
-def headline_claims(table: dict) -> list[tuple[str, bool, str, float]]:
+def headline_claims(table: dict) -> list[tuple[str, bool | None, str, float | None]]:
     """Table 2's claims from its flat JSON, each with its margin: what ``snakemake aladin_seeds`` checks in every seed
     (itr.seeds). Table 1's claim needs Figure 2's times, which a seed run does not measure."""
     return [(D_BEATS_T, *_d_beats_t(table)), (MAIN_IS_BEST, *_main_is_best(table))]
