@@ -288,8 +288,7 @@ def paper_outputs(paper):
     dataset), its files beside them, and the MLflow runs mirroring its metrics files; an error saying why when its
     plan builds none here (a dataset with no training split)."""
     if not PAPER_PLANS[paper].tables:
-        raise InputError(f"{paper}_all builds nothing on dataset {MAIN}: "
-                         + "; ".join(sorted(set(PAPER_PLANS[paper].unavailable.values()))))
+        raise InputError(f"{paper}_all builds nothing on dataset {MAIN}: {unbuilt_reasons([paper])}")
     return ([f for t in papers.load(paper).targets if t.name in PAPER_PLANS[paper].tables
              for f in table_outputs(paper, t.name)]
             + PAPER_PLANS[paper].extra_outputs + [TRACKED.format(paper=paper)])
@@ -300,9 +299,13 @@ def all_outputs(wc):
     why when no paper's has."""
     built = [p for p in papers.PAPERS if PAPER_PLANS[p].tables]
     if not built:
-        raise InputError(f"all builds nothing on dataset {MAIN}: " + "; ".join(
-            sorted({why for p in papers.PAPERS for why in PAPER_PLANS[p].unavailable.values()})))
+        raise InputError(f"all builds nothing on dataset {MAIN}: {unbuilt_reasons(papers.PAPERS)}")
     return [f for p in built for f in paper_outputs(p)]
+
+
+def unbuilt_reasons(names):
+    """Why the plans of the papers ``names`` cannot build their targets here, each reason once."""
+    return "; ".join(sorted({why for p in names for why in PAPER_PLANS[p].unavailable.values()}))
 
 
 def paper_cells(wc):

@@ -215,8 +215,6 @@ def _transfer(config: dict, main: str, main_protocol: str) -> tuple[dict, dict, 
                           f"name datasets among {sorted(entries)}")
     if data not in sets:
         return {}, {}, {}, set(), f"it tests on shift.real_test_sets {sets}; {data} is not one of them"
-    if not has_training_split(entries[data]):
-        return {}, {}, {}, set(), f"{data} has no training split: its models would be none (set a dataset that has)"
     others = [s for s in sets if s != data]
     distracted = f"{data}_distractors"
     collections = {s: {"dataset": s, "distractors": []} for s in others}
