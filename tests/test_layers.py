@@ -168,3 +168,13 @@ def test_the_registry_examples_run(module, monkeypatch):
     globs = {**vars(mod), "params": params, "plans": {p: plan(p, params) for p in PAPERS}, "yaml": yaml}
     result = doctest.testmod(mod, globs=globs, report=True)
     assert result.attempted and not result.failed, f"{module}: {result.failed} of {result.attempted} examples fail"
+
+
+MAX_MODULE_LINES = 400  # DEVELOPERS.md's style: a module you can hold in your head (nanoGPT)
+
+
+def test_every_module_fits_in_a_head():
+    """No library module passes 400 lines: split a module that grows past it by what its parts do."""
+    long = {str(p.relative_to(SRC.parent)): n for _, p in modules()
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"

@@ -9,10 +9,8 @@ falls back on a dataclass default is one whose edit in params.yaml changes nothi
 
 params.yaml is the one source of values. The dataclass defaults repeat it, so that code
 and tests building a config by hand get the shipped values; tests/test_config_sources.py
-checks that the fields are the schema's keys and the defaults params.yaml's values.
-
-Reading and validating the whole params file is itr.params; the section machinery (unknown and missing
-keys, schema checks of values) is itr.sections.
+checks that the fields are the schema's keys and the defaults params.yaml's values. Reading and validating
+the whole params file is itr.params; the section machinery (unknown and missing keys, schema checks) itr.sections.
 
 Example:
     >>> params = itr.params.load_params("params.yaml")          # validates against the schema
@@ -31,10 +29,9 @@ from itr.sections import SCHEMA_PATH, ConfigError, Section, check_section, numbe
 __all__ = ["SCHEMA_PATH", "ConfigError", "number_items", "params_hash", "schema", "parse_section"]  # and the sections
 
 
-# Keys of a params section that a workflow stage does not read, by stage: the Snakemake rule's name
-# (the CLI command the rule runs looks up the same entry). The rule leaves them out of its --config,
-# so editing them does not rerun it, and the CLI accepts their absence. The dataclass then holds its
-# default for them, which equals params.yaml's value but is never read by that stage.
+# Keys of a params section that a workflow stage (a rule's name; its CLI command looks up the same entry) does not
+# read. The rule leaves them out of its --config, so editing them does not rerun it, and the CLI accepts their
+# absence: the dataclass then holds its default, params.yaml's value, which that stage never reads.
 STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     # Shortlists of depth max(k, *ks); fusion weights and the table protocol are the evaluation's business,
     # and the test groups come from n_folds and subset_size.
@@ -44,22 +41,20 @@ STAGE_UNREAD: dict[str, dict[str, tuple[str, ...]]] = {
     # The k = rerank.k cell only.
     "rerank_evaluate": {"rerank": ("ks", "lambdas", "batch_size", "precision", "protocol"),
                         "evaluation": ("protocols",)},
-    # Training reads a method's model and loss keys; a dual transformer's inference settings and the sweeps and
-    # budget of the ablations (its paper's plan reads those) are not training's.
     # Where the weights file came from is the fetch rule's business; extraction reads the file.
     "pretrained_features": {"pretrained_features": ("weights_urls",)},
+    # Training reads a method's model and loss keys; a dual transformer's inference settings and the sweeps and
+    # budget of the ablations (its paper's plan reads those) are not training's.
     "train": {"dual": ("theta", "k", "theta_sweep", "k_sweep", "slack_sweep", "ablation_train_images",
                        "ablation_epochs"),
-              # the STS analogue's pairs are the uni-modal evaluation's; the sweeps, the paper plan's (its ablation
-              # students); the cost, the training-cost benchmark's (benchmarks/softlabel_cost.py); the pixel tower, only
-              # the pixel students' (their plan passes it as an override)
+              # the STS pairs: the uni-modal evaluation's; sweeps: the paper plan's (ablation students); cost: the
+              # benchmark's (benchmarks/softlabel_cost.py); the pixel tower: the pixel students' (a plan override)
               "softlabel": ("sts_pairs", "alpha_sweep", "beta_sweep", "cost", "ablation_epochs", "pixel_tower")},
 }
 
 
 def unread_keys(stage: str | None, section: str) -> tuple[str, ...]:
-    """Keys of params section ``section`` that ``stage`` (a key of STAGE_UNREAD, or None: every key is read)
-    does not read."""
+    """Keys of params section ``section`` that ``stage`` (a STAGE_UNREAD key; None: it reads all) does not read."""
     return STAGE_UNREAD[stage].get(section, ()) if stage else ()
 
 
@@ -151,14 +146,14 @@ class _TrainSection(Section):
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     precision: str = "fp32"
-    # 0 = one pass over the training captions per epoch; N > 0 = N steps over a fresh shuffle of them, a
-    # budget independent of the data size (the four-language models of Tables 2 and 7 use it).
+    # 0 = one pass over the training captions per epoch; N > 0 = N steps over a fresh shuffle of them, a budget
+    # independent of the data size (the four-language models of Tables 2 and 7 use it).
     steps_per_epoch: int = 0
     # 0 = every training image; N > 0 = the first N training images and all their captions (Figure 3's
     # sample efficiency, and the small budget of the auxiliary tables).
     train_images: int = 0
-    # the caption languages trained and validated on; () = every language of the dataset (Retrieve Fast, Rerank
-    # Smart's Table 7 on Multi30k trains on English alone: ("en",))
+    # caption languages trained and validated on; () = every language of the dataset (Table 7 of Retrieve Fast,
+    # Rerank Smart on Multi30k: English alone, ("en",))
     train_languages: tuple = ()
     seed: int = 0
 
@@ -192,16 +187,15 @@ class CEConfig(_TrainSection):
     SECTION = "ce"
     p_replace_image: float = 0.5
     val_images: int = 50
-    # E_ANCE: the probability that a negative pair is drawn from the mined top-k neighbours instead of
-    # uniformly (0 = the paper's E; the released code's example used 0.05).
+    # E_ANCE: the chance a negative pair is drawn from the mined top-k neighbours, not uniformly (0 = the paper's E;
+    # the released code's example used 0.05).
     ance_p: float = 0.0
     ance_top_k: int = 50
 
 
 @dataclasses.dataclass(frozen=True)
 class JointConfig(CEConfig, BEConfig):
-    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one shared model,
-    so every BE and every CE setting."""
+    """JOINT training (§3.4): alternating triplet (BE) and BCE (CE) updates of one model: every BE and CE setting."""
     SECTION = "joint"
 
 
@@ -242,8 +236,8 @@ class DisentangledConfig(_TrainSection):
     """A single-stream backbone run disentangled, with an alignment and a matching head (itr.models.disentangled),
     fine-tuned from a trained checkpoint (Messina et al. 2022). ``loss_weights``: alignment (the max-violation hinge on
     the alignment scores A), triplet (the same hinge on the matching scores M), distill (ListNet from A to M); the
-    distill term waits ``distill_after_epochs`` epochs (the paper's warm-up). Adam (no decay)
-    with linear decay; the release's StepLR is not used (params.yaml says why)."""
+    distill term waits ``distill_after_epochs`` epochs (the paper's warm-up). Adam (no decay) with linear decay; the
+    release's StepLR is not used (params.yaml says why)."""
     SECTION = "disentangled"
     epochs: int = 1
     batch_size: int = 32
@@ -372,8 +366,7 @@ class TrackingConfig(Section):
     experiment: str = "itr"
 
 
-# The params sections that have a dataclass; the others (benchmark, shift, multilingual, auxiliary,
-# ablations) are read by the workflow or by benchmarks/latency.py only.
+# The params sections that have a dataclass; the others are read by the workflow or benchmarks/latency.py only.
 SECTIONS: dict[str, type[Section]] = {cls.SECTION: cls for cls in (
     ShapesConfig, DetectorConfig, FeaturesConfig, PretrainedFeaturesConfig, TextEncoderConfig, BEConfig, CEConfig, JointConfig, DualConfig,
     DisentangledConfig, SoftLabelConfig, RerankConfig, IndexConfig, EvalConfig, TrackingConfig)}

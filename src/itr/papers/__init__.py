@@ -1,20 +1,17 @@
 """The paper registry: every paper this workflow reproduces, and what each one builds.
 
-A paper is a package ``itr.papers.<name>`` whose ``__init__`` declares ``PAPER`` (a :class:`Paper`):
-its targets (tables and figures, each built by one function of the package) and its plan (a function
-of the params mapping that lists the variants to train, the collections to search and the cells of
-every table). Everything else is generated from this registry, never kept in a second list:
+A paper is a package ``itr.papers.<name>`` whose ``__init__`` declares ``PAPER`` (a :class:`Paper`): its targets
+(tables and figures, each built by one function of the package) and its plan (a function of the params mapping that
+lists the variants to train, the collections to search and the cells of every table). Everything else is generated
+from this registry, never kept in a second list:
 
-* Snakemake's target rules (``<paper>_all``, ``<paper>_<target>``) and the table rules' inputs
-  (workflow/Snakefile, workflow/rules/common.smk);
-* the ``itr table <paper> <target>`` builders (itr.cli);
+* Snakemake's target rules (``<paper>_all``, ``<paper>_<target>``), the table rules' inputs, and the DVC stages;
+* the ``itr table <paper> <target>`` builders (itr.cli), and
 * the expected scores checked by ``snakemake check_scores`` (each package's ``expected_scores.yaml``).
 
 Example:
-    >>> [t.name for t in load("tgdt").targets][:3]
-    ['table1', 'table2', 'table3']
-    >>> plan("tgdt", params).tables["table1"].protocol
-    'subset'
+    >>> [t.name for t in load("tgdt").targets][:3], plan("tgdt", params).tables["table1"].protocol
+    (['table1', 'table2', 'table3'], 'subset')
 """
 from __future__ import annotations
 
@@ -40,10 +37,8 @@ class UnknownPaperError(InputError, LookupError):
 @dataclasses.dataclass(frozen=True)
 class Target:
     """One result of a paper: ``results/tables/<paper>_<name>.{md,csv,tex,json,html}``, plus a PNG for figures.
-
-    ``builder`` names a function of the paper's package (``"module:function"``), imported only when the
-    table is built: ``builder(input_paths, out_stem, **spec)`` with the spec of the plan's TableSpec.
-    """
+    ``builder``: a function of the package (``"module:function"``) imported when the table is built, called as
+    ``builder(input_paths, out_stem, **spec)`` with the spec of the plan's TableSpec."""
     name: str
     builder: str
     png: bool = False
@@ -57,8 +52,8 @@ class Paper:
     targets: tuple[Target, ...]
     params: tuple[str, ...]
     headline: str = ""  # the target whose retrieval cells are the paper's headline numbers (headline_files)
-    # "module:function" of the package: the headline table's claims from its flat JSON, as (claim, holds or None,
-    # evidence, margin past the threshold): what snakemake <paper>_seeds checks in every seed (itr.seeds)
+    # "module:function": the headline table's claims from its flat JSON as (claim, holds or None, evidence, margin
+    # past the threshold), what snakemake <paper>_seeds checks in every seed (itr.seeds)
     headline_claims: str = ""
 
     def target(self, name: str) -> Target:
@@ -85,8 +80,7 @@ class TableSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """One cell whose shortlist rows also get a file per depth in ``ks`` (ranked like the cell) and one per fusion
-    of ``fusions`` and weight in ``lambdas`` (itr.layout.cell_variants)."""
+    """A cell whose shortlist rows also get a file per depth in ``ks`` and per fusion and weight (layout.cell_variants)."""
     variant: str
     collection: str
     protocol: str
@@ -98,8 +92,7 @@ class Sweep:
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """Rows whose whole evaluation one run of benchmarks/inference_time.py times, on one protocol: method -> the
-    variant whose models it uses (a row of any registered paper; see timed_methods)."""
+    """Rows one run of benchmarks/inference_time.py times on a protocol: method -> the variant of its models."""
     protocol: str
     methods: dict
 
@@ -153,8 +146,7 @@ def load(name: str) -> Paper:
 
 
 def plan(name: str, config: dict) -> Plan:
-    """The paper's plan under a validated params mapping (its package's ``plan.plan``): a table for each
-    registered target, and no other."""
+    """The paper's plan under a validated params mapping (its ``plan.plan``): a table for each registered target."""
     paper = load(name)
     result = importlib.import_module(f"itr.papers.{name}.plan").plan(config)
     declared, planned = {t.name for t in paper.targets}, set(result.tables) | set(result.unavailable)
@@ -179,9 +171,8 @@ def plan(name: str, config: dict) -> Plan:
 
 
 def _nothing_to_train(paper: Paper, result: Plan, data: str) -> Plan:
-    """The plan on a dataset with no training split: every paper trains its models on params ``dataset``, so nothing
-    is planned and each target is unavailable, saying why (its test split is still fetched, imported and searched as
-    another dataset's shift.real_test_sets)."""
+    """The plan on a dataset with no training split: every paper trains on params ``dataset``, so nothing is planned
+    and each target is unavailable, saying why (its test split can still be another dataset's shift.real_test_sets)."""
     why = (f"{data} has no training split (its datasets entry fetches one split, for testing), and every paper trains "
            f"on params dataset: set dataset to one that has one; {data}'s test split joins the tables that test on "
            "shift.real_test_sets")
@@ -219,8 +210,7 @@ def extended_cells(result: Plan, config: dict) -> list[str]:
 
 
 def headline_files(name: str, result: Plan, config: dict) -> dict[str, str]:
-    """The paper's headline numbers, one small file per retrieval cell of its headline table (``dvc metrics show``
-    prints them one row each: results/headline/<paper>/<variant>.<method>.<collection>.<protocol>.json) -> the cell."""
+    """One small file per retrieval cell of the headline table (a ``dvc metrics show`` row each) -> the cell."""
     target = load(name).headline
     if target not in result.tables:  # not declared, or not built on this dataset
         return {}
@@ -243,9 +233,8 @@ def histories(result: Plan) -> dict[str, str]:
 
 
 def gallery_specs(name: str, result: Plan, config: dict) -> dict[str, dict]:
-    """Each gallery of a paper's plan, by file stem: the scores file of its row on the main collection (under the
-    protocol and shortlist depth the row's cells use) and how the row ranks it, with params.yaml's ``gallery``
-    section (k, n_worst, n_random). What ``itr gallery --spec`` takes."""
+    """Each gallery of the plan by file stem (``itr gallery --spec``): its row's scores file on the main collection
+    (at the protocol and depth of the row's cells), how the row ranks it, and params ``gallery`` (k, n_worst, ...)."""
     variant, data = layout.on_dataset(name, config), layout.main_dataset(config)
     specs = {}
     for gallery, (row, first, second) in result.galleries.items():
@@ -385,15 +374,15 @@ def timed_methods(timing: Timing, plans: dict[str, Plan], rerank: dict) -> dict:
 
 
 def search_rows(config: dict) -> list[str]:
-    """Every row ``itr search`` and ``itr serve`` can rank: each paper's embedding and re-ranking rows, in registry
-    order."""
+    """Every row ``itr search`` and ``itr serve`` can rank: each paper's embedding and re-ranking rows, in order."""
     plans = [plan(name, config) for name in PAPERS]
     return list(dict.fromkeys(r for p in plans for r in (*p.embedding_rows, *p.rerank_rows)))
 
 
 def search_spec(method: str, config: dict, variant: str | None = None) -> dict:
     """How ``itr search`` runs a row: its models, the first stage's index, shortlist depth and fusion, as the row's
-    cells rank (timed_methods), and the dataset and features it searches. ``variant``: whose models (default: the paper that has the row, on the dataset)."""
+    cells rank (timed_methods), the dataset and features it searches. ``variant``: whose models (default: the row's
+    paper's, on the dataset)."""
     plans = {name: plan(name, config) for name in PAPERS}
     owner = [name for name, p in plans.items() if method in p.embedding_rows or method in p.rerank_rows]
     if not owner:
