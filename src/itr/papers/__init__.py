@@ -80,7 +80,8 @@ class TableSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A cell whose shortlist rows also get a file per depth in ``ks`` and per fusion and weight (layout.cell_variants)."""
+    """A cell whose shortlist rows also get a file per depth in ``ks`` (ranked like the cell) and per fusion of
+    ``fusions`` and weight in ``lambdas`` (layout.cell_variants)."""
     variant: str
     collection: str
     protocol: str
@@ -92,7 +93,8 @@ class Sweep:
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """Rows one run of benchmarks/inference_time.py times on a protocol: method -> the variant of its models."""
+    """Rows one run of benchmarks/inference_time.py times on a protocol: method (any paper's; timed_methods) -> the
+    variant of its models."""
     protocol: str
     methods: dict
 
@@ -210,7 +212,7 @@ def extended_cells(result: Plan, config: dict) -> list[str]:
 
 
 def headline_files(name: str, result: Plan, config: dict) -> dict[str, str]:
-    """One small file per retrieval cell of the headline table (a ``dvc metrics show`` row each) -> the cell."""
+    """One file (layout.HEADLINE, a ``dvc metrics show`` row) per retrieval cell of the headline table -> the cell."""
     target = load(name).headline
     if target not in result.tables:  # not declared, or not built on this dataset
         return {}
@@ -380,9 +382,8 @@ def search_rows(config: dict) -> list[str]:
 
 
 def search_spec(method: str, config: dict, variant: str | None = None) -> dict:
-    """How ``itr search`` runs a row: its models, the first stage's index, shortlist depth and fusion, as the row's
-    cells rank (timed_methods), the dataset and features it searches. ``variant``: whose models (default: the row's
-    paper's, on the dataset)."""
+    """How ``itr search`` runs a row, as its cells rank (timed_methods): models, first-stage index, shortlist depth,
+    fusion, the dataset and features searched. ``variant``: whose models (default: the row's paper's, on the data)."""
     plans = {name: plan(name, config) for name in PAPERS}
     owner = [name for name, p in plans.items() if method in p.embedding_rows or method in p.rerank_rows]
     if not owner:
