@@ -129,6 +129,18 @@ def test_check_files_reports_the_mode_it_used(tmp_path):
     assert failed == 0 and "statistical for 1 score(s)" in report
 
 
+def test_every_shipped_yaml_with_a_reference_declares_k(tmp_path):
+    """A yaml that declares a reference machine but no k can never check another machine's file: every score stays
+    NO SPREAD even after <paper>_seeds recorded its spread (TGDT's and CUSA's yamls did this until 2026-12-04)."""
+    from itr.expected import load_expected
+
+    spread_but_no_k = check(_scored(tmp_path, 401.0, ["avx512f"]), tmp_path, REFERENCE, k=None)[0]
+    assert spread_but_no_k["status"] == "NO SPREAD"  # what a missing k does, hence this test
+    for name in papers.PAPERS:
+        shipped = load_expected(ROOT / "src" / "itr" / "papers" / name / "expected_scores.yaml")
+        assert not shipped.get("reference") or (shipped.get("statistical") or {}).get("k") == 3, name
+
+
 @pytest.mark.integration  # a Snakemake dry run of every seed's chain (~5 s)
 def test_rfrs_seeds_is_a_dag_of_seed_runs(tmp_path):
     """The dry run of rfrs_seeds on the shipped params: every seed's detector, features and models; the seed runs'
