@@ -137,7 +137,7 @@ def test_every_shipped_yaml_with_a_reference_declares_k(tmp_path):
     spread_but_no_k = check(_scored(tmp_path, 401.0, ["avx512f"]), tmp_path, REFERENCE, k=None)[0]
     assert spread_but_no_k["status"] == "NO SPREAD"  # what a missing k does, hence this test
     for name in papers.PAPERS:
-        shipped = load_expected(ROOT / "src" / "itr" / "papers" / name / "expected_scores.yaml")
+        shipped = load_expected(papers.expected_scores(name))
         assert not shipped.get("reference") or (shipped.get("statistical") or {}).get("k") == 3, name
 
 
